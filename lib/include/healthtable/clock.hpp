@@ -1,0 +1,39 @@
+// Time. The table keeps two clocks: CLOCK_MONOTONIC_COARSE for backoff
+// windows (system-wide, never jumps, read from the vDSO without a syscall)
+// and CLOCK_REALTIME for the Unix times that humans and JSON see.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+
+namespace healthtable {
+
+/// A moment on both clocks. Writers take one per operation; tests build
+/// their own to drive the circuit breaker without sleeping.
+struct Instant {
+  std::int64_t mono_ns = 0; ///< CLOCK_MONOTONIC_COARSE, nanoseconds
+  std::int64_t unix_ns = 0; ///< CLOCK_REALTIME, nanoseconds since the epoch
+
+  /// The current moment.
+  static Instant now() noexcept;
+
+  constexpr Instant operator+(std::chrono::nanoseconds d) const noexcept {
+    return {mono_ns + d.count(), unix_ns + d.count()};
+  }
+  constexpr Instant& operator+=(std::chrono::nanoseconds d) noexcept {
+    return *this = *this + d;
+  }
+};
+
+namespace detail {
+/// CLOCK_MONOTONIC_COARSE in nanoseconds: a vDSO read, no syscall, ~4 ms
+/// resolution, which is plenty for backoff windows of seconds.
+inline std::int64_t coarse_mono_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+} // namespace detail
+
+} // namespace healthtable

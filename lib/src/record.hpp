@@ -1,0 +1,186 @@
+// detail: the seqcount latch that guards each slot's record, and the
+// Table::Impl both the reader and the writer build on.
+//
+// The latch (after the Linux kernel's raw_write_seqcount_latch) keeps two
+// copies of the record. The writer always makes copy[0] and copy[1] equal
+// again before it returns; in between, the sequence's low bit says which
+// copy is stable:
+//
+//   seq even: readers read copy[0]      seq odd: readers read copy[1]
+//
+//   writer:  seq := odd   (readers move to copy[1], the old record)
+//            write copy[0]
+//            seq := even  (readers move to copy[0], the new record)
+//            write copy[1]
+//
+// A reader retries only if seq changed while it copied, which needs a live
+// writer that made progress. A writer killed anywhere leaves the copy the
+// readers are told to read intact, so no reader ever waits on a dead writer.
+#pragma once
+
+#include "segment.hpp"
+
+#include <healthtable/layout.hpp>
+#include <healthtable/table.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace healthtable::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+/// A plain (non-shared) copy of a Record.
+struct RecordValue {
+  std::uint64_t status = 0;
+  std::uint64_t transitions = 0;
+  std::uint64_t successes = 0;
+  std::uint64_t failures = 0;
+  std::int64_t last_check_unix_ns = 0;
+  std::int64_t unhealthy_until_unix_ns = 0;
+  std::int64_t unhealthy_until_mono_ns = 0;
+  std::uint64_t reason[kReasonWords] = {};
+
+  bool healthy() const noexcept { return status & status::kHealthy; }
+  std::uint32_t consecutive_failures() const noexcept {
+    return static_cast<std::uint32_t>(status >> status::kFailuresShift);
+  }
+  Override override_mode() const noexcept {
+    const auto v = (status & status::kOverrideMask) >> status::kOverrideShift;
+    return v <= 2 ? static_cast<Override>(v) : Override::automatic;
+  }
+  std::size_t reason_len() const noexcept {
+    const auto n = (status & status::kReasonLenMask) >> status::kReasonLenShift;
+    return n <= kReasonMax ? n : kReasonMax; // a hostile image cannot overrun
+  }
+  bool has_error() const noexcept { return status & status::kHasError; }
+
+  void set_healthy(bool h) noexcept {
+    status = h ? (status | status::kHealthy) : (status & ~status::kHealthy);
+  }
+  void set_failures(std::uint32_t n) noexcept {
+    status = (status & 0xFFFFFFFFULL) | (std::uint64_t{n} << status::kFailuresShift);
+  }
+  void set_override(Override o) noexcept {
+    status = (status & ~status::kOverrideMask) |
+             (std::uint64_t{static_cast<std::uint8_t>(o)} << status::kOverrideShift);
+  }
+  void set_reason(std::string_view r) noexcept; // r must already be sanitized
+  void clear_reason() noexcept;
+  std::string reason_text() const;
+
+  /// The word readers load: derived, never stored independently.
+  std::uint64_t down_word() const noexcept {
+    switch (override_mode()) {
+    case Override::forced_down: return kForcedDownWord;
+    case Override::forced_up: return kUpWord;
+    case Override::automatic: break;
+    }
+    if (healthy()) return kUpWord;
+    const auto until = static_cast<std::uint64_t>(unhealthy_until_mono_ns);
+    // 0 and ~0 are reserved; a deadline is clamped into the range between.
+    if (until == kUpWord) return 1;
+    if (until == kForcedDownWord) return kForcedDownWord - 1;
+    return until;
+  }
+};
+
+inline void load_record(const Record& r, RecordValue& v) noexcept {
+  constexpr auto o = std::memory_order_relaxed;
+  v.status = r.status.load(o);
+  v.transitions = r.transitions.load(o);
+  v.successes = r.successes.load(o);
+  v.failures = r.failures.load(o);
+  v.last_check_unix_ns = r.last_check_unix_ns.load(o);
+  v.unhealthy_until_unix_ns = r.unhealthy_until_unix_ns.load(o);
+  v.unhealthy_until_mono_ns = r.unhealthy_until_mono_ns.load(o);
+  for (std::size_t i = 0; i < kReasonWords; ++i) v.reason[i] = r.reason[i].load(o);
+}
+
+inline void store_record(Record& r, const RecordValue& v) noexcept {
+  constexpr auto o = std::memory_order_relaxed;
+  r.status.store(v.status, o);
+  r.transitions.store(v.transitions, o);
+  r.successes.store(v.successes, o);
+  r.failures.store(v.failures, o);
+  r.last_check_unix_ns.store(v.last_check_unix_ns, o);
+  r.unhealthy_until_unix_ns.store(v.unhealthy_until_unix_ns, o);
+  r.unhealthy_until_mono_ns.store(v.unhealthy_until_mono_ns, o);
+  for (std::size_t i = 0; i < kReasonWords; ++i) r.reason[i].store(v.reason[i], o);
+}
+
+/// How many times a reader re-copies a record that a live writer keeps
+/// changing before it gives up (~ms; a dead writer never causes a retry).
+inline constexpr int kMaxReadAttempts = 1 << 16;
+
+/// Copies the stable record. Returns false only if a live writer changed it
+/// kMaxReadAttempts times in a row while we copied.
+inline bool read_record(const Slot& s, RecordValue& v) noexcept {
+  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    // acquire: pairs with the release stores of seq in write_record()
+    const std::uint64_t s1 = s.seq.load(std::memory_order_acquire);
+    load_record(s.copy[s1 & 1], v);
+    // acquire fence: keeps the copy above the re-read of seq; pairs with the
+    // release fences after each seq store in write_record() (Boehm, sec. 3)
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const std::uint64_t s2 = s.seq.load(std::memory_order_relaxed);
+    if (s1 == s2) return true;
+    cpu_relax();
+  }
+  return false;
+}
+
+/// Writes `v` into both copies through the latch. Single writer only.
+inline void write_record(Slot& s, const RecordValue& v) noexcept {
+  std::uint64_t q = s.seq.load(std::memory_order_relaxed); // we are the only writer
+  const auto bump = [&] {
+    ++q;
+    // release: what we wrote before is visible to a reader that sees q
+    // (pairs with the acquire load in read_record())
+    s.seq.store(q, std::memory_order_release);
+    // release fence: a reader that sees any store below also sees q (pairs
+    // with the acquire fence in read_record())
+    std::atomic_thread_fence(std::memory_order_release);
+  };
+  if ((q & 1) == 0) bump(); // odd: readers on copy[1]
+  store_record(s.copy[0], v);
+  bump(); // even: readers on copy[0]
+  store_record(s.copy[1], v);
+}
+
+} // namespace healthtable::detail
+
+namespace healthtable {
+
+struct Table::Impl {
+  std::shared_ptr<detail::Mapping> mapping;
+  const Header* header = nullptr;
+  const Slot* slots = nullptr;
+  const std::atomic<std::uint32_t>* index = nullptr;
+  std::uint32_t capacity = 0;
+  std::uint32_t index_mask = 0;
+
+  explicit Impl(std::shared_ptr<detail::Mapping> m);
+
+  /// Registered slots, clamped to capacity (a hostile image cannot push a
+  /// reader past the mapping).
+  std::uint32_t used() const noexcept;
+  /// Slot number of a provider, or -1.
+  std::int64_t lookup(std::string_view provider) const noexcept;
+  ProviderState state_of(std::uint32_t slot) const;
+};
+
+} // namespace healthtable

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs every build, test and benchmark dependency of healthtable from
+# Debian 12's archive. Idempotent: packages already present are left alone.
+# Run as root (or with sudo available). Used by the README commands and CI.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  libboost-dev            # Boost.Interprocess (header-only)
+  doctest-dev             # tests
+  libbenchmark-dev        # Google Benchmark
+  libcli11-dev            # argument parsing
+  nlohmann-json3-dev      # JSON output
+  libtomlplusplus-dev     # prober config
+  libcurl4-openssl-dev    # HTTP probes
+  libfmt-dev              # formatting
+  openssl                 # test certificates for HTTPS probes
+  python3                 # the reference-module benchmark and test helpers
+  util-linux              # unshare, setpriv, runuser for the reliability tests
+  clang libclang-rt-14-dev  # libFuzzer target
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install-deps: missing packages (${missing[*]}) and not root; run as root" >&2
+    exit 1
+  fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
