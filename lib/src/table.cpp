@@ -184,6 +184,7 @@ TableInfo Table::info() const {
   i.writer_start_unix_ns = h.writer_start_unix_ns.load(o);
   i.heartbeat_mono_ns = h.heartbeat_mono_ns.load(o);
   i.heartbeat_unix_ns = h.heartbeat_unix_ns.load(o);
+  i.heartbeat_interval_ns = h.heartbeat_interval_ns.load(o);
   i.updates = h.updates.load(o);
   const auto st = h.state.load(std::memory_order_acquire);
   i.state = st <= 2 ? static_cast<SegmentState>(st) : SegmentState::live;

@@ -95,6 +95,8 @@ Writer::Impl::Impl(std::shared_ptr<detail::Mapping> m, int fd)
       reader(Table(std::make_unique<Table::Impl>(m))) {}
 
 Writer::Impl::~Impl() {
+  // A clean exit withdraws the heartbeat promise: no writer is not a stale one.
+  if (!forked) header->heartbeat_interval_ns.store(0, std::memory_order_relaxed);
   if (lock_fd >= 0) ::close(lock_fd); // drops the OFD lock
 }
 
@@ -515,6 +517,12 @@ void Writer::heartbeat(Instant now) {
   impl_->check_owner();
   impl_->header->heartbeat_unix_ns.store(now.unix_ns, std::memory_order_relaxed);
   impl_->header->heartbeat_mono_ns.store(now.mono_ns, std::memory_order_release);
+}
+
+void Writer::set_heartbeat_interval(std::chrono::nanoseconds interval) {
+  impl_->check_owner();
+  impl_->header->heartbeat_interval_ns.store(std::max<std::int64_t>(interval.count(), 0),
+                                             std::memory_order_relaxed);
 }
 
 const Table& Writer::table() const noexcept { return impl_->reader; }

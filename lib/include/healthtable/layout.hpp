@@ -149,7 +149,8 @@ struct alignas(kCacheLine) Header {
   std::atomic<std::int64_t> heartbeat_mono_ns; // 0 = never
   std::atomic<std::int64_t> heartbeat_unix_ns;
   std::atomic<std::uint64_t> updates; // records written, all time
-  std::uint64_t reserved3[3];
+  std::atomic<std::int64_t> heartbeat_interval_ns; // the writer's promise; 0 = none
+  std::uint64_t reserved3[2];
   // line 3: reserved for growth within v1.
   std::uint64_t reserved4[8];
 };
@@ -243,6 +244,7 @@ static_assert(offsetof(Header, writer_start_unix_ns) == 136);
 static_assert(offsetof(Header, heartbeat_mono_ns) == 144);
 static_assert(offsetof(Header, heartbeat_unix_ns) == 152);
 static_assert(offsetof(Header, updates) == 160);
+static_assert(offsetof(Header, heartbeat_interval_ns) == 168);
 static_assert(kFormat == 0x0001'0100'0200'3F78ULL, "layout changed: bump kLayoutVersion");
 
 } // namespace healthtable

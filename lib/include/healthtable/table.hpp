@@ -83,6 +83,9 @@ struct TableInfo {
   std::int64_t writer_start_unix_ns = 0;
   std::int64_t heartbeat_mono_ns = 0; ///< 0 = never
   std::int64_t heartbeat_unix_ns = 0;
+  /// How often the writer promised to beat (0: no promise, e.g. a one-shot
+  /// `healthctl record`). Tools call a writer stale after 3 missed beats.
+  std::int64_t heartbeat_interval_ns = 0;
   std::uint64_t updates = 0;
   SegmentState state = SegmentState::live;
 };

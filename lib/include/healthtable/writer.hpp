@@ -101,6 +101,10 @@ public:
 
   /// Stamps the writer heartbeat (the prober does this every tick).
   void heartbeat(Instant now = Instant::now());
+  /// Promises a heartbeat at least this often (0: no promise). Readers call
+  /// the writer stale when 3 intervals pass without one. Cleared when the
+  /// Writer is destroyed.
+  void set_heartbeat_interval(std::chrono::nanoseconds interval);
 
   /// A reader over the writer's own mapping (never open a second Table on
   /// the same segment just to read what you write).
