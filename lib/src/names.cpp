@@ -74,19 +74,19 @@ void validate_provider_name(std::string_view name) {
   for (const char c : name)
     if (!is_alnum(c) && c != '.' && c != '_' && c != '-' && c != ':' && c != '/' && c != '@' &&
         c != '+')
-      throw Error(Errc::invalid_name,
-                  "provider name '" + printable(name) +
-                      "' may contain only letters, digits and . _ - : / @ +");
+      throw Error(Errc::invalid_name, "provider name '" + printable(name) +
+                                          "' may contain only letters, digits and . _ - : / @ +");
 }
 
 std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view what) {
-  const auto bad = [&](const std::string& why) {
+  const auto bad = [&](const std::string &why) {
     return Error(Errc::invalid_argument, std::string(what) + " '" + printable(text) + "' " + why +
                                              " (use e.g. 60s, 500ms, 2m, 1h; a plain number is "
                                              "seconds)");
   };
   std::size_t i = 0;
-  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.'))
+    ++i;
   const std::string_view number = text.substr(0, i);
   const std::string_view unit = text.substr(i);
   if (number.empty()) throw bad("is not a duration");
@@ -94,13 +94,20 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
   const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
   if (ec != std::errc() || end != number.data() + number.size()) throw bad("is not a number");
   double scale = 1e9;
-  if (unit.empty() || unit == "s") scale = 1e9;
-  else if (unit == "ms") scale = 1e6;
-  else if (unit == "us") scale = 1e3;
-  else if (unit == "ns") scale = 1;
-  else if (unit == "m" || unit == "min") scale = 60e9;
-  else if (unit == "h") scale = 3600e9;
-  else throw bad("has an unknown unit '" + printable(unit) + "'");
+  if (unit.empty() || unit == "s")
+    scale = 1e9;
+  else if (unit == "ms")
+    scale = 1e6;
+  else if (unit == "us")
+    scale = 1e3;
+  else if (unit == "ns")
+    scale = 1;
+  else if (unit == "m" || unit == "min")
+    scale = 60e9;
+  else if (unit == "h")
+    scale = 3600e9;
+  else
+    throw bad("has an unknown unit '" + printable(unit) + "'");
   const double ns = value * scale;
   if (!std::isfinite(ns) || ns > 1e18) throw bad("is too long");
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(ns)));
@@ -108,7 +115,7 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
 
 std::string format_duration(std::chrono::nanoseconds d) {
   const std::int64_t ns = d.count();
-  const auto fmt = [](std::int64_t v, std::int64_t unit, const char* suffix) {
+  const auto fmt = [](std::int64_t v, std::int64_t unit, const char *suffix) {
     char buf[48];
     if (v % unit == 0) {
       std::snprintf(buf, sizeof buf, "%lld%s", static_cast<long long>(v / unit), suffix);
@@ -134,10 +141,14 @@ std::string sanitize_reason(std::string_view text, std::size_t max) {
   while (i < text.size()) {
     const auto c = static_cast<unsigned char>(text[i]);
     std::size_t len = 0;
-    if (c < 0x80) len = 1;
-    else if ((c & 0xE0) == 0xC0 && c >= 0xC2) len = 2;
-    else if ((c & 0xF0) == 0xE0) len = 3;
-    else if ((c & 0xF8) == 0xF0 && c <= 0xF4) len = 4;
+    if (c < 0x80)
+      len = 1;
+    else if ((c & 0xE0) == 0xC0 && c >= 0xC2)
+      len = 2;
+    else if ((c & 0xF0) == 0xE0)
+      len = 3;
+    else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
+      len = 4;
     bool valid = len > 0 && i + len <= text.size();
     for (std::size_t k = 1; valid && k < len; ++k)
       valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
@@ -151,9 +162,12 @@ std::string sanitize_reason(std::string_view text, std::size_t max) {
     }
     if (!valid) len = 1;
     if (out.size() + len > max) break; // never split a code point
-    if (!valid) out += '?';
-    else if (len == 1 && (c < 0x20 || c == 0x7f)) out += ' ';
-    else out.append(text.substr(i, len));
+    if (!valid)
+      out += '?';
+    else if (len == 1 && (c < 0x20 || c == 0x7f))
+      out += ' ';
+    else
+      out.append(text.substr(i, len));
     i += len;
   }
   return out;

@@ -98,7 +98,7 @@ struct RecordValue {
   }
 };
 
-inline void load_record(const Record& r, RecordValue& v) noexcept {
+inline void load_record(const Record &r, RecordValue &v) noexcept {
   constexpr auto o = std::memory_order_relaxed;
   v.status = r.status.load(o);
   v.transitions = r.transitions.load(o);
@@ -107,10 +107,11 @@ inline void load_record(const Record& r, RecordValue& v) noexcept {
   v.last_check_unix_ns = r.last_check_unix_ns.load(o);
   v.unhealthy_until_unix_ns = r.unhealthy_until_unix_ns.load(o);
   v.unhealthy_until_mono_ns = r.unhealthy_until_mono_ns.load(o);
-  for (std::size_t i = 0; i < kReasonWords; ++i) v.reason[i] = r.reason[i].load(o);
+  for (std::size_t i = 0; i < kReasonWords; ++i)
+    v.reason[i] = r.reason[i].load(o);
 }
 
-inline void store_record(Record& r, const RecordValue& v) noexcept {
+inline void store_record(Record &r, const RecordValue &v) noexcept {
   constexpr auto o = std::memory_order_relaxed;
   r.status.store(v.status, o);
   r.transitions.store(v.transitions, o);
@@ -119,7 +120,8 @@ inline void store_record(Record& r, const RecordValue& v) noexcept {
   r.last_check_unix_ns.store(v.last_check_unix_ns, o);
   r.unhealthy_until_unix_ns.store(v.unhealthy_until_unix_ns, o);
   r.unhealthy_until_mono_ns.store(v.unhealthy_until_mono_ns, o);
-  for (std::size_t i = 0; i < kReasonWords; ++i) r.reason[i].store(v.reason[i], o);
+  for (std::size_t i = 0; i < kReasonWords; ++i)
+    r.reason[i].store(v.reason[i], o);
 }
 
 /// How many times a reader re-copies a record that a live writer keeps
@@ -128,7 +130,7 @@ inline constexpr int kMaxReadAttempts = 1 << 16;
 
 /// Copies the stable record. Returns false only if a live writer changed it
 /// kMaxReadAttempts times in a row while we copied.
-inline bool read_record(const Slot& s, RecordValue& v) noexcept {
+inline bool read_record(const Slot &s, RecordValue &v) noexcept {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     // acquire: pairs with the release stores of seq in write_record()
     const std::uint64_t s1 = s.seq.load(std::memory_order_acquire);
@@ -144,7 +146,7 @@ inline bool read_record(const Slot& s, RecordValue& v) noexcept {
 }
 
 /// Writes `v` into both copies through the latch. Single writer only.
-inline void write_record(Slot& s, const RecordValue& v) noexcept {
+inline void write_record(Slot &s, const RecordValue &v) noexcept {
   std::uint64_t q = s.seq.load(std::memory_order_relaxed); // we are the only writer
   const auto bump = [&] {
     ++q;
@@ -167,9 +169,9 @@ namespace healthtable {
 
 struct Table::Impl {
   std::shared_ptr<detail::Mapping> mapping;
-  const Header* header = nullptr;
-  const Slot* slots = nullptr;
-  const std::atomic<std::uint32_t>* index = nullptr;
+  const Header *header = nullptr;
+  const Slot *slots = nullptr;
+  const std::atomic<std::uint32_t> *index = nullptr;
   std::uint32_t capacity = 0;
   std::uint32_t index_mask = 0;
 

@@ -39,16 +39,16 @@ std::string hex(std::uint64_t v) {
 
 std::string describe_format(std::uint64_t f) {
   char buf[128];
-  std::snprintf(buf, sizeof buf, "%s (layout v%llu, header %llu B, slot %llu B, name %llu, reason %llu)",
-                hex(f).c_str(), static_cast<unsigned long long>(f >> 48),
-                static_cast<unsigned long long>((f >> 32) & 0xFFFF),
-                static_cast<unsigned long long>((f >> 16) & 0xFFFF),
-                static_cast<unsigned long long>((f >> 8) & 0xFF),
-                static_cast<unsigned long long>(f & 0xFF));
+  std::snprintf(
+      buf, sizeof buf, "%s (layout v%llu, header %llu B, slot %llu B, name %llu, reason %llu)",
+      hex(f).c_str(), static_cast<unsigned long long>(f >> 48),
+      static_cast<unsigned long long>((f >> 32) & 0xFFFF),
+      static_cast<unsigned long long>((f >> 16) & 0xFFFF),
+      static_cast<unsigned long long>((f >> 8) & 0xFF), static_cast<unsigned long long>(f & 0xFF));
   return buf;
 }
 
-[[noreturn]] void corrupt(std::string_view segment, const std::string& what) {
+[[noreturn]] void corrupt(std::string_view segment, const std::string &what) {
   throw Error(Errc::corrupt, "segment " + quoted(segment) + " is corrupt: " + what +
                                  "; recreate it with 'healthctl create " + std::string(segment) +
                                  " --force'");
@@ -77,8 +77,8 @@ void throw_errno(int err, std::string_view what, std::string_view segment) {
                 std::string(what) + " " + seg + ": permission denied; run as the segment's owner " +
                     "or ask for a mode that allows it (healthctl create --mode)");
   case ELOOP:
-    throw Error(Errc::permission_denied, "refusing " + seg + ": " + shm_path(segment) +
-                                             " is a symbolic link; remove it");
+    throw Error(Errc::permission_denied,
+                "refusing " + seg + ": " + shm_path(segment) + " is a symbolic link; remove it");
   case EEXIST:
     throw Error(Errc::already_exists, "segment " + seg +
                                           " already exists; use --force to replace it, or pick "
@@ -97,7 +97,7 @@ void throw_errno(int err, std::string_view what, std::string_view segment) {
   }
 }
 
-void validate_image(const std::uint8_t* base, std::uint64_t size, std::string_view segment) {
+void validate_image(const std::uint8_t *base, std::uint64_t size, std::string_view segment) {
   if (size == 0)
     throw Error(Errc::not_ready, "segment " + quoted(segment) +
                                      " is still being created (size 0); retry in a moment, or "
@@ -105,18 +105,18 @@ void validate_image(const std::uint8_t* base, std::uint64_t size, std::string_vi
   if (size < sizeof(Header))
     corrupt(segment, "truncated to " + std::to_string(size) + " bytes, smaller than the " +
                          std::to_string(sizeof(Header)) + "-byte header");
-  const auto& h = *reinterpret_cast<const Header*>(base);
+  const auto &h = *reinterpret_cast<const Header *>(base);
   // acquire: pairs with the release store that publishes the magic in
   // Writer::create(); everything below was written before it.
   const std::uint64_t magic = h.magic.load(std::memory_order_acquire);
   if (magic == 0)
-    throw Error(Errc::not_ready, "segment " + quoted(segment) +
-                                     " is still being created (magic not yet published); retry "
-                                     "in a moment, or recreate it with --force if its creator died");
+    throw Error(Errc::not_ready,
+                "segment " + quoted(segment) +
+                    " is still being created (magic not yet published); retry "
+                    "in a moment, or recreate it with --force if its creator died");
   if (magic != kMagic)
-    throw Error(Errc::not_a_table, "segment " + quoted(segment) +
-                                       " is not a health table (magic " + hex(magic) +
-                                       ", expected " + hex(kMagic) +
+    throw Error(Errc::not_a_table, "segment " + quoted(segment) + " is not a health table (magic " +
+                                       hex(magic) + ", expected " + hex(kMagic) +
                                        "); check the name, or replace it with 'healthctl create " +
                                        std::string(segment) + " --force'");
   if (h.format != kFormat || h.layout_version != kLayoutVersion)
@@ -166,9 +166,9 @@ std::unique_ptr<Mapping> Mapping::open(std::string_view segment, bool writable) 
     m->size_ = static_cast<std::uint64_t>(st.st_size);
     if (m->size_ == 0) validate_image(nullptr, 0, segment); // throws not_ready
     bip::mapped_region region(shm, mode, 0, static_cast<std::size_t>(m->size_));
-    m->base_ = static_cast<std::uint8_t*>(region.get_address());
+    m->base_ = static_cast<std::uint8_t *>(region.get_address());
     m->native_.reset(new Native{std::move(shm), std::move(region)});
-  } catch (const bip::interprocess_exception& e) {
+  } catch (const bip::interprocess_exception &e) {
     throw_errno(e.get_native_error() ? e.get_native_error() : EIO, "cannot open", segment);
   }
   validate_image(m->base_, m->size_, segment);
@@ -207,7 +207,7 @@ std::unique_ptr<Mapping> Mapping::create(std::string_view segment, std::uint64_t
     m->owner_ = st.st_uid;
     m->size_ = size;
     bip::mapped_region region(shm, bip::read_write, 0, static_cast<std::size_t>(size));
-    m->base_ = static_cast<std::uint8_t*>(region.get_address());
+    m->base_ = static_cast<std::uint8_t *>(region.get_address());
     m->native_.reset(new Native{std::move(shm), std::move(region)});
   } catch (...) {
     // Leave nothing behind: a half-made segment would read as "not ready"
@@ -215,7 +215,7 @@ std::unique_ptr<Mapping> Mapping::create(std::string_view segment, std::uint64_t
     if (created) ::shm_unlink(name.c_str());
     try {
       throw;
-    } catch (const bip::interprocess_exception& e) {
+    } catch (const bip::interprocess_exception &e) {
       throw_errno(e.get_native_error() ? e.get_native_error() : EIO, "cannot create", segment);
     }
   }
@@ -227,15 +227,15 @@ void unlink_segment(std::string_view segment) {
   if (::shm_unlink(name.c_str()) != 0) throw_errno(errno, "cannot remove", segment);
 }
 
-int open_lock_fd(const Mapping& same_as) {
+int open_lock_fd(const Mapping &same_as) {
   const std::string name = shm_name(same_as.segment());
   const int fd = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
   if (fd < 0) throw_errno(errno, "cannot open", same_as.segment());
   struct stat st {};
   if (::fstat(fd, &st) != 0 || st.st_dev != same_as.dev() || st.st_ino != same_as.ino()) {
     ::close(fd);
-    throw Error(Errc::writer_busy, "segment '" + same_as.segment() +
-                                       "' was replaced while opening it; retry");
+    throw Error(Errc::writer_busy,
+                "segment '" + same_as.segment() + "' was replaced while opening it; retry");
   }
   return fd;
 }
@@ -258,7 +258,8 @@ bool writer_lock_held(int fd) {
   fl.l_start = 0;
   fl.l_len = 1;
   if (::fcntl(fd, F_OFD_GETLK, &fl) != 0)
-    throw Error(Errc::system_error, std::string("cannot test writer lock: ") + std::strerror(errno));
+    throw Error(Errc::system_error,
+                std::string("cannot test writer lock: ") + std::strerror(errno));
   return fl.l_type != F_UNLCK;
 }
 

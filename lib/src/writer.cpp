@@ -25,13 +25,13 @@ using detail::RecordValue;
 
 struct Writer::Impl {
   std::shared_ptr<detail::Mapping> mapping;
-  Header* header = nullptr;
-  Slot* slots = nullptr;
-  std::atomic<std::uint32_t>* index = nullptr;
+  Header *header = nullptr;
+  Slot *slots = nullptr;
+  std::atomic<std::uint32_t> *index = nullptr;
   std::uint32_t capacity = 0;
   std::uint32_t index_mask = 0;
-  int lock_fd = -1;      // its own open file description, holding the OFD lock
-  bool forked = false;   // set in a fork child: the lock stayed with the parent
+  int lock_fd = -1;    // its own open file description, holding the OFD lock
+  bool forked = false; // set in a fork child: the lock stayed with the parent
   std::uint32_t repaired = 0;
   Table reader;
 
@@ -39,11 +39,11 @@ struct Writer::Impl {
   ~Impl();
 
   void check_owner() const;
-  Slot& slot(std::uint32_t i) const noexcept { return slots[i]; }
+  Slot &slot(std::uint32_t i) const noexcept { return slots[i]; }
   std::int64_t lookup(std::string_view provider) const noexcept;
   std::uint32_t add(std::string_view provider);
   RecordValue current(std::uint32_t i) const noexcept;
-  void publish(std::uint32_t i, const RecordValue& v) noexcept;
+  void publish(std::uint32_t i, const RecordValue &v) noexcept;
   void repair();
   void attach();
 };
@@ -56,8 +56,8 @@ struct Writer::Impl {
 namespace {
 
 std::mutex g_registry_mutex;
-std::vector<Writer::Impl*>& registry() {
-  static auto* r = new std::vector<Writer::Impl*>(); // never destroyed: used in atfork
+std::vector<Writer::Impl *> &registry() {
+  static auto *r = new std::vector<Writer::Impl *>(); // never destroyed: used in atfork
   return *r;
 }
 
@@ -65,16 +65,16 @@ void atfork_prepare() { g_registry_mutex.lock(); }
 void atfork_parent() { g_registry_mutex.unlock(); }
 void atfork_child();
 
-void register_impl(Writer::Impl* impl) {
+void register_impl(Writer::Impl *impl) {
   static std::once_flag once;
   std::call_once(once, [] { ::pthread_atfork(atfork_prepare, atfork_parent, atfork_child); });
   std::lock_guard lock(g_registry_mutex);
   registry().push_back(impl);
 }
 
-void unregister_impl(Writer::Impl* impl) {
+void unregister_impl(Writer::Impl *impl) {
   std::lock_guard lock(g_registry_mutex);
-  auto& r = registry();
+  auto &r = registry();
   r.erase(std::remove(r.begin(), r.end(), impl), r.end());
 }
 
@@ -102,7 +102,7 @@ Writer::Impl::~Impl() {
 
 namespace {
 void atfork_child() {
-  for (Writer::Impl* impl : registry()) {
+  for (Writer::Impl *impl : registry()) {
     if (impl->lock_fd >= 0) ::close(impl->lock_fd);
     impl->lock_fd = -1;
     impl->forked = true;
@@ -125,7 +125,7 @@ std::int64_t Writer::Impl::lookup(std::string_view provider) const noexcept {
     const std::uint32_t e = index[(h + i) & index_mask].load(std::memory_order_relaxed);
     if (e == 0) return -1;
     if (e > capacity) continue;
-    const Slot& s = slots[e - 1];
+    const Slot &s = slots[e - 1];
     if (s.name_hash == h && s.name_len == provider.size() &&
         std::memcmp(s.name, provider.data(), provider.size()) == 0)
       return e - 1;
@@ -138,15 +138,15 @@ std::uint32_t Writer::Impl::add(std::string_view provider) {
   if (const auto i = lookup(provider); i >= 0) return static_cast<std::uint32_t>(i);
   const std::uint32_t n = header->used.load(std::memory_order_relaxed);
   if (n >= capacity)
-    throw Error(Errc::table_full,
-                "table " + q(mapping->segment()) + " is full (" + std::to_string(capacity) +
-                    " slots) and cannot register " + q(provider) +
-                    "; recreate it with more: 'healthctl create " + mapping->segment() +
-                    " --slots " + std::to_string(std::min<std::uint64_t>(
-                                      std::uint64_t{capacity} * 2, kMaxCapacity)) +
-                    " --force'");
+    throw Error(
+        Errc::table_full,
+        "table " + q(mapping->segment()) + " is full (" + std::to_string(capacity) +
+            " slots) and cannot register " + q(provider) +
+            "; recreate it with more: 'healthctl create " + mapping->segment() + " --slots " +
+            std::to_string(std::min<std::uint64_t>(std::uint64_t{capacity} * 2, kMaxCapacity)) +
+            " --force'");
   // Fill the slot while no reader can reach it ...
-  Slot& s = slots[n];
+  Slot &s = slots[n];
   s.name_hash = name_hash(provider.data(), provider.size());
   s.name_len = static_cast<std::uint32_t>(provider.size());
   std::memset(s.name, 0, sizeof s.name);
@@ -164,7 +164,7 @@ std::uint32_t Writer::Impl::add(std::string_view provider) {
   header->used.store(n + 1, std::memory_order_release);
   std::uint64_t h = s.name_hash;
   for (std::uint32_t i = 0; i <= index_mask; ++i, ++h) {
-    auto& e = index[h & index_mask];
+    auto &e = index[h & index_mask];
     if (e.load(std::memory_order_relaxed) == 0) {
       // release: pairs with the acquire in Table::Impl::lookup()
       e.store(n + 1, std::memory_order_release);
@@ -182,8 +182,8 @@ RecordValue Writer::Impl::current(std::uint32_t i) const noexcept {
   return v;
 }
 
-void Writer::Impl::publish(std::uint32_t i, const RecordValue& v) noexcept {
-  Slot& s = slots[i];
+void Writer::Impl::publish(std::uint32_t i, const RecordValue &v) noexcept {
+  Slot &s = slots[i];
   detail::write_record(s, v);
   const std::uint64_t word = v.down_word();
   // Skip an unchanged store: the hot word's cache line is read by every
@@ -198,7 +198,7 @@ void Writer::Impl::publish(std::uint32_t i, const RecordValue& v) noexcept {
 void Writer::Impl::repair() {
   const std::uint32_t n = std::min(header->used.load(std::memory_order_relaxed), capacity);
   for (std::uint32_t i = 0; i < n; ++i) {
-    Slot& s = slots[i];
+    Slot &s = slots[i];
     bool fixed = false;
     // A slot published in `used` but missing from the index (writer died
     // between the two stores in add()).
@@ -206,7 +206,7 @@ void Writer::Impl::repair() {
         static_cast<std::int64_t>(i)) {
       std::uint64_t h = s.name_hash;
       for (std::uint32_t k = 0; k <= index_mask; ++k, ++h) {
-        auto& e = index[h & index_mask];
+        auto &e = index[h & index_mask];
         if (e.load(std::memory_order_relaxed) == 0) {
           e.store(i + 1, std::memory_order_release);
           break;
@@ -255,18 +255,18 @@ std::string_view transition_name(Transition t) noexcept {
   return "none";
 }
 
-void validate_policy(const Policy& p) {
+void validate_policy(const Policy &p) {
   if (p.failure_threshold < 1)
-    throw Error(Errc::invalid_argument, "failure_threshold must be at least 1, got " +
-                                            std::to_string(p.failure_threshold));
+    throw Error(Errc::invalid_argument,
+                "failure_threshold must be at least 1, got " + std::to_string(p.failure_threshold));
   if (p.backoff.count() < 0)
-    throw Error(Errc::invalid_argument, "backoff must not be negative, got " +
-                                            format_duration(p.backoff));
+    throw Error(Errc::invalid_argument,
+                "backoff must not be negative, got " + format_duration(p.backoff));
 }
 
 Writer::Writer(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
-Writer::Writer(Writer&&) noexcept = default;
-Writer& Writer::operator=(Writer&& other) noexcept {
+Writer::Writer(Writer &&) noexcept = default;
+Writer &Writer::operator=(Writer &&other) noexcept {
   if (this != &other) {
     if (impl_) unregister_impl(impl_.get());
     impl_ = std::move(other.impl_);
@@ -279,7 +279,7 @@ Writer::~Writer() {
 
 namespace {
 
-[[noreturn]] void throw_busy(const detail::Mapping& m) {
+[[noreturn]] void throw_busy(const detail::Mapping &m) {
   const auto pid = m.header().magic.load(std::memory_order_acquire) == kMagic
                        ? m.header().writer_pid.load(std::memory_order_relaxed)
                        : 0;
@@ -289,7 +289,7 @@ namespace {
                   "; only one process may write a table: stop it first");
 }
 
-int lock_or_throw(const detail::Mapping& m) {
+int lock_or_throw(const detail::Mapping &m) {
   const int fd = detail::open_lock_fd(m);
   try {
     if (!detail::try_writer_lock(fd)) throw_busy(m);
@@ -318,7 +318,7 @@ bool retire_existing(std::string_view segment) {
     try {
       auto m = detail::Mapping::open(segment, false);
       throw_busy(*m);
-    } catch (const Error& e) {
+    } catch (const Error &e) {
       if (e.code() == Errc::writer_busy) throw;
     }
     throw Error(Errc::writer_busy, "segment " + q(segment) +
@@ -331,7 +331,7 @@ bool retire_existing(std::string_view segment) {
       auto m = detail::Mapping::open(segment, true);
       m->header().state.store(static_cast<std::uint32_t>(SegmentState::retired),
                               std::memory_order_release);
-    } catch (const Error&) {
+    } catch (const Error &) {
       // Not a valid table: nobody can be reading it as one.
     }
   }
@@ -341,7 +341,7 @@ bool retire_existing(std::string_view segment) {
 
 } // namespace
 
-Writer Writer::create(std::string_view segment, const CreateOptions& options) {
+Writer Writer::create(std::string_view segment, const CreateOptions &options) {
   validate_segment_name(segment);
   validate_policy(options.policy);
   if (options.capacity < 1 || options.capacity > kMaxCapacity)
@@ -349,8 +349,8 @@ Writer Writer::create(std::string_view segment, const CreateOptions& options) {
                                             std::to_string(kMaxCapacity) + ", got " +
                                             std::to_string(options.capacity));
   if (options.mode > 0777)
-    throw Error(Errc::invalid_argument, "mode must be an octal permission like 0644, got " +
-                                            std::to_string(options.mode));
+    throw Error(Errc::invalid_argument,
+                "mode must be an octal permission like 0644, got " + std::to_string(options.mode));
   if (options.replace) retire_existing(segment);
 
   const std::uint32_t cap = options.capacity;
@@ -364,7 +364,7 @@ Writer Writer::create(std::string_view segment, const CreateOptions& options) {
     throw;
   }
   // The object is zero-filled; write everything but the magic ...
-  Header& h = m->header();
+  Header &h = m->header();
   h.format = kFormat;
   h.layout_version = kLayoutVersion;
   h.header_size = sizeof(Header);
@@ -393,10 +393,10 @@ Writer Writer::create(std::string_view segment, const CreateOptions& options) {
 Writer Writer::open(std::string_view segment) {
   std::shared_ptr<detail::Mapping> m = detail::Mapping::open(segment, /*writable=*/true);
   if (m->owner() != ::geteuid())
-    throw Error(Errc::permission_denied,
-                "segment " + q(segment) + " is owned by uid " + std::to_string(m->owner()) +
-                    ", not by us (uid " + std::to_string(::geteuid()) +
-                    "); refusing to write a table another user controls");
+    throw Error(Errc::permission_denied, "segment " + q(segment) + " is owned by uid " +
+                                             std::to_string(m->owner()) + ", not by us (uid " +
+                                             std::to_string(::geteuid()) +
+                                             "); refusing to write a table another user controls");
   const int fd = lock_or_throw(*m);
   auto impl = std::make_unique<Impl>(std::move(m), fd);
   impl->repair();
@@ -432,8 +432,7 @@ Transition Writer::mark_healthy(std::string_view provider, Instant now) {
   return was_healthy ? Transition::none : Transition::recovered;
 }
 
-Transition Writer::mark_unhealthy(std::string_view provider, std::string_view reason,
-                                  Instant now) {
+Transition Writer::mark_unhealthy(std::string_view provider, std::string_view reason, Instant now) {
   impl_->check_owner();
   const std::uint32_t i = impl_->add(provider);
   const Policy p = policy();
@@ -479,9 +478,10 @@ RecordValue zero_state() {
 
 void Writer::reset() {
   impl_->check_owner();
-  const std::uint32_t n = std::min(impl_->header->used.load(std::memory_order_relaxed),
-                                   impl_->capacity);
-  for (std::uint32_t i = 0; i < n; ++i) impl_->publish(i, zero_state());
+  const std::uint32_t n =
+      std::min(impl_->header->used.load(std::memory_order_relaxed), impl_->capacity);
+  for (std::uint32_t i = 0; i < n; ++i)
+    impl_->publish(i, zero_state());
   impl_->header->generation.fetch_add(1, std::memory_order_release);
 }
 
@@ -491,13 +491,13 @@ void Writer::reset(std::string_view provider) {
   const std::int64_t i = impl_->lookup(provider);
   if (i < 0)
     throw Error(Errc::unknown_provider, "provider " + q(provider) + " is not in table " +
-                                            q(impl_->mapping->segment()) +
-                                            "; 'healthctl dump " + impl_->mapping->segment() +
+                                            q(impl_->mapping->segment()) + "; 'healthctl dump " +
+                                            impl_->mapping->segment() +
                                             "' lists the providers it has");
   impl_->publish(static_cast<std::uint32_t>(i), zero_state());
 }
 
-void Writer::set_policy(const Policy& policy) {
+void Writer::set_policy(const Policy &policy) {
   impl_->check_owner();
   validate_policy(policy);
   impl_->header->failure_threshold.store(policy.failure_threshold, std::memory_order_relaxed);
@@ -508,7 +508,8 @@ Policy Writer::policy() const noexcept {
   Policy p;
   p.failure_threshold = impl_->header->failure_threshold.load(std::memory_order_relaxed);
   p.backoff = std::chrono::nanoseconds(impl_->header->backoff_ns.load(std::memory_order_relaxed));
-  if (p.failure_threshold < 1) p.failure_threshold = 1; // a corrupted header cannot disable tripping
+  if (p.failure_threshold < 1)
+    p.failure_threshold = 1; // a corrupted header cannot disable tripping
   if (p.backoff.count() < 0) p.backoff = std::chrono::nanoseconds(0);
   return p;
 }
@@ -525,7 +526,7 @@ void Writer::set_heartbeat_interval(std::chrono::nanoseconds interval) {
                                              std::memory_order_relaxed);
 }
 
-const Table& Writer::table() const noexcept { return impl_->reader; }
+const Table &Writer::table() const noexcept { return impl_->reader; }
 
 std::uint32_t Writer::repaired() const noexcept { return impl_->repaired; }
 

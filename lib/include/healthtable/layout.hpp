@@ -68,8 +68,8 @@ inline constexpr std::int64_t kDefaultBackoffNs = 60'000'000'000; // 60 s
 
 /// Slot::down_until values. Any other value is a CLOCK_MONOTONIC deadline in
 /// nanoseconds: the provider is unavailable while now < down_until.
-inline constexpr std::uint64_t kUpWord = 0;                 ///< healthy, no clock read
-inline constexpr std::uint64_t kForcedDownWord = ~0ULL;     ///< admin forced down
+inline constexpr std::uint64_t kUpWord = 0;             ///< healthy, no clock read
+inline constexpr std::uint64_t kForcedDownWord = ~0ULL; ///< admin forced down
 
 /// Header::state values.
 enum class SegmentState : std::uint32_t {
@@ -86,7 +86,7 @@ inline constexpr std::uint64_t kOverrideMask = 3ULL << kOverrideShift;
 inline constexpr unsigned kReasonLenShift = 8; ///< 8 bits: 0..kReasonMax
 inline constexpr std::uint64_t kReasonLenMask = 0xFFULL << kReasonLenShift;
 inline constexpr std::uint64_t kHasError = 1ULL << 16; ///< last_error present
-inline constexpr unsigned kFailuresShift = 32; ///< 32 bits: consecutive failures
+inline constexpr unsigned kFailuresShift = 32;         ///< 32 bits: consecutive failures
 } // namespace status
 
 inline constexpr std::size_t kReasonWords = kReasonMax / 8;
@@ -95,14 +95,14 @@ inline constexpr std::size_t kReasonWords = kReasonMax / 8;
 /// accessed relaxed, bracketed by the latch sequence and fences (Boehm,
 /// "Can seqlocks get along with programming language memory models?").
 struct Record {
-  std::atomic<std::uint64_t> status;                  // see namespace status
-  std::atomic<std::uint64_t> transitions;             // healthy<->unhealthy flips
-  std::atomic<std::uint64_t> successes;               // outcomes recorded
+  std::atomic<std::uint64_t> status;      // see namespace status
+  std::atomic<std::uint64_t> transitions; // healthy<->unhealthy flips
+  std::atomic<std::uint64_t> successes;   // outcomes recorded
   std::atomic<std::uint64_t> failures;
-  std::atomic<std::int64_t> last_check_unix_ns;       // 0 = never
-  std::atomic<std::int64_t> unhealthy_until_unix_ns;  // 0 = not tripped
-  std::atomic<std::int64_t> unhealthy_until_mono_ns;  // 0 = not tripped
-  std::atomic<std::uint64_t> reason[kReasonWords];    // UTF-8, not terminated
+  std::atomic<std::int64_t> last_check_unix_ns;      // 0 = never
+  std::atomic<std::int64_t> unhealthy_until_unix_ns; // 0 = not tripped
+  std::atomic<std::int64_t> unhealthy_until_mono_ns; // 0 = not tripped
+  std::atomic<std::uint64_t> reason[kReasonWords];   // UTF-8, not terminated
 };
 
 /// A provider's slot. Registered once, never moved, never reused.
@@ -148,7 +148,7 @@ struct alignas(kCacheLine) Header {
   std::atomic<std::int64_t> writer_start_unix_ns;
   std::atomic<std::int64_t> heartbeat_mono_ns; // 0 = never
   std::atomic<std::int64_t> heartbeat_unix_ns;
-  std::atomic<std::uint64_t> updates; // records written, all time
+  std::atomic<std::uint64_t> updates;              // records written, all time
   std::atomic<std::int64_t> heartbeat_interval_ns; // the writer's promise; 0 = none
   std::uint64_t reserved3[2];
   // line 3: reserved for growth within v1.
@@ -173,7 +173,8 @@ inline constexpr std::uint64_t kFormat =
 /// least 16 (one cache line), so probes stay short even when the table is full.
 constexpr std::uint32_t index_size_for(std::uint32_t capacity) noexcept {
   std::uint32_t n = 16;
-  while (n < 2 * capacity) n *= 2;
+  while (n < 2 * capacity)
+    n *= 2;
   return n;
 }
 
@@ -187,7 +188,7 @@ constexpr std::uint64_t total_size_for(std::uint32_t capacity) noexcept {
 }
 
 /// FNV-1a, 64 bit: the hash the name index is built with. Part of the ABI.
-constexpr std::uint64_t name_hash(const char* p, std::size_t n) noexcept {
+constexpr std::uint64_t name_hash(const char *p, std::size_t n) noexcept {
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (std::size_t i = 0; i < n; ++i) {
     h ^= static_cast<unsigned char>(p[i]);
