@@ -49,7 +49,7 @@ namespace healthtable {
 inline constexpr std::uint32_t kLayoutVersion = 1;
 
 /// "HLTHTBL\x01" as little-endian bytes: `hexdump -C` shows HLTHTBL.
-inline constexpr std::uint64_t kMagic = 0x014C4254484C5448ULL;
+inline constexpr std::uint64_t kMagic = 0x014C425448544C48ULL;
 
 inline constexpr std::size_t kCacheLine = 64;
 

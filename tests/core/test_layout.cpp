@@ -1,0 +1,139 @@
+// The layout is an ABI: these tests pin it from the outside, reading the raw
+// bytes of a real segment the way a reader in another language would, so a
+// change to the structs that forgets docs/layout.md fails here.
+#include <healthtable/writer.hpp>
+#include <support/support.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+using namespace healthtable;
+using test::SegmentName;
+
+namespace {
+
+std::vector<unsigned char> raw_bytes(const SegmentName &seg) {
+  std::ifstream in(seg.path(), std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+template <class T> T at(const std::vector<unsigned char> &b, std::size_t off) {
+  T v;
+  REQUIRE(off + sizeof(T) <= b.size());
+  std::memcpy(&v, b.data() + off, sizeof(T));
+  return v;
+}
+
+} // namespace
+
+TEST_CASE("layout: the format stamp is pinned") {
+  CHECK(kLayoutVersion == 1);
+  CHECK(kFormat == 0x0001'0100'0200'3F78ULL);
+  CHECK(format_stamp(1, 256, 512, 63, 120) == kFormat);
+  CHECK(kMagic == 0x014C425448544C48ULL);
+}
+
+TEST_CASE("layout: sizes for a capacity") {
+  CHECK(index_size_for(1) == 16);
+  CHECK(index_size_for(8) == 16);
+  CHECK(index_size_for(9) == 32);
+  CHECK(index_size_for(64) == 128);
+  CHECK(index_size_for(4096) == 8192);
+  CHECK(slots_offset_for(64) == 256 + 128 * 4);
+  CHECK(total_size_for(64) == 768 + 64 * 512);
+  CHECK(total_size_for(kMaxCapacity) == 256 + 131072 * 4 + 65536ULL * 512);
+}
+
+TEST_CASE("layout: name hash is FNV-1a 64") {
+  CHECK(name_hash("", 0) == 0xcbf29ce484222325ULL);
+  CHECK(name_hash("a", 1) == 0xaf63dc4c8601ec8cULL);
+  CHECK(name_hash("foobar", 6) == 0x85944171f73967e8ULL);
+}
+
+TEST_CASE("layout: a real segment's bytes at the documented offsets") {
+  SegmentName seg("bytes");
+  CreateOptions o;
+  o.capacity = 9;
+  o.policy.failure_threshold = 3;
+  o.policy.backoff = std::chrono::seconds(7);
+  auto w = Writer::create(seg.str(), o);
+  w.set_heartbeat_interval(std::chrono::seconds(2));
+  const Instant now{5'000'000'000, 1'700'000'000'000'000'000};
+  for (int i = 0; i < 3; ++i) w.mark_unhealthy("groq", "http 503", now);
+  w.set_override("ollama", Override::forced_down);
+
+  const auto b = raw_bytes(seg);
+  REQUIRE(b.size() == total_size_for(9));
+  CHECK(std::memcmp(b.data(), "HLTHTBL\x01", 8) == 0);
+  CHECK(at<std::uint64_t>(b, 8) == kFormat);
+  CHECK(at<std::uint32_t>(b, 16) == 1);   // layout_version
+  CHECK(at<std::uint32_t>(b, 20) == 256); // header_size
+  CHECK(at<std::uint32_t>(b, 24) == 512); // slot_size
+  CHECK(at<std::uint32_t>(b, 28) == 9);   // capacity
+  CHECK(at<std::uint32_t>(b, 32) == 32);  // index_size
+  CHECK(at<std::uint64_t>(b, 40) == b.size());
+  const auto slots = at<std::uint64_t>(b, 48);
+  CHECK(slots == 384);
+  CHECK(at<std::uint64_t>(b, 56) == 256); // index_offset
+  CHECK(at<std::uint32_t>(b, 72) == 3);   // failure_threshold
+  CHECK(at<std::uint32_t>(b, 76) == 1);   // state: live
+  CHECK(at<std::int64_t>(b, 80) == 7'000'000'000);
+  CHECK(at<std::uint32_t>(b, 96) == 2); // used
+  CHECK(at<std::int64_t>(b, 128) == ::getpid());
+  CHECK(at<std::int64_t>(b, 168) == 2'000'000'000); // heartbeat_interval_ns
+
+  // Slot 0: groq, tripped until now + 7 s.
+  CHECK(at<std::uint64_t>(b, slots + 0) == 12'000'000'000ULL); // down_until
+  CHECK(at<std::uint64_t>(b, slots + 8) == name_hash("groq", 4));
+  CHECK(at<std::uint32_t>(b, slots + 16) == 4);
+  CHECK(std::memcmp(b.data() + slots + 64, "groq\0", 5) == 0);
+  const auto seq = at<std::uint64_t>(b, slots + 128);
+  CHECK(seq % 2 == 0);
+  for (const std::size_t copy : {slots + 136, slots + 136 + 176}) {
+    const auto status = at<std::uint64_t>(b, copy);
+    CHECK((status & 1) == 0);                    // healthy flag off
+    CHECK((status >> 32) == 3);                  // consecutive failures
+    CHECK(((status >> 8) & 0xFF) == 8);          // reason length
+    CHECK((status & (1 << 16)) != 0);            // has error
+    CHECK(at<std::uint64_t>(b, copy + 8) == 1);  // transitions
+    CHECK(at<std::uint64_t>(b, copy + 24) == 3); // failures
+    CHECK(at<std::int64_t>(b, copy + 32) == now.unix_ns);
+    CHECK(at<std::int64_t>(b, copy + 40) == now.unix_ns + 7'000'000'000);
+    CHECK(at<std::int64_t>(b, copy + 48) == now.mono_ns + 7'000'000'000);
+    CHECK(std::memcmp(b.data() + copy + 56, "http 503", 8) == 0);
+  }
+  // Slot 1: ollama, forced down.
+  CHECK(at<std::uint64_t>(b, slots + 512) == kForcedDownWord);
+  CHECK(((at<std::uint64_t>(b, slots + 512 + 136) >> 1) & 3) == 1);
+
+  // The index: each name's entry (slot + 1) is on its linear-probe path.
+  for (const auto &[name, slot] : {std::pair{std::string("groq"), 0u}, {"ollama", 1u}}) {
+    std::uint64_t h = name_hash(name.data(), name.size());
+    bool found = false;
+    for (std::uint32_t i = 0; i < 32 && !found; ++i, ++h) {
+      const auto e = at<std::uint32_t>(b, 256 + (h & 31) * 4);
+      if (e == 0) break;
+      found = e == slot + 1;
+    }
+    CHECK_MESSAGE(found, name);
+  }
+}
+
+TEST_CASE("layout: a healthy provider's hot word is 0 and a tripped one's is its deadline") {
+  SegmentName seg("hot");
+  auto w = Writer::create(seg.str());
+  const Instant now{9'000'000'000, 1'700'000'000'000'000'000};
+  w.mark_healthy("a", now);
+  auto t = Table::open(seg.str());
+  const auto h = t.find("a");
+  REQUIRE(h.has_value());
+  CHECK(t.is_healthy(*h, 0)); // word 0: no clock needed, any time is healthy
+  w.mark_unhealthy("a", "x", now);
+  w.mark_unhealthy("a", "x", now);
+  CHECK_FALSE(t.is_healthy(*h, now.mono_ns + 59'999'999'999));
+  CHECK(t.is_healthy(*h, now.mono_ns + 60'000'000'000));
+}
