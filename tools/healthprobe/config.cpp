@@ -1,0 +1,393 @@
+#include "config.hpp"
+
+#include <healthtable/error.hpp>
+#include <healthtable/layout.hpp>
+#include <healthtable/names.hpp>
+
+#include <curl/curl.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <sstream>
+
+namespace healthtable::prober {
+
+ConfigError::ConfigError(const std::string& file, std::uint32_t line, const std::string& key,
+                         const std::string& problem)
+    : std::runtime_error(file + ":" + std::to_string(line) + ": " +
+                         (key.empty() ? std::string() : key + ": ") + problem),
+      line_(line), key_(key) {}
+
+std::optional<std::string> process_env(const std::string& name) {
+  if (const char* v = std::getenv(name.c_str())) return std::string(v);
+  return std::nullopt;
+}
+
+std::string expand_env(std::string_view text, const EnvLookup& env) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '$' || i + 1 == text.size()) {
+      out += c;
+      continue;
+    }
+    if (text[i + 1] == '$') { // "$$" is a literal '$'
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (text[i + 1] != '{') {
+      out += c;
+      continue;
+    }
+    const auto close = text.find('}', i + 2);
+    if (close == std::string_view::npos)
+      throw std::invalid_argument("unclosed \"${\" in \"" + std::string(text) + "\"");
+    const std::string name(text.substr(i + 2, close - i - 2));
+    if (name.empty()) throw std::invalid_argument("empty \"${}\"");
+    const auto value = env(name);
+    if (!value)
+      throw std::invalid_argument("environment variable " + name +
+                                  " is not set (referenced as ${" + name + "})");
+    out += *value;
+    i = close;
+  }
+  return out;
+}
+
+bool ProviderConfig::same_as(const ProviderConfig& o) const {
+  const ProbeSpec& a = probe;
+  const ProbeSpec& b = o.probe;
+  return name == o.name && interval == o.interval && timeout == o.timeout && a.kind == b.kind &&
+         a.target == b.target && a.headers == b.headers && a.healthy_below == b.healthy_below &&
+         a.ca_file == b.ca_file && a.verify == b.verify && a.timeout == b.timeout;
+}
+
+std::chrono::nanoseconds Config::shortest_interval() const {
+  auto shortest = interval;
+  for (const auto& p : providers) shortest = std::min(shortest, p.interval);
+  return shortest;
+}
+
+namespace {
+
+std::uint32_t line_of(const toml::source_region& src) {
+  return static_cast<std::uint32_t>(src.begin.line);
+}
+
+/// Parses one document with its file name and the environment at hand.
+class Parser {
+public:
+  Parser(std::string path, const EnvLookup& env) : path_(std::move(path)), env_(env) {}
+
+  Config parse(std::string_view text) {
+    toml::table root;
+    try {
+      root = toml::parse(text, path_);
+    } catch (const toml::parse_error& e) {
+      throw ConfigError(path_, line_of(e.source()), "", "TOML syntax: " + std::string(e.description()));
+    }
+    Config cfg;
+    cfg.path = path_;
+    check_keys(root, "", {"segment", "interval", "timeout", "jitter", "table", "provider"});
+
+    const toml::node* seg = root.get("segment");
+    if (!seg) throw ConfigError(path_, 1, "segment", "missing: name the table, e.g. segment = \"gateway\"");
+    cfg.segment = string_of(*seg, "segment");
+    try {
+      validate_segment_name(cfg.segment);
+    } catch (const Error& e) {
+      fail(*seg, "segment", e.what());
+    }
+    if (auto* n = root.get("interval")) cfg.interval = positive_duration(*n, "interval");
+    if (auto* n = root.get("timeout")) cfg.timeout = positive_duration(*n, "timeout");
+    if (auto* n = root.get("jitter")) cfg.jitter = duration_of(*n, "jitter");
+    if (cfg.timeout > cfg.interval)
+      fail(root.get("timeout") ? *root.get("timeout") : *root.get("interval"), "timeout",
+           "timeout (" + format_duration(cfg.timeout) + ") must not exceed interval (" +
+               format_duration(cfg.interval) + "): ticks would overlap");
+
+    if (auto* n = root.get("table")) parse_table(*n, cfg.table);
+
+    const toml::node* providers = root.get("provider");
+    if (!providers)
+      throw ConfigError(path_, 1, "provider", "no providers: add at least one [[provider]] table");
+    const toml::array* arr = providers->as_array();
+    if (!arr || !arr->is_array_of_tables())
+      fail(*providers, "provider", "must be an array of tables: write [[provider]], not [provider]");
+    if (arr->empty()) fail(*providers, "provider", "no providers: add at least one [[provider]]");
+    std::map<std::string, std::uint32_t> seen;
+    for (const toml::node& n : *arr) {
+      ProviderConfig p = parse_provider(*n.as_table(), cfg);
+      if (auto [it, fresh] = seen.emplace(p.name, p.line); !fresh)
+        throw ConfigError(path_, p.line, "provider.name",
+                          "duplicate provider \"" + p.name + "\" (first defined at line " +
+                              std::to_string(it->second) + ")");
+      cfg.providers.push_back(std::move(p));
+    }
+    return cfg;
+  }
+
+private:
+  [[noreturn]] void fail(const toml::node& n, const std::string& key, const std::string& problem) const {
+    throw ConfigError(path_, line_of(n.source()), key, problem);
+  }
+
+  void check_keys(const toml::table& t, const std::string& prefix,
+                  std::initializer_list<std::string_view> allowed) const {
+    for (auto&& [k, v] : t) {
+      if (std::find(allowed.begin(), allowed.end(), k.str()) != allowed.end()) continue;
+      std::string list;
+      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      throw ConfigError(path_, line_of(k.source()), prefix + std::string(k.str()),
+                        "unknown key (expected one of: " + list + ")");
+    }
+  }
+
+  std::string string_of(const toml::node& n, const std::string& key) const {
+    if (auto* s = n.as_string()) return s->get();
+    fail(n, key, "must be a string");
+  }
+
+  bool bool_of(const toml::node& n, const std::string& key) const {
+    if (auto* b = n.as_boolean()) return b->get();
+    fail(n, key, "must be true or false");
+  }
+
+  std::int64_t int_of(const toml::node& n, const std::string& key, std::int64_t lo,
+                      std::int64_t hi) const {
+    auto* i = n.as_integer();
+    if (!i) fail(n, key, "must be an integer");
+    if (i->get() < lo || i->get() > hi)
+      fail(n, key, std::to_string(i->get()) + " is out of range (" + std::to_string(lo) + " to " +
+                       std::to_string(hi) + ")");
+    return i->get();
+  }
+
+  /// "30s", "500ms", "2m"; a bare number is seconds.
+  std::chrono::nanoseconds duration_of(const toml::node& n, const std::string& key) const {
+    std::string text;
+    if (auto* s = n.as_string())
+      text = s->get();
+    else if (auto* i = n.as_integer())
+      text = std::to_string(i->get());
+    else if (auto* f = n.as_floating_point())
+      text = std::to_string(f->get());
+    else
+      fail(n, key, "must be a duration such as \"30s\", \"500ms\" or \"2m\"");
+    try {
+      auto d = parse_duration(text, key);
+      if (d.count() < 0) fail(n, key, "must not be negative");
+      return d;
+    } catch (const Error& e) {
+      fail(n, key, e.what());
+    }
+  }
+
+  std::chrono::nanoseconds positive_duration(const toml::node& n, const std::string& key) const {
+    auto d = duration_of(n, key);
+    if (d.count() <= 0) fail(n, key, "must be greater than zero");
+    if (d < std::chrono::milliseconds(1)) fail(n, key, "must be at least 1ms");
+    return d;
+  }
+
+  void parse_table(const toml::node& node, TableConfig& t) const {
+    const toml::table* tbl = node.as_table();
+    if (!tbl) fail(node, "table", "must be a table: write [table]");
+    check_keys(*tbl, "table.", {"create", "slots", "mode", "failure_threshold", "backoff"});
+    if (auto* n = tbl->get("create")) t.create = bool_of(*n, "table.create");
+    if (auto* n = tbl->get("slots"))
+      t.slots = static_cast<std::uint32_t>(int_of(*n, "table.slots", 1, kMaxCapacity));
+    if (auto* n = tbl->get("mode")) {
+      if (auto* s = n->as_string()) {
+        const std::string text = s->get();
+        char* end = nullptr;
+        const unsigned long v = std::strtoul(text.c_str(), &end, 8);
+        if (text.empty() || *end != '\0' || v > 0777)
+          fail(*n, "table.mode", "\"" + text + "\" is not an octal mode such as \"0644\"");
+        t.mode = static_cast<std::uint32_t>(v);
+      } else {
+        t.mode = static_cast<std::uint32_t>(int_of(*n, "table.mode", 0, 0777));
+      }
+    }
+    if (auto* n = tbl->get("failure_threshold"))
+      t.failure_threshold = static_cast<std::uint32_t>(
+          int_of(*n, "table.failure_threshold", 1, std::numeric_limits<std::uint32_t>::max()));
+    if (auto* n = tbl->get("backoff")) t.backoff = duration_of(*n, "table.backoff");
+  }
+
+  void parse_url(const toml::node& n, const std::string& key, const std::string& url) const {
+    if (url.find_first_of(" \t\r\n") != std::string::npos)
+      fail(n, key, "bad URL \"" + url + "\": contains white space");
+    CURLU* u = curl_url();
+    if (!u) fail(n, key, "out of memory");
+    struct Guard {
+      CURLU* u;
+      ~Guard() { curl_url_cleanup(u); }
+    } guard{u};
+    const CURLUcode rc = curl_url_set(u, CURLUPART_URL, url.c_str(), 0);
+    if (rc != CURLUE_OK)
+      fail(n, key, "bad URL \"" + url + "\": " + curl_url_strerror(rc) +
+                       " (expected http://host[:port]/path or https://...)");
+    char* scheme = nullptr;
+    char* host = nullptr;
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get(u, CURLUPART_HOST, &host, 0);
+    const std::string s = scheme ? scheme : "";
+    const std::string h = host ? host : "";
+    curl_free(scheme);
+    curl_free(host);
+    if (s != "http" && s != "https")
+      fail(n, key, "bad URL \"" + url + "\": scheme must be http or https");
+    if (h.empty()) fail(n, key, "bad URL \"" + url + "\": no host");
+  }
+
+  void parse_tcp(const toml::node& n, const std::string& key, const std::string& target) const {
+    std::string host;
+    std::string port;
+    if (!target.empty() && target[0] == '[') {
+      const auto close = target.find(']');
+      if (close == std::string::npos || close + 1 >= target.size() || target[close + 1] != ':')
+        fail(n, key, "bad address \"" + target + "\": expected \"[v6-address]:port\"");
+      host = target.substr(1, close - 1);
+      port = target.substr(close + 2);
+    } else {
+      const auto colon = target.rfind(':');
+      if (colon == std::string::npos)
+        fail(n, key, "bad address \"" + target + "\": expected \"host:port\"");
+      host = target.substr(0, colon);
+      port = target.substr(colon + 1);
+      if (host.find(':') != std::string::npos)
+        fail(n, key, "bad address \"" + target + "\": write an IPv6 address as \"[addr]:port\"");
+      const bool host_ok = std::all_of(host.begin(), host.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '.' || c == '-' || c == '_';
+      });
+      if (!host_ok) fail(n, key, "bad host in \"" + target + "\"");
+    }
+    if (host.empty()) fail(n, key, "bad address \"" + target + "\": no host");
+    const bool digits = !port.empty() && port.size() <= 5 &&
+                        std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); });
+    if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535)
+      fail(n, key, "bad port \"" + port + "\" in \"" + target + "\" (expected 1-65535)");
+  }
+
+  std::vector<std::string> parse_headers(const toml::node& node) const {
+    const toml::table* t = node.as_table();
+    if (!t) fail(node, "provider.headers", "must be a table, e.g. headers = { Authorization = \"Bearer ${KEY}\" }");
+    std::vector<std::string> out;
+    for (auto&& [k, v] : *t) {
+      const std::string name(k.str());
+      const std::string key = "provider.headers." + name;
+      const bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+        return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                                      std::string_view::npos;
+      });
+      if (!token) throw ConfigError(path_, line_of(k.source()), key, "not a valid HTTP header name");
+      std::string value;
+      try {
+        value = expand_env(string_of(v, key), env_);
+      } catch (const std::invalid_argument& e) {
+        fail(v, key, e.what());
+      }
+      if (value.find_first_of("\r\n", 0) != std::string::npos || value.find('\0') != std::string::npos)
+        fail(v, key, "value contains a line break or NUL after expansion");
+      // "Name:" with nothing after sends an empty header rather than removing one.
+      out.push_back(value.empty() ? name + ";" : name + ": " + value);
+    }
+    return out;
+  }
+
+  ProviderConfig parse_provider(const toml::table& t, const Config& cfg) const {
+    ProviderConfig p;
+    p.line = line_of(t.source());
+    check_keys(t, "provider.",
+               {"name", "http", "https", "tcp", "headers", "healthy_below", "ca_file", "verify",
+                "interval", "timeout"});
+    const toml::node* name = t.get("name");
+    if (!name) throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");
+    p.name = string_of(*name, "provider.name");
+    try {
+      validate_provider_name(p.name);
+    } catch (const Error& e) {
+      fail(*name, "provider.name", e.what());
+    }
+    p.probe.provider = p.name;
+
+    const toml::node* probe = nullptr;
+    std::string probe_key;
+    for (const char* k : {"http", "https", "tcp"}) {
+      if (const toml::node* n = t.get(k)) {
+        if (probe)
+          fail(*n, std::string("provider.") + k,
+               "provider \"" + p.name + "\" has two probes (" + probe_key + " and " + k + "): keep one");
+        probe = n;
+        probe_key = k;
+      }
+    }
+    if (!probe)
+      throw ConfigError(path_, p.line, "provider", "provider \"" + p.name +
+                                                       "\" has no probe: add http = \"URL\", "
+                                                       "https = \"URL\" or tcp = \"host:port\"");
+    const std::string key = "provider." + probe_key;
+    p.probe.target = string_of(*probe, key);
+    if (probe_key == "tcp") {
+      p.probe.kind = ProbeKind::tcp;
+      parse_tcp(*probe, key, p.probe.target);
+      for (const char* k : {"headers", "healthy_below", "ca_file", "verify"})
+        if (const toml::node* n = t.get(k))
+          fail(*n, std::string("provider.") + k, "applies to http/https probes only");
+    } else {
+      p.probe.kind = ProbeKind::http;
+      parse_url(*probe, key, p.probe.target);
+      if (auto* n = t.get("headers")) p.probe.headers = parse_headers(*n);
+      if (auto* n = t.get("healthy_below"))
+        p.probe.healthy_below = int_of(*n, "provider.healthy_below", 101, 999);
+      if (auto* n = t.get("verify")) p.probe.verify = bool_of(*n, "provider.verify");
+      if (auto* n = t.get("ca_file")) {
+        std::filesystem::path f = string_of(*n, "provider.ca_file");
+        if (f.is_relative()) f = std::filesystem::path(path_).parent_path() / f;
+        if (::access(f.c_str(), R_OK) != 0)
+          fail(*n, "provider.ca_file", "cannot read \"" + f.string() + "\"");
+        p.probe.ca_file = f.string();
+      }
+    }
+    p.interval = cfg.interval;
+    p.timeout = cfg.timeout;
+    if (auto* n = t.get("interval")) p.interval = positive_duration(*n, "provider.interval");
+    if (auto* n = t.get("timeout")) p.timeout = positive_duration(*n, "provider.timeout");
+    if (p.timeout > p.interval)
+      throw ConfigError(path_, p.line, "provider.timeout",
+                        "provider \"" + p.name + "\": timeout (" + format_duration(p.timeout) +
+                            ") must not exceed its interval (" + format_duration(p.interval) + ")");
+    p.probe.timeout = std::chrono::ceil<std::chrono::milliseconds>(p.timeout);
+    return p;
+  }
+
+  std::string path_;
+  const EnvLookup& env_;
+};
+
+} // namespace
+
+Config parse_config(std::string_view text, const std::string& path, const EnvLookup& env) {
+  return Parser(path, env).parse(text);
+}
+
+Config load_config(const std::string& path, const EnvLookup& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path, 0, "", std::string("cannot read: ") + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path, env);
+}
+
+} // namespace healthtable::prober

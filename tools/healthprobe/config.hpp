@@ -1,0 +1,88 @@
+// healthprobe's TOML configuration: what to probe, how often, and which
+// table to write. The parser checks everything before anything touches a
+// table, and every complaint names the file, the line and the key.
+#pragma once
+
+#include "probe.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace healthtable::prober {
+
+inline constexpr std::chrono::nanoseconds kDefaultInterval = std::chrono::seconds(30);
+inline constexpr std::chrono::nanoseconds kDefaultTimeout = std::chrono::seconds(3);
+inline constexpr long kDefaultHealthyBelow = 500;
+
+/// The `[table]` section: how to create the segment when it is missing, and
+/// the circuit-breaker policy to apply (absent keys leave the table's own).
+struct TableConfig {
+  bool create = true;
+  std::uint32_t slots = 64;
+  std::uint32_t mode = 0644;
+  std::optional<std::uint32_t> failure_threshold;
+  std::optional<std::chrono::nanoseconds> backoff;
+};
+
+/// One `[[provider]]`: a name, one probe, and its cadence.
+struct ProviderConfig {
+  std::string name;
+  ProbeSpec probe;                    ///< name, target, headers (expanded), TLS, timeout
+  std::chrono::nanoseconds interval{}; ///< own or the default
+  std::chrono::nanoseconds timeout{};  ///< own or the default (also in probe.timeout)
+  std::uint32_t line = 0;              ///< where it was defined, for messages
+
+  /// Same probe, same cadence: a reload keeps its schedule.
+  bool same_as(const ProviderConfig& other) const;
+};
+
+struct Config {
+  std::string path;
+  std::string segment;
+  std::chrono::nanoseconds interval = kDefaultInterval;
+  std::chrono::nanoseconds timeout = kDefaultTimeout;
+  std::chrono::nanoseconds jitter{0};
+  TableConfig table;
+  std::vector<ProviderConfig> providers;
+
+  /// The shortest interval of any provider (the heartbeat promise).
+  std::chrono::nanoseconds shortest_interval() const;
+};
+
+/// A bad configuration. what() is one line: "FILE:LINE: KEY: problem".
+class ConfigError : public std::runtime_error {
+public:
+  ConfigError(const std::string& file, std::uint32_t line, const std::string& key,
+              const std::string& problem);
+  std::uint32_t line() const noexcept { return line_; }
+  const std::string& key() const noexcept { return key_; }
+
+private:
+  std::uint32_t line_;
+  std::string key_;
+};
+
+/// Looks up an environment variable for `${NAME}` in header values.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+/// The process environment.
+std::optional<std::string> process_env(const std::string& name);
+
+/// Parses and checks a configuration held in memory; `path` is used in
+/// messages and to resolve relative `ca_file`s. Throws ConfigError.
+Config parse_config(std::string_view text, const std::string& path,
+                    const EnvLookup& env = process_env);
+
+/// Reads and parses a file. Throws ConfigError (including "cannot read").
+Config load_config(const std::string& path, const EnvLookup& env = process_env);
+
+/// Expands `${NAME}` in `text`; `$$` is a literal `$`. Throws
+/// std::invalid_argument naming a missing variable or an unclosed `${`.
+std::string expand_env(std::string_view text, const EnvLookup& env);
+
+} // namespace healthtable::prober

@@ -1,0 +1,407 @@
+// The probe engine: one curl multi handle, one epoll set, one thread.
+//
+// TCP probes are curl easy handles with CURLOPT_CONNECT_ONLY rather than our
+// own non-blocking connect(): curl then resolves host names on its
+// asynchronous (threaded) resolver instead of a blocking getaddrinfo() in
+// the loop, races IPv6 against IPv4 (happy eyeballs) like real clients, and
+// every probe shares one code path for timeouts, cancellation and the
+// reasons we report. A TCP probe costs the same sockets either way.
+#include "probe.hpp"
+
+#include <healthtable/names.hpp>
+
+#include <curl/curl.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace healthtable::prober {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Slack past the longest probe timeout before the engine abandons a probe
+/// itself: curl enforces each timeout; this is the backstop.
+constexpr auto kDeadlineSlack = std::chrono::milliseconds(200);
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      throw std::runtime_error("curl_global_init failed");
+  });
+}
+
+std::string lower_first(std::string s) {
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+std::string os_error(long err) { return lower_first(std::strerror(static_cast<int>(err))); }
+
+/// One probe in flight.
+struct Running {
+  std::size_t index = 0;
+  const ProbeSpec* spec = nullptr;
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  bool body_seen = false; ///< the status line and headers are in: enough
+  Clock::time_point started;
+  std::array<char, CURL_ERROR_SIZE> errbuf{};
+
+  ~Running() {
+    if (easy) curl_easy_cleanup(easy);
+    if (headers) curl_slist_free_all(headers);
+  }
+};
+
+/// The first body bytes mean the status and headers have arrived: that is all
+/// a probe needs, so stop there (returning 0 aborts with CURLE_WRITE_ERROR)
+/// rather than download a model list every tick.
+std::size_t on_body(char*, std::size_t, std::size_t, void* userdata) {
+  static_cast<Running*>(userdata)->body_seen = true;
+  return 0;
+}
+
+std::string errbuf_or(const Running& r, CURLcode code) {
+  std::string text = r.errbuf.data();
+  if (text.empty()) text = curl_easy_strerror(code);
+  return text;
+}
+
+std::string tls_detail(std::string text) {
+  static constexpr std::string_view kPrefix = "SSL certificate problem: ";
+  if (text.rfind(kPrefix, 0) == 0) text.erase(0, kPrefix.size());
+  return text;
+}
+
+/// Why a transfer failed, in the reference module's words.
+std::string failure_reason(const Running& r, CURLcode code) {
+  long os_errno = 0;
+  curl_easy_getinfo(r.easy, CURLINFO_OS_ERRNO, &os_errno);
+  switch (code) {
+  case CURLE_OPERATION_TIMEDOUT:
+    return timeout_reason(r.spec->timeout);
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    return "dns: " + lower_first(errbuf_or(r, code));
+  case CURLE_COULDNT_CONNECT:
+    if (os_errno != 0) return "connect: " + os_error(os_errno);
+    return "connect: " + lower_first(errbuf_or(r, code));
+  case CURLE_PEER_FAILED_VERIFICATION:
+    return "tls: certificate verify failed (" + tls_detail(errbuf_or(r, code)) + ")";
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CRL_BADFILE:
+    return "tls: " + lower_first(errbuf_or(r, code));
+  case CURLE_GOT_NOTHING:
+    return "http: empty reply from server";
+  case CURLE_RECV_ERROR:
+  case CURLE_SEND_ERROR:
+    if (os_errno != 0) return "connection: " + os_error(os_errno);
+    return "connection: " + lower_first(errbuf_or(r, code));
+  case CURLE_WEIRD_SERVER_REPLY:
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+    return "http: " + lower_first(errbuf_or(r, code));
+  default:
+    return "probe-error: " + lower_first(errbuf_or(r, code));
+  }
+}
+
+Outcome classify(const Running& r, CURLcode code) {
+  Outcome out;
+  out.index = r.index;
+  out.elapsed = Clock::now() - r.started;
+  if (r.spec->kind == ProbeKind::tcp) {
+    out.healthy = code == CURLE_OK;
+    if (!out.healthy) out.reason = failure_reason(r, code);
+    return out;
+  }
+  // A transfer we cut short after the headers counts as a complete answer.
+  if (code == CURLE_OK || (code == CURLE_WRITE_ERROR && r.body_seen)) {
+    long status = 0;
+    curl_easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &status);
+    out.http_status = status;
+    if (status <= 0) {
+      out.reason = "http: no status line";
+    } else if (status < r.spec->healthy_below) {
+      out.healthy = true;
+    } else {
+      out.reason = "http " + std::to_string(status);
+    }
+    return out;
+  }
+  out.reason = failure_reason(r, code);
+  return out;
+}
+
+} // namespace
+
+std::string timeout_reason(std::chrono::milliseconds timeout) {
+  return "probe-timeout (>" + format_duration(timeout) + ")";
+}
+
+struct Engine::Impl {
+  CURLM* multi = nullptr;
+  int epfd = -1;
+  int wake_fd = -1;
+  /// When curl wants CURL_SOCKET_TIMEOUT next (nullopt: no timer).
+  std::optional<Clock::time_point> timer_at;
+
+  ~Impl() {
+    if (multi) curl_multi_cleanup(multi);
+    if (epfd >= 0) ::close(epfd);
+  }
+
+  // curl tells us which sockets to watch for what; epoll keeps the set.
+  static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) {
+    auto* self = static_cast<Impl*>(userp);
+    if (what == CURL_POLL_REMOVE) {
+      // The fd may already be closed (epoll then dropped it): ignore errors.
+      ::epoll_ctl(self->epfd, EPOLL_CTL_DEL, s, nullptr);
+      curl_multi_assign(self->multi, s, nullptr);
+      return 0;
+    }
+    epoll_event ev{};
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = s;
+    // A closed-and-reused fd number can make our bookkeeping stale; fall back
+    // between ADD and MOD instead of trusting it.
+    const int first = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (::epoll_ctl(self->epfd, first, s, &ev) != 0) {
+      const int second = first == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+      if (::epoll_ctl(self->epfd, second, s, &ev) != 0) return -1;
+    }
+    if (!socketp) curl_multi_assign(self->multi, s, self);
+    return 0;
+  }
+
+  static int on_timer(CURLM*, long timeout_ms, void* userp) {
+    auto* self = static_cast<Impl*>(userp);
+    if (timeout_ms < 0)
+      self->timer_at.reset();
+    else
+      self->timer_at = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    return 0;
+  }
+
+  CURL* make_easy(Running& r) const {
+    const ProbeSpec& spec = *r.spec;
+    CURL* e = curl_easy_init();
+    if (!e) return nullptr;
+    r.easy = e;
+    const long timeout_ms = static_cast<long>(std::max<std::int64_t>(spec.timeout.count(), 1));
+    curl_easy_setopt(e, CURLOPT_PRIVATE, &r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r.errbuf.data());
+    // No SIGALRM-based timeouts: we are one thread with signals on a signalfd.
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    // Every probe opens its own connection: it must exercise DNS, connect and
+    // the TLS handshake like a client's first request, and nothing idles
+    // between ticks (an idle keep-alive socket would outlive the server's).
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    // Resolve afresh each time: probes of one tick start together, so a
+    // cache would save nothing within a tick and would hide DNS changes (or
+    // a broken resolver) from the next one.
+    curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+    // Abandoning a probe must not wait for a stuck getaddrinfo() thread to
+    // finish (curl would join it inside our loop): detach it instead.
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "healthprobe/0.1");
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+    if (spec.kind == ProbeKind::tcp) {
+      const std::string url = "http://" + spec.target + "/";
+      curl_easy_setopt(e, CURLOPT_URL, url.c_str()); // curl copies strings
+      curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+      curl_easy_setopt(e, CURLOPT_PROXY, ""); // a TCP probe never goes via a proxy
+      return e;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, spec.target.c_str());
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
+    for (const auto& h : spec.headers) {
+      curl_slist* next = curl_slist_append(r.headers, h.c_str());
+      if (!next) return nullptr;
+      r.headers = next;
+    }
+    if (r.headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, r.headers);
+    if (!spec.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, spec.ca_file.c_str());
+    if (!spec.verify) {
+      curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    return e;
+  }
+};
+
+Engine::Engine() : impl_(std::make_unique<Impl>()) {
+  global_init();
+  impl_->multi = curl_multi_init();
+  if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+  impl_->epfd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (impl_->epfd < 0)
+    throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+  CURLM* m = impl_->multi;
+  curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, &Impl::on_socket);
+  curl_multi_setopt(m, CURLMOPT_SOCKETDATA, impl_.get());
+  curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
+  curl_multi_setopt(m, CURLMOPT_TIMERDATA, impl_.get());
+  // All probes of a tick start at once: no cap on connections in flight...
+  curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+  curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+  // ...each on its own connection: no HTTP/2 multiplexing of providers that
+  // share a host onto one socket (each probe must test its own path)...
+  curl_multi_setopt(m, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_NOTHING));
+  // ...and no cache of idle connections (FORBID_REUSE closes them anyway;
+  // the default would size the cache at 4x the handles in flight).
+  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, 1L);
+}
+
+Engine::~Engine() = default;
+
+TickStats Engine::run(std::span<const ProbeSpec> probes,
+                      const std::function<void(const Outcome&)>& on_outcome, int wake_fd,
+                      const std::function<bool()>& on_wake) {
+  Impl& im = *impl_;
+  TickStats stats;
+  stats.probes = probes.size();
+  const auto start = Clock::now();
+
+  auto report = [&](const Outcome& o) {
+    (o.healthy ? stats.healthy : stats.failed)++;
+    on_outcome(o);
+  };
+
+  std::unordered_map<CURL*, std::unique_ptr<Running>> running;
+  running.reserve(probes.size());
+  std::chrono::milliseconds longest{0};
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    auto r = std::make_unique<Running>();
+    r->index = i;
+    r->spec = &probes[i];
+    r->started = Clock::now();
+    longest = std::max(longest, probes[i].timeout);
+    CURL* e = im.make_easy(*r);
+    CURLMcode mc = CURLM_OUT_OF_MEMORY;
+    if (e) mc = curl_multi_add_handle(im.multi, e);
+    if (mc != CURLM_OK) {
+      // Cannot even start: a failure for this provider alone.
+      Outcome o;
+      o.index = i;
+      o.reason = std::string("probe-error: cannot start: ") + curl_multi_strerror(mc);
+      report(o);
+      continue;
+    }
+    running.emplace(e, std::move(r));
+  }
+
+  if (wake_fd >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd;
+    ::epoll_ctl(im.epfd, EPOLL_CTL_ADD, wake_fd, &ev);
+  }
+
+  auto finish = [&](CURL* e, const Outcome* o) {
+    curl_multi_remove_handle(im.multi, e);
+    auto node = running.extract(e); // destroys the easy handle with the node
+    if (o) report(*o);
+  };
+  auto drain = [&] {
+    int pending = 0;
+    while (CURLMsg* msg = curl_multi_info_read(im.multi, &pending)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* e = msg->easy_handle;
+      const CURLcode code = msg->data.result;
+      auto it = running.find(e);
+      if (it == running.end()) continue;
+      const Outcome o = classify(*it->second, code);
+      finish(e, &o);
+    }
+  };
+
+  int still = 0;
+  const auto deadline = start + longest + kDeadlineSlack;
+  if (!running.empty()) {
+    curl_multi_socket_action(im.multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    drain();
+  }
+  std::array<epoll_event, 256> events{};
+  while (!running.empty() && !stats.interrupted) {
+    auto now = Clock::now();
+    if (now >= deadline) break;
+    auto wait = deadline - now;
+    if (im.timer_at) wait = std::min<Clock::duration>(wait, std::max(*im.timer_at - now, Clock::duration{0}));
+    // Round up: waking a hair early would spin until curl's timer is due.
+    const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+    const int n = ::epoll_wait(im.epfd, events.data(), static_cast<int>(events.size()),
+                               static_cast<int>(wait_ms));
+    if (n < 0 && errno != EINTR)
+      throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[static_cast<std::size_t>(i)].data.fd;
+      const auto ev = events[static_cast<std::size_t>(i)].events;
+      if (fd == wake_fd && wake_fd >= 0) {
+        if (on_wake && on_wake()) stats.interrupted = true;
+        continue;
+      }
+      int flags = 0;
+      if (ev & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
+      if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+      if (ev & EPOLLERR) flags |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(im.multi, fd, flags, &still);
+    }
+    if (stats.interrupted) break;
+    if (im.timer_at && Clock::now() >= *im.timer_at) {
+      im.timer_at.reset();
+      curl_multi_socket_action(im.multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    }
+    drain();
+  }
+
+  // Whatever is left either ran past the backstop (a timeout) or is being
+  // abandoned because we are told to stop; either way close it now.
+  while (!running.empty()) {
+    auto it = running.begin();
+    CURL* e = it->first;
+    if (stats.interrupted) {
+      ++stats.abandoned;
+      finish(e, nullptr);
+    } else {
+      Outcome o;
+      o.index = it->second->index;
+      o.reason = timeout_reason(it->second->spec->timeout);
+      o.elapsed = Clock::now() - it->second->started;
+      finish(e, &o);
+    }
+  }
+  if (wake_fd >= 0) ::epoll_ctl(im.epfd, EPOLL_CTL_DEL, wake_fd, nullptr);
+  im.timer_at.reset();
+  stats.elapsed = Clock::now() - start;
+  return stats;
+}
+
+} // namespace healthtable::prober

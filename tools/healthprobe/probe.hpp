@@ -1,0 +1,82 @@
+// The probe engine: runs one tick's probes concurrently on one thread.
+//
+// HTTP(S) probes and TCP connects are all libcurl easy handles driven by one
+// multi handle through its socket interface (curl_multi_socket_action) and
+// one epoll set, which also watches a caller's wake fd (the signalfd), so a
+// signal interrupts a tick at once. No thread per probe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace healthtable::prober {
+
+enum class ProbeKind { http, tcp };
+
+/// Everything the engine needs to run one probe.
+struct ProbeSpec {
+  std::string provider;
+  ProbeKind kind = ProbeKind::http;
+  /// http: the URL (http:// or https://); tcp: "host:port" or "[v6]:port".
+  std::string target;
+  std::vector<std::string> headers; ///< "Name: value", already expanded
+  long healthy_below = 500;         ///< http: a status below this is healthy
+  std::string ca_file;              ///< http: trust this CA bundle instead of the system's
+  bool verify = true;               ///< http: verify the peer certificate and host name
+  std::chrono::milliseconds timeout{3000};
+};
+
+/// What one probe found.
+struct Outcome {
+  std::size_t index = 0; ///< into the probes the tick was given
+  bool healthy = false;
+  /// Empty when healthy; otherwise in the reference module's spirit:
+  /// "probe-timeout (>3s)", "http 503", "connect: connection refused",
+  /// "tls: certificate verify failed (...)", "dns: could not resolve host: x".
+  std::string reason;
+  long http_status = 0; ///< 0 when no status was read
+  std::chrono::nanoseconds elapsed{0};
+};
+
+struct TickStats {
+  std::size_t probes = 0;
+  std::size_t healthy = 0;
+  std::size_t failed = 0;
+  std::size_t abandoned = 0; ///< still running when the tick was interrupted
+  bool interrupted = false;  ///< on_wake asked to stop
+  std::chrono::nanoseconds elapsed{0};
+};
+
+/// "probe-timeout (>3s)": the reason for a probe that ran out of time.
+std::string timeout_reason(std::chrono::milliseconds timeout);
+
+class Engine {
+public:
+  Engine();  ///< throws std::runtime_error when curl or epoll cannot start
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /// Runs every probe at once and returns when all have an outcome, each
+  /// having had at most its own timeout (plus a little slack for the loop).
+  /// `on_outcome` is called as each finishes, so results are written while
+  /// slower probes run. A probe that cannot even start is reported failed.
+  /// When `wake_fd` becomes readable, `on_wake` is called; if it returns true
+  /// the tick stops at once: in-flight probes are abandoned (no outcome) and
+  /// their connections closed.
+  TickStats run(std::span<const ProbeSpec> probes,
+                const std::function<void(const Outcome&)>& on_outcome, int wake_fd = -1,
+                const std::function<bool()>& on_wake = {});
+
+  struct Impl;
+
+private:
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace healthtable::prober

@@ -1,0 +1,279 @@
+#include "prober.hpp"
+
+#include <healthtable/names.hpp>
+
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <set>
+
+namespace healthtable::prober {
+
+namespace {
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+Policy merged_policy(const Policy& current, const TableConfig& t) {
+  Policy p = current;
+  if (t.failure_threshold) p.failure_threshold = *t.failure_threshold;
+  if (t.backoff) p.backoff = *t.backoff;
+  return p;
+}
+
+bool has_policy(const TableConfig& t) { return t.failure_threshold || t.backoff; }
+
+std::string describe(const Policy& p) {
+  return "failure threshold " + std::to_string(p.failure_threshold) + ", backoff " +
+         format_duration(p.backoff);
+}
+
+/// Throws table_full, before anything is registered, when the providers the
+/// table has never seen do not fit in its free slots.
+void ensure_capacity(const Writer& w, const Config& cfg) {
+  const TableInfo info = w.table().info();
+  std::uint32_t fresh = 0;
+  for (const auto& p : cfg.providers)
+    if (!w.table().find(p.name)) ++fresh;
+  if (info.used + fresh > info.capacity)
+    throw Error(Errc::table_full,
+                "segment " + quoted(cfg.segment) + " has " + std::to_string(info.capacity) +
+                    " slots, " + std::to_string(info.used) + " in use; the config adds " +
+                    std::to_string(fresh) +
+                    " new providers: recreate it larger (healthctl create " + cfg.segment +
+                    " --slots N --force) or remove providers");
+}
+
+} // namespace
+
+Writer open_table(const Config& cfg, const Log& log) {
+  // Config problems were all found before this point: the table is only
+  // touched by a configuration that parsed completely.
+  std::optional<Writer> w;
+  try {
+    w.emplace(Writer::open(cfg.segment));
+  } catch (const Error& e) {
+    if (e.code() != Errc::no_such_segment || !cfg.table.create) throw;
+  }
+  if (!w) {
+    CreateOptions opts;
+    opts.capacity = cfg.table.slots;
+    opts.mode = cfg.table.mode;
+    opts.policy = merged_policy(Policy{}, cfg.table);
+    try {
+      w.emplace(Writer::create(cfg.segment, opts));
+      log(Level::notice, "created segment " + quoted(cfg.segment) + " with " +
+                             std::to_string(opts.capacity) + " slots, " + describe(opts.policy));
+    } catch (const Error& e) {
+      // Another process created it between our open and our create.
+      if (e.code() != Errc::already_exists) throw;
+      w.emplace(Writer::open(cfg.segment));
+    }
+  }
+  if (w->repaired() > 0)
+    log(Level::warning, "repaired " + std::to_string(w->repaired()) +
+                            " record(s) left half-written by a writer that died");
+  ensure_capacity(*w, cfg);
+  if (has_policy(cfg.table)) {
+    const Policy wanted = merged_policy(w->policy(), cfg.table);
+    if (wanted.failure_threshold != w->policy().failure_threshold ||
+        wanted.backoff != w->policy().backoff) {
+      w->set_policy(wanted);
+      log(Level::notice, "policy of " + quoted(cfg.segment) + " set to " + describe(wanted));
+    }
+  }
+  for (const auto& p : cfg.providers) w->add(p.name);
+  return std::move(*w);
+}
+
+Prober::Prober(Config cfg, Writer writer, const Log& log)
+    : cfg_(std::move(cfg)), writer_(std::move(writer)), log_(log), rng_(std::random_device{}()) {
+  const auto now = Clock::now();
+  for (const auto& p : cfg_.providers) providers_.push_back({p, now}); // first tick at once
+}
+
+Prober::Clock::time_point Prober::next_due(Clock::time_point from, std::chrono::nanoseconds interval) {
+  // Measured from the tick's start, so the cadence does not drift by the
+  // tick's length; jitter spreads hosts that started together.
+  auto due = from + std::chrono::duration_cast<Clock::duration>(interval);
+  if (cfg_.jitter.count() > 0) {
+    std::uniform_int_distribution<std::int64_t> dist(0, cfg_.jitter.count());
+    due += std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(dist(rng_)));
+  }
+  return due;
+}
+
+void Prober::beat() {
+  writer_.heartbeat();
+  last_beat_ = Clock::now();
+}
+
+bool Prober::drain_signals(int signal_fd) {
+  signalfd_siginfo si{};
+  while (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+      stop_ = true;
+      stop_signal_ = si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT";
+    } else if (si.ssi_signo == SIGHUP) {
+      reload_ = true;
+    }
+  }
+  return stop_;
+}
+
+void Prober::record(const ProviderConfig& p, const Outcome& o) {
+  try {
+    if (o.healthy) {
+      const Transition t = writer_.mark_healthy(p.name);
+      if (t == Transition::recovered) log_(Level::notice, "provider " + p.name + " recovered");
+      log_(Level::debug, "provider " + p.name + " healthy" +
+                             (o.http_status ? " (http " + std::to_string(o.http_status) + ")" : "") +
+                             " in " + format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed)));
+      return;
+    }
+    const Transition t = writer_.mark_unhealthy(p.name, o.reason);
+    const auto state = writer_.table().get_state(p.name);
+    const auto failures = state ? state->consecutive_failures : 0;
+    const std::string backoff = format_duration(writer_.policy().backoff);
+    if (t == Transition::tripped) {
+      log_(Level::warning, "provider " + p.name + " marked unhealthy after " +
+                               std::to_string(failures) + " consecutive failures (" + o.reason +
+                               "); backoff " + backoff);
+    } else if (t == Transition::rearmed) {
+      log_(Level::debug, "provider " + p.name + " still unhealthy (" + o.reason +
+                             "); backoff re-armed " + backoff);
+    } else {
+      log_(Level::debug, "provider " + p.name + " failed (" + o.reason + "), " +
+                             std::to_string(failures) + " of " +
+                             std::to_string(writer_.policy().failure_threshold));
+    }
+  } catch (const Error& e) {
+    // A table error for one provider (say, the table filled up under us) is
+    // that provider's problem; the others' outcomes still get written.
+    log_(Level::err, "cannot record the outcome for provider " + p.name + ": " + e.what());
+  }
+}
+
+void Prober::tick(int signal_fd) {
+  const auto start = Clock::now();
+  std::vector<std::size_t> due;
+  std::vector<ProbeSpec> specs;
+  for (std::size_t i = 0; i < providers_.size(); ++i) {
+    if (providers_[i].due > start) continue;
+    due.push_back(i);
+    specs.push_back(providers_[i].cfg.probe);
+  }
+  if (due.empty()) return;
+  beat();
+  const TickStats stats = engine_.run(
+      specs, [&](const Outcome& o) { record(providers_[due[o.index]].cfg, o); }, signal_fd,
+      [&] { return drain_signals(signal_fd); });
+  if (stats.interrupted) {
+    log_(Level::info, "tick interrupted: " + std::to_string(stats.abandoned) +
+                          " probe(s) in flight abandoned");
+    return;
+  }
+  for (std::size_t i : due) providers_[i].due = next_due(start, providers_[i].cfg.interval);
+  beat();
+  log_(Level::debug, "tick: " + std::to_string(stats.probes) + " probes, " +
+                         std::to_string(stats.healthy) + " healthy, " +
+                         std::to_string(stats.failed) + " failed in " +
+                         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(stats.elapsed).count()) +
+                         "ms");
+}
+
+void Prober::reload() {
+  reload_ = false;
+  log_(Level::info, "reloading " + cfg_.path);
+  Config next;
+  try {
+    next = load_config(cfg_.path);
+    if (next.segment != cfg_.segment)
+      throw ConfigError(cfg_.path, 0, "segment",
+                        "cannot change from " + quoted(cfg_.segment) + " to " +
+                            quoted(next.segment) + " on reload: restart healthprobe");
+    ensure_capacity(writer_, next);
+  } catch (const std::exception& e) {
+    log_(Level::err, std::string("reload failed, keeping the previous configuration: ") + e.what());
+    return;
+  }
+  if (has_policy(next.table)) {
+    const Policy wanted = merged_policy(writer_.policy(), next.table);
+    if (wanted.failure_threshold != writer_.policy().failure_threshold ||
+        wanted.backoff != writer_.policy().backoff) {
+      writer_.set_policy(wanted);
+      log_(Level::notice, "policy set to " + describe(wanted));
+    }
+  }
+  const auto now = Clock::now();
+  std::vector<Scheduled> merged;
+  std::size_t added = 0, changed = 0;
+  std::set<std::string> kept;
+  for (const auto& p : next.providers) {
+    auto old = std::find_if(providers_.begin(), providers_.end(),
+                            [&](const Scheduled& s) { return s.cfg.name == p.name; });
+    if (old == providers_.end()) {
+      ++added;
+      merged.push_back({p, now}); // new: probed at once
+    } else if (!old->cfg.same_as(p)) {
+      ++changed;
+      merged.push_back({p, now}); // changed: probed at once with its new probe
+    } else {
+      merged.push_back(*old); // unchanged: keeps its schedule
+    }
+    kept.insert(p.name);
+    writer_.add(p.name);
+  }
+  const std::size_t removed = static_cast<std::size_t>(
+      std::count_if(providers_.begin(), providers_.end(),
+                    [&](const Scheduled& s) { return kept.count(s.cfg.name) == 0; }));
+  providers_ = std::move(merged);
+  cfg_ = std::move(next);
+  writer_.set_heartbeat_interval(cfg_.shortest_interval());
+  log_(Level::info, "reloaded " + cfg_.path + ": " + std::to_string(providers_.size()) +
+                        " providers (" + std::to_string(added) + " added, " +
+                        std::to_string(removed) + " removed, " + std::to_string(changed) +
+                        " changed)");
+}
+
+int Prober::run(int signal_fd) {
+  log_(Level::info, "started: pid " + std::to_string(::getpid()) + ", segment " +
+                        quoted(cfg_.segment) + ", " + std::to_string(providers_.size()) +
+                        " providers, interval " + format_duration(cfg_.interval) + ", timeout " +
+                        format_duration(cfg_.timeout) + ", " + describe(writer_.policy()));
+  // Readers call us stale after three missed beats; we beat at every tick
+  // and, between ticks, at least this often.
+  const auto promise = [&] { return cfg_.shortest_interval(); };
+  writer_.set_heartbeat_interval(promise());
+  beat();
+  while (!stop_) {
+    tick(signal_fd);
+    if (stop_) break;
+    if (reload_) {
+      reload();
+      continue; // new and changed providers are due now
+    }
+    auto wake = last_beat_ + std::chrono::duration_cast<Clock::duration>(promise());
+    for (const auto& p : providers_) wake = std::min(wake, p.due);
+    const auto now = Clock::now();
+    if (wake > now) {
+      pollfd pfd{signal_fd, POLLIN, 0};
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+      const int n = ::poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(ms, 60'000)));
+      if (n < 0 && errno != EINTR) {
+        log_(Level::err, std::string("poll: ") + std::strerror(errno));
+        return kExitFailure;
+      }
+      if (n > 0) drain_signals(signal_fd);
+    }
+    if (Clock::now() >= last_beat_ + std::chrono::duration_cast<Clock::duration>(promise())) beat();
+  }
+  log_(Level::info, "stopping on " + (stop_signal_.empty() ? std::string("request") : stop_signal_) +
+                        ": releasing the writer lock of " + quoted(cfg_.segment));
+  return kExitOk;
+}
+
+} // namespace healthtable::prober

@@ -1,0 +1,68 @@
+// The daemon: schedules ticks, runs them on the Engine, writes outcomes
+// through the table's single Writer, and answers signals.
+#pragma once
+
+#include "config.hpp"
+#include "log.hpp"
+#include "probe.hpp"
+
+#include <healthtable/writer.hpp>
+
+#include <chrono>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace healthtable::prober {
+
+/// Exit codes. Table errors exit with the library's Errc value (3..16, the
+/// same numbers healthctl uses); the config code is sysexits' EX_CONFIG
+/// (systemd shows it as status=78/CONFIG) so it cannot collide with them.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1; ///< a system call failed (signalfd, epoll, curl init)
+inline constexpr int kExitUsage = 2;   ///< bad command line
+inline constexpr int kExitConfig = 78; ///< bad configuration file
+
+/// Opens the configured segment, creating it when it is missing and
+/// `[table] create` allows, takes the writer lock, applies the configured
+/// policy and registers every provider. Throws healthtable::Error (writer
+/// busy, table full, ...): nothing is registered unless all providers fit.
+Writer open_table(const Config& cfg, const Log& log);
+
+class Prober {
+public:
+  Prober(Config cfg, Writer writer, const Log& log);
+
+  /// Runs until SIGTERM or SIGINT arrives on `signal_fd` (a signalfd for
+  /// SIGTERM, SIGINT and SIGHUP, non-blocking); SIGHUP reloads the config
+  /// from its file. Returns the exit code.
+  int run(int signal_fd);
+
+private:
+  using Clock = std::chrono::steady_clock;
+  struct Scheduled {
+    ProviderConfig cfg;
+    Clock::time_point due;
+  };
+
+  void tick(int signal_fd);
+  void record(const ProviderConfig& p, const Outcome& o);
+  /// Reads pending signals; true when told to stop.
+  bool drain_signals(int signal_fd);
+  void reload();
+  void beat();
+  Clock::time_point next_due(Clock::time_point from, std::chrono::nanoseconds interval);
+
+  Config cfg_;
+  Writer writer_;
+  const Log& log_;
+  Engine engine_;
+  std::vector<Scheduled> providers_;
+  std::mt19937_64 rng_;
+  Clock::time_point last_beat_{};
+  bool stop_ = false;
+  bool reload_ = false;
+  std::string stop_signal_;
+};
+
+} // namespace healthtable::prober
