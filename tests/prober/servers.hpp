@@ -1,0 +1,139 @@
+// Test helpers for the prober: real servers on 127.0.0.1 (never any other
+// address), child processes with captured stderr, and scratch directories.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace healthtable::test {
+
+/// An HTTP/1.1 server on 127.0.0.1 with one thread and a poll() loop, so a
+/// thousand connections cost no threads. Paths:
+///   /status/NNN       answer NNN at once
+///   /slow/MS/NNN      answer NNN after MS milliseconds
+///   /hang             read the request, never answer (until the server stops)
+///   /close            close without answering (an empty reply)
+///   anything else     answer default_status() (settable while running)
+class HttpServer {
+public:
+  HttpServer();
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const noexcept { return port_; }
+  std::string url(const std::string& path = "/") const;
+  void set_default_status(int status) noexcept { default_status_ = status; }
+  /// Request heads received so far (request line and headers).
+  std::vector<std::string> requests() const;
+  std::size_t accepted() const noexcept { return accepted_; }
+
+private:
+  void loop();
+  int listen_fd_ = -1;
+  int wake_[2] = {-1, -1};
+  int port_ = 0;
+  std::atomic<int> default_status_{200};
+  std::atomic<std::size_t> accepted_{0};
+  mutable std::mutex mu_;
+  std::vector<std::string> requests_;
+  std::thread thread_;
+};
+
+/// A TCP listener on 127.0.0.1 that accepts and closes every connection.
+class TcpListener {
+public:
+  TcpListener();
+  ~TcpListener();
+  int port() const noexcept { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+private:
+  int listen_fd_ = -1;
+  int wake_[2] = {-1, -1};
+  int port_ = 0;
+  std::thread thread_;
+};
+
+/// A 127.0.0.1 port with nothing listening (bound for a moment, then freed).
+int refused_port();
+
+/// A scratch directory, removed with everything in it.
+class TempDir {
+public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const noexcept { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+  /// Writes `text` to `name` (atomically: a reloading prober never reads half a file).
+  std::filesystem::path write(const std::string& name, const std::string& text) const;
+
+private:
+  std::filesystem::path path_;
+};
+
+/// A child process whose stdout and stderr go to files; killed (SIGKILL) and
+/// reaped by the destructor if still running.
+class Child {
+public:
+  Child(const std::vector<std::string>& argv, const std::filesystem::path& log_dir,
+        const std::map<std::string, std::string>& env = {});
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  int pid() const noexcept { return pid_; }
+  std::string err() const; ///< everything written to stderr so far
+  std::string out() const;
+  /// Polls stderr until it contains `text`; false on timeout.
+  bool wait_for_err(const std::string& text, std::chrono::milliseconds timeout) const;
+  void signal(int sig) const;
+  /// The exit code (128 + signal when killed), or nothing on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  bool running();
+
+private:
+  int pid_ = -1;
+  std::optional<int> status_;
+  std::filesystem::path out_;
+  std::filesystem::path err_;
+};
+
+/// Waits until `pred` holds, polling every 10 ms; false on timeout.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+/// A CA and a server certificate for 127.0.0.1 and localhost, made with the
+/// openssl command line, plus an HTTPS server (python3) using them.
+class TlsServer {
+public:
+  explicit TlsServer(const TempDir& dir);
+  ~TlsServer();
+  int port() const noexcept { return port_; }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port_) + "/"; }
+  std::string ca_file() const { return ca_.string(); }
+
+private:
+  std::filesystem::path ca_;
+  std::unique_ptr<Child> server_;
+  int port_ = 0;
+};
+
+/// Raises the open-file soft limit to the hard limit (a thousand probes and
+/// a thousand server-side sockets live in one test process).
+void raise_file_limit();
+
+/// CPU time (user + system) of the calling thread, or of process `pid`.
+std::chrono::microseconds thread_cpu_time();
+std::chrono::microseconds process_cpu_time(int pid);
+
+} // namespace healthtable::test

@@ -1,0 +1,283 @@
+// The configuration parser: what a valid file means, and every error named
+// with its file, line and key.
+#include "config.hpp"
+#include "servers.hpp"
+
+#include <doctest/doctest.h>
+
+#include <map>
+
+using namespace healthtable::prober;
+using namespace healthtable::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::map<std::string, std::string> kEnv = {
+    {"GROQ_API_KEY", "gsk-test"},     {"OPENROUTER_API_KEY", "or-test"},
+    {"TOGETHER_API_KEY", "tg-test"},  {"GOOGLE_API_KEY", "g-test"},
+    {"EMPTY", ""},
+};
+
+std::optional<std::string> fake_env(const std::string& name) {
+  if (auto it = kEnv.find(name); it != kEnv.end()) return it->second;
+  return std::nullopt;
+}
+
+Config parse(const std::string& text) { return parse_config(text, "probe.toml", fake_env); }
+
+const std::string kHead = "segment = \"gw\"\n"; // line 1
+
+/// Parsing `text` fails with "probe.toml:LINE: KEY: ..." containing `fragment`.
+void expect_error(const std::string& text, std::uint32_t line, const std::string& key,
+                  const std::string& fragment) {
+  try {
+    parse(text);
+    FAIL("parsed, expected an error about " << key);
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(e.line() == line);
+    CHECK(e.key() == key);
+    CHECK(what.rfind("probe.toml:" + std::to_string(line) + ": " + (key.empty() ? "" : key + ": "), 0) == 0);
+    CHECK(what.find(fragment) != std::string::npos);
+    CHECK(what.find('\n') == std::string::npos); // one line
+  }
+}
+
+} // namespace
+
+TEST_CASE("a full configuration parses with every value") {
+  const Config c = parse(R"(segment = "gateway"
+interval = "20s"
+timeout = "2s"
+jitter = "1500ms"
+
+[table]
+create = false
+slots = 128
+mode = "0640"
+failure_threshold = 3
+backoff = "2m"
+
+[[provider]]
+name = "groq"
+https = "https://api.groq.com/openai/v1/models"
+headers = { Authorization = "Bearer ${GROQ_API_KEY}", X-Literal = "$$5" }
+healthy_below = 400
+verify = false
+timeout = "1s"
+
+[[provider]]
+name = "ollama"
+tcp = "127.0.0.1:11434"
+interval = 10
+)");
+  CHECK(c.path == "probe.toml");
+  CHECK(c.segment == "gateway");
+  CHECK(c.interval == 20s);
+  CHECK(c.timeout == 2s);
+  CHECK(c.jitter == 1500ms);
+  CHECK_FALSE(c.table.create);
+  CHECK(c.table.slots == 128);
+  CHECK(c.table.mode == 0640);
+  CHECK(c.table.failure_threshold == 3u);
+  CHECK(c.table.backoff == std::chrono::nanoseconds(120s));
+  REQUIRE(c.providers.size() == 2);
+
+  const auto& groq = c.providers[0];
+  CHECK(groq.name == "groq");
+  CHECK(groq.line == 13);
+  CHECK(groq.probe.provider == "groq");
+  CHECK(groq.probe.kind == ProbeKind::http);
+  CHECK(groq.probe.target == "https://api.groq.com/openai/v1/models");
+  CHECK(groq.probe.headers ==
+        std::vector<std::string>{"Authorization: Bearer gsk-test", "X-Literal: $5"});
+  CHECK(groq.probe.healthy_below == 400);
+  CHECK_FALSE(groq.probe.verify);
+  CHECK(groq.interval == 20s); // the default
+  CHECK(groq.timeout == 1s);   // its own
+  CHECK(groq.probe.timeout == 1000ms);
+
+  const auto& ollama = c.providers[1];
+  CHECK(ollama.probe.kind == ProbeKind::tcp);
+  CHECK(ollama.probe.target == "127.0.0.1:11434");
+  CHECK(ollama.interval == 10s); // a bare number is seconds
+  CHECK(ollama.timeout == 2s);
+  CHECK(c.shortest_interval() == 10s);
+}
+
+TEST_CASE("defaults: 30s interval, 3s timeout, no jitter, create 64 slots, status < 500") {
+  const Config c = parse(kHead + "[[provider]]\nname = \"a\"\nhttp = \"http://127.0.0.1:9/\"\n");
+  CHECK(c.interval == 30s);
+  CHECK(c.timeout == 3s);
+  CHECK(c.jitter == 0s);
+  CHECK(c.table.create);
+  CHECK(c.table.slots == 64);
+  CHECK(c.table.mode == 0644);
+  CHECK_FALSE(c.table.failure_threshold);
+  CHECK_FALSE(c.table.backoff);
+  REQUIRE(c.providers.size() == 1);
+  CHECK(c.providers[0].probe.healthy_below == 500);
+  CHECK(c.providers[0].probe.verify);
+  CHECK(c.providers[0].probe.ca_file.empty());
+  CHECK(c.providers[0].probe.timeout == 3000ms);
+}
+
+TEST_CASE("the shipped example configurations are valid") {
+  const std::string dir = HEALTHTABLE_SOURCE_DIR "/docs/examples/";
+  const Config llm = load_config(dir + "healthprobe.toml", fake_env);
+  CHECK(llm.segment == "gateway");
+  std::vector<std::string> names;
+  for (const auto& p : llm.providers) names.push_back(p.name);
+  CHECK(names == std::vector<std::string>{"ollama", "groq", "openrouter", "together", "google"});
+  CHECK(llm.providers[1].probe.headers == std::vector<std::string>{"Authorization: Bearer gsk-test"});
+  CHECK(llm.providers[4].probe.headers == std::vector<std::string>{"x-goog-api-key: g-test"});
+
+  const Config demo = load_config(dir + "demo.toml", fake_env);
+  CHECK(demo.segment == "demo");
+  CHECK(demo.providers.size() == 2);
+
+  // Without the keys in the environment, the first one missing is named.
+  try {
+    load_config(dir + "healthprobe.toml", [](const std::string&) { return std::nullopt; });
+    FAIL("expected a missing variable");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("GROQ_API_KEY is not set") != std::string::npos);
+    CHECK(e.key() == "provider.headers.Authorization");
+  }
+}
+
+TEST_CASE("unknown keys are refused wherever they are") {
+  expect_error(kHead + "intervall = \"5s\"\n", 2, "intervall", "unknown key");
+  expect_error(kHead + "[table]\nslot = 4\n", 3, "table.slot", "unknown key");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\nurl = \"http://x/\"\n", 4, "provider.url",
+               "expected one of: name, http, https, tcp");
+}
+
+TEST_CASE("missing names, segments and probes") {
+  expect_error("[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n", 1, "segment", "missing");
+  expect_error(kHead + "\n[[provider]]\ntcp = \"h:1\"\n", 3, "provider.name", "needs a name");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\n", 2, "provider", "has no probe");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\nhttp = \"http://h/\"\ntcp = \"h:1\"\n", 5,
+               "provider.tcp", "has two probes");
+  expect_error(kHead, 1, "provider", "no providers");
+  expect_error(kHead + "[provider]\nname = \"a\"\n", 2, "provider", "[[provider]]");
+}
+
+TEST_CASE("bad names") {
+  expect_error("segment = \"../etc\"\n[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n", 1, "segment",
+               "");
+  expect_error(kHead + "[[provider]]\nname = \"has space\"\ntcp = \"h:1\"\n", 3, "provider.name", "");
+  expect_error(kHead + "[[provider]]\nname = 7\ntcp = \"h:1\"\n", 3, "provider.name", "must be a string");
+}
+
+TEST_CASE("bad URLs") {
+  auto with = [](const std::string& key, const std::string& url) {
+    return kHead + "[[provider]]\nname = \"a\"\n" + key + " = \"" + url + "\"\n";
+  };
+  expect_error(with("http", "not a url"), 4, "provider.http", "bad URL");
+  expect_error(with("http", "ftp://example.org/"), 4, "provider.http", "scheme must be http or https");
+  expect_error(with("https", "https://"), 4, "provider.https", "bad URL");
+  expect_error(with("http", "127.0.0.1:8080"), 4, "provider.http", "bad URL");
+}
+
+TEST_CASE("bad tcp addresses") {
+  auto with = [](const std::string& target) {
+    return kHead + "[[provider]]\nname = \"a\"\ntcp = \"" + target + "\"\n";
+  };
+  expect_error(with("localhost"), 4, "provider.tcp", "expected \"host:port\"");
+  expect_error(with("localhost:0"), 4, "provider.tcp", "bad port");
+  expect_error(with("localhost:70000"), 4, "provider.tcp", "bad port");
+  expect_error(with("localhost:http"), 4, "provider.tcp", "bad port");
+  expect_error(with("::1:80"), 4, "provider.tcp", "[addr]:port");
+  expect_error(with(":80"), 4, "provider.tcp", "no host");
+  CHECK(parse(with("[::1]:80")).providers[0].probe.target == "[::1]:80");
+}
+
+TEST_CASE("bad durations and cadences") {
+  expect_error(kHead + "interval = \"30 parsecs\"\n", 2, "interval", "interval");
+  expect_error(kHead + "timeout = \"0s\"\n", 2, "timeout", "greater than zero");
+  expect_error(kHead + "jitter = true\n", 2, "jitter", "must be a duration");
+  expect_error(kHead + "interval = \"2s\"\ntimeout = \"5s\"\n", 3, "timeout", "must not exceed interval");
+  expect_error(kHead + "[table]\nbackoff = \"soon\"\n", 3, "table.backoff", "");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\ninterval = \"1s\"\n", 2,
+               "provider.timeout", "must not exceed its interval");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\ntimeout = \"fast\"\n", 5,
+               "provider.timeout", "");
+}
+
+TEST_CASE("table values out of range") {
+  expect_error(kHead + "[table]\nslots = 0\n", 3, "table.slots", "out of range");
+  expect_error(kHead + "[table]\nfailure_threshold = 0\n", 3, "table.failure_threshold", "out of range");
+  expect_error(kHead + "[table]\nmode = \"0999\"\n", 3, "table.mode", "not an octal mode");
+  expect_error(kHead + "[table]\ncreate = \"yes\"\n", 3, "table.create", "true or false");
+  expect_error(kHead + "table = 3\n", 2, "table", "must be a table");
+}
+
+TEST_CASE("duplicate providers name both lines") {
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n[[provider]]\nname = \"a\"\ntcp = \"h:2\"\n",
+               5, "provider.name", "duplicate provider \"a\" (first defined at line 2)");
+}
+
+TEST_CASE("headers: env variables, names, and where they apply") {
+  const std::string p = kHead + "[[provider]]\nname = \"a\"\nhttp = \"http://h/\"\n";
+  expect_error(p + "headers = { Authorization = \"Bearer ${NOPE_KEY}\" }\n", 5,
+               "provider.headers.Authorization", "environment variable NOPE_KEY is not set");
+  expect_error(p + "headers = { A = \"${GROQ_API_KEY\" }\n", 5, "provider.headers.A", "unclosed");
+  expect_error(p + "headers = { \"Bad Name\" = \"x\" }\n", 5, "provider.headers.Bad Name",
+               "not a valid HTTP header name");
+  expect_error(p + "headers = { A = 5 }\n", 5, "provider.headers.A", "must be a string");
+  expect_error(p + "headers = \"Authorization: x\"\n", 5, "provider.headers", "must be a table");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\nheaders = { A = \"b\" }\n", 5,
+               "provider.headers", "http/https probes only");
+  // An empty variable is set: the header is sent empty.
+  CHECK(parse(p + "headers = { A = \"${EMPTY}\" }\n").providers[0].probe.headers ==
+        std::vector<std::string>{"A;"});
+}
+
+TEST_CASE("http options: healthy_below, verify, ca_file") {
+  const std::string p = kHead + "[[provider]]\nname = \"a\"\nhttps = \"https://h/\"\n";
+  expect_error(p + "healthy_below = 5000\n", 5, "provider.healthy_below", "out of range");
+  expect_error(p + "healthy_below = \"500\"\n", 5, "provider.healthy_below", "must be an integer");
+  expect_error(p + "verify = 1\n", 5, "provider.verify", "true or false");
+  expect_error(p + "ca_file = \"/nonexistent/ca.pem\"\n", 5, "provider.ca_file", "cannot read");
+
+  TempDir dir;
+  dir.write("ca.pem", "not checked here\n");
+  const auto path = dir.write("probe.toml", p + "ca_file = \"ca.pem\"\n");
+  const Config c = load_config(path.string(), fake_env);
+  CHECK(c.providers[0].probe.ca_file == (dir / "ca.pem").string()); // relative to the file
+}
+
+TEST_CASE("TOML syntax errors carry their line") {
+  expect_error(kHead + "interval = \"5s\n", 2, "", "TOML syntax");
+  expect_error(kHead + "segment = \"again\"\n", 2, "", "TOML syntax");
+}
+
+TEST_CASE("an unreadable file is a config error") {
+  try {
+    load_config("/nonexistent/healthprobe.toml");
+    FAIL("expected an error");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("/nonexistent/healthprobe.toml:0: cannot read") == 0);
+  }
+}
+
+TEST_CASE("expand_env") {
+  CHECK(expand_env("plain", fake_env) == "plain");
+  CHECK(expand_env("Bearer ${GROQ_API_KEY}!", fake_env) == "Bearer gsk-test!");
+  CHECK(expand_env("$$${GROQ_API_KEY}$", fake_env) == "$gsk-test$");
+  CHECK(expand_env("cost $5", fake_env) == "cost $5");
+  CHECK_THROWS_AS(expand_env("${}", fake_env), std::invalid_argument);
+  CHECK_THROWS_AS(expand_env("${MISSING}", fake_env), std::invalid_argument);
+}
+
+TEST_CASE("same_as tells a changed provider from an unchanged one") {
+  const std::string base = kHead + "[[provider]]\nname = \"a\"\nhttp = \"http://h/\"\n";
+  const auto a = parse(base).providers[0];
+  CHECK(a.same_as(parse(base).providers[0]));
+  CHECK_FALSE(a.same_as(parse(base + "timeout = \"1s\"\n").providers[0]));
+  CHECK_FALSE(a.same_as(parse(base + "healthy_below = 400\n").providers[0]));
+  CHECK_FALSE(a.same_as(parse(base + "headers = { A = \"b\" }\n").providers[0]));
+}
