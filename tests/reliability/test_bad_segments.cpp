@@ -1,0 +1,472 @@
+// Bad segments, each reached for real: an object in /dev/shm whose bytes are
+// truncated, foreign, of another layout, with absurd sizes, hostile names or
+// a sequence stuck odd. Each must give a typed Error with the right Errc (or,
+// for images whose header is sound but whose contents are hostile, a clamped
+// and bounded answer) -- never a crash, an out-of-bounds read (the asan
+// build) or a hang.
+//
+// Also the byte-flip loop: random bytes of a live segment flipped in place,
+// then Table::open + snapshot (+ Writer::open's repair, + `healthctl dump`).
+#include "invariant.hpp"
+#include "proc.hpp"
+
+#include <healthtable/table.hpp>
+#include <healthtable/writer.hpp>
+#include <support/support.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace healthtable;
+using namespace std::chrono_literals;
+using test::SegmentName;
+
+namespace {
+
+constexpr std::uint32_t kCap = 4;
+
+/// A valid image of capacity kCap with three providers in different states.
+std::vector<std::uint8_t> golden_image() {
+  SegmentName src("golden");
+  CreateOptions o;
+  o.capacity = kCap;
+  o.policy.failure_threshold = 1;
+  auto w = Writer::create(src.str(), o);
+  test::write_outcome(w, "ollama", w.table().get_state("ollama").value_or(ProviderState{}), false);
+  w.add("groq");
+  test::write_outcome(w, "groq", *w.table().get_state("groq"), true);
+  w.add("together");
+  w.set_override("together", Override::forced_down);
+  return test::read_image(src.str());
+}
+
+template <class T> void put(std::vector<std::uint8_t>& img, std::size_t off, T v) {
+  std::memcpy(img.data() + off, &v, sizeof v);
+}
+
+std::size_t slot_off(std::uint32_t i) {
+  return static_cast<std::size_t>(slots_offset_for(kCap)) + i * sizeof(Slot);
+}
+
+/// Every call the tools make on a table, bounded; nothing may escape but
+/// healthtable::Error.
+void exercise(const Table& t) {
+  const auto info = t.info();
+  CHECK(info.used <= info.capacity);
+  const auto snap = t.snapshot(std::vector<std::string>{"ollama", "absent"});
+  CHECK(snap.size() <= info.capacity + 2);
+  for (const auto& s : snap) {
+    CHECK(s.name.size() <= kProviderNameMax);
+    if (s.last_error) CHECK(s.last_error->size() <= kReasonMax);
+    if (!s.registered) continue;
+    const auto h = t.find(s.name);
+    if (h) {
+      (void)t.is_healthy(*h);
+      (void)t.get_state(*h);
+    }
+    (void)t.is_healthy(s.name);
+  }
+  (void)t.find("groq");
+  (void)t.is_healthy("never-registered");
+  (void)t.writer_status();
+  (void)t.replaced();
+}
+
+struct Tally {
+  int tried = 0;
+  std::map<std::string, int> by_code;
+};
+Tally g_tally;
+
+/// Writes `img` as segment `seg` and expects `code` from every way in.
+void expect_error(const SegmentName& seg, const std::vector<std::uint8_t>& img, Errc code,
+                  const char* what) {
+  test::write_image(seg.str(), img);
+  CAPTURE(what);
+  CHECK(test::error_of([&] { (void)Table::open(seg.str()); }) == code);
+  CHECK(test::error_of([&] { (void)Writer::open(seg.str()); }) == code);
+  ++g_tally.tried;
+  ++g_tally.by_code[std::string(errc_name(code))];
+}
+
+/// Writes `img`, expects it to open, and runs every reader call and the
+/// writer's repair on it. Returns the repaired count.
+std::uint32_t expect_bounded(const SegmentName& seg, const std::vector<std::uint8_t>& img,
+                             const char* what) {
+  test::write_image(seg.str(), img);
+  CAPTURE(what);
+  ++g_tally.tried;
+  ++g_tally.by_code["opened, answers bounded"];
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    auto t = Table::open(seg.str());
+    exercise(t);
+  }
+  std::uint32_t repaired = 0;
+  {
+    auto w = Writer::open(seg.str());
+    repaired = w.repaired();
+    exercise(w.table());
+    // After repair, the writer can write every registered provider.
+    for (const auto& s : w.table().snapshot())
+      if (!s.name.empty()) (void)test::error_of([&] { w.mark_healthy(s.name); });
+    exercise(w.table());
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  return repaired;
+}
+
+} // namespace
+
+TEST_CASE("bad segments: empty, zeroed, truncated and extended objects") {
+  SegmentName seg("bad-size");
+  const auto good = golden_image();
+  REQUIRE(good.size() == total_size_for(kCap));
+  {
+    test::write_image(seg.str(), good);
+    CHECK_NOTHROW(exercise(Table::open(seg.str())));
+  }
+  expect_error(seg, {}, Errc::not_ready, "size 0: a creator between shm_open and fallocate");
+  expect_error(seg, std::vector<std::uint8_t>(good.size(), 0), Errc::not_ready,
+               "all zeros: a creator that died before publishing the magic");
+  auto unpublished = good;
+  put<std::uint64_t>(unpublished, offsetof(Header, magic), 0);
+  expect_error(seg, unpublished, Errc::not_ready, "complete but magic unpublished");
+  for (std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{100},
+                        sizeof(Header) - 1}) {
+    expect_error(seg, std::vector<std::uint8_t>(good.begin(), good.begin() + static_cast<long>(n)),
+                 Errc::corrupt, "truncated inside the header");
+  }
+  for (std::size_t n : {sizeof(Header), sizeof(Header) + 10,
+                        static_cast<std::size_t>(slots_offset_for(kCap)) + 100, good.size() - 1}) {
+    expect_error(seg, std::vector<std::uint8_t>(good.begin(), good.begin() + static_cast<long>(n)),
+                 Errc::corrupt, "truncated after the header");
+  }
+  for (std::size_t extra : {std::size_t{1}, std::size_t{4096}}) {
+    auto longer = good;
+    longer.resize(good.size() + extra, 0);
+    expect_error(seg, longer, Errc::corrupt, "longer than the header says");
+  }
+}
+
+TEST_CASE("bad segments: foreign objects and wrong magic") {
+  SegmentName seg("bad-magic");
+  const auto good = golden_image();
+  for (std::size_t b = 0; b < 8; ++b) {
+    auto img = good;
+    img[b] ^= 0x20;
+    expect_error(seg, img, Errc::not_a_table, "one magic byte flipped");
+  }
+  std::mt19937_64 rng(7);
+  std::vector<std::uint8_t> garbage(good.size());
+  for (auto& c : garbage) c = static_cast<std::uint8_t>(rng());
+  expect_error(seg, garbage, Errc::not_a_table, "random bytes");
+  std::vector<std::uint8_t> text(4096, ' ');
+  const char* hello = "#!/bin/sh\necho this is not a health table\n";
+  std::memcpy(text.data(), hello, std::strlen(hello));
+  expect_error(seg, text, Errc::not_a_table, "a text file");
+  expect_error(seg, std::vector<std::uint8_t>(hello, hello + 10), Errc::corrupt,
+               "a tiny foreign file");
+}
+
+TEST_CASE("bad segments: another layout version or build") {
+  SegmentName seg("bad-layout");
+  const auto good = golden_image();
+  {
+    auto img = good;
+    put<std::uint32_t>(img, offsetof(Header, layout_version), 2);
+    put<std::uint64_t>(img, offsetof(Header, format),
+                       format_stamp(2, sizeof(Header), sizeof(Slot), kProviderNameMax, kReasonMax));
+    expect_error(seg, img, Errc::incompatible_layout, "layout v2");
+    test::write_image(seg.str(), img);
+    try {
+      (void)Table::open(seg.str());
+    } catch (const Error& e) { // "expected X, found Y"
+      CHECK(std::string(e.what()).find("expected") != std::string::npos);
+      CHECK(std::string(e.what()).find("layout v2") != std::string::npos);
+    }
+  }
+  {
+    auto img = good;
+    put<std::uint32_t>(img, offsetof(Header, layout_version), 2); // format still v1
+    expect_error(seg, img, Errc::incompatible_layout, "version field bumped alone");
+  }
+  for (const std::uint64_t f :
+       {format_stamp(1, sizeof(Header), 1024, kProviderNameMax, kReasonMax),
+        format_stamp(1, 512, sizeof(Slot), kProviderNameMax, kReasonMax),
+        format_stamp(1, sizeof(Header), sizeof(Slot), 127, kReasonMax),
+        format_stamp(1, sizeof(Header), sizeof(Slot), kProviderNameMax, 200), std::uint64_t{0},
+        ~std::uint64_t{0}}) {
+    auto img = good;
+    put<std::uint64_t>(img, offsetof(Header, format), f);
+    expect_error(seg, img, Errc::incompatible_layout, "format stamp of another build");
+  }
+}
+
+TEST_CASE("bad segments: absurd capacity, sizes and offsets") {
+  SegmentName seg("bad-sizes");
+  const auto good = golden_image();
+  struct Case {
+    std::size_t off;
+    std::uint64_t value;
+    std::size_t width;
+    const char* what;
+  };
+  const Case cases[] = {
+      {offsetof(Header, header_size), 512, 4, "header_size 512"},
+      {offsetof(Header, header_size), 0, 4, "header_size 0"},
+      {offsetof(Header, slot_size), 256, 4, "slot_size 256"},
+      {offsetof(Header, slot_size), 0xFFFFFFFF, 4, "slot_size 4G"},
+      {offsetof(Header, capacity), 0, 4, "capacity 0"},
+      {offsetof(Header, capacity), 2, 4, "capacity 2 (offsets say 4)"},
+      {offsetof(Header, capacity), kMaxCapacity + 1, 4, "capacity above the maximum"},
+      {offsetof(Header, capacity), 0xFFFFFFFF, 4, "capacity 4G"},
+      {offsetof(Header, capacity), 8, 4, "capacity 8 (same index, bigger total)"},
+      {offsetof(Header, index_size), 0, 4, "index_size 0"},
+      {offsetof(Header, index_size), 17, 4, "index_size not a power of two"},
+      {offsetof(Header, index_size), 1u << 31, 4, "index_size 2G"},
+      {offsetof(Header, total_size), 0, 8, "total_size 0"},
+      {offsetof(Header, total_size), 1ULL << 62, 8, "total_size 4 EiB"},
+      {offsetof(Header, total_size), total_size_for(kCap) - 512, 8, "total_size one slot short"},
+      {offsetof(Header, slots_offset), 0, 8, "slots_offset 0"},
+      {offsetof(Header, slots_offset), 1ULL << 40, 8, "slots_offset beyond the object"},
+      {offsetof(Header, slots_offset), slots_offset_for(kCap) + 8, 8, "slots misaligned"},
+      {offsetof(Header, index_offset), 0, 8, "index over the header"},
+      {offsetof(Header, index_offset), ~0ULL, 8, "index_offset -1"},
+  };
+  for (const auto& c : cases) {
+    auto img = good;
+    if (c.width == 4) put<std::uint32_t>(img, c.off, static_cast<std::uint32_t>(c.value));
+    else put<std::uint64_t>(img, c.off, c.value);
+    expect_error(seg, img, Errc::corrupt, c.what);
+  }
+  {
+    // A self-consistent header for capacity 8 in an object sized for 4.
+    auto img = good;
+    put<std::uint32_t>(img, offsetof(Header, capacity), 8);
+    put<std::uint64_t>(img, offsetof(Header, total_size), total_size_for(8));
+    expect_error(seg, img, Errc::corrupt, "capacity 8 header in a capacity 4 object");
+  }
+}
+
+TEST_CASE("bad segments: hostile contents behind a sound header stay bounded") {
+  SegmentName seg("bad-contents");
+  const auto good = golden_image();
+  const std::size_t idx = sizeof(Header);
+  const std::uint32_t index_n = index_size_for(kCap);
+  {
+    auto img = good;
+    put<std::uint32_t>(img, offsetof(Header, used), 0xFFFFFFFF);
+    test::write_image(seg.str(), img);
+    CHECK(Table::open(seg.str()).snapshot().size() == kCap); // clamped to capacity
+    expect_bounded(seg, img, "used 4G");
+  }
+  {
+    auto img = good; // a name of 64 bytes with no NUL and a huge length
+    std::memset(img.data() + slot_off(0) + offsetof(Slot, name), 'A', 64);
+    put<std::uint32_t>(img, slot_off(0) + offsetof(Slot, name_len), 0xFFFFFFFF);
+    test::write_image(seg.str(), img);
+    const auto snap = Table::open(seg.str()).snapshot();
+    REQUIRE(!snap.empty());
+    CHECK(snap[0].name == std::string(kProviderNameMax, 'A'));
+    expect_bounded(seg, img, "unterminated name, name_len 4G");
+  }
+  {
+    auto img = good; // a name that is not UTF-8
+    const unsigned char bad[] = {0xFF, 0xFE, 0xC0, 0x80, 0xED, 0xA0, 0x80, 'x'};
+    std::memcpy(img.data() + slot_off(1) + offsetof(Slot, name), bad, sizeof bad);
+    expect_bounded(seg, img, "non-UTF-8 name bytes");
+    if (test::kHealthctl) {
+      test::write_image(seg.str(), img);
+      for (const char* fmt : {"--json", "--expect=groq,x"}) {
+        const auto r = test::run({test::kHealthctl, "dump", seg.str(), fmt});
+        CHECK_MESSAGE(r.status.ok(), "healthctl dump " << fmt << ": " << r.status.describe() << " " << r.out);
+      }
+    }
+  }
+  {
+    auto img = good; // control characters and a NUL inside the name
+    const char ctl[] = {'a', '\n', '\x1b', '[', '2', 'J', '\0', 'b'};
+    std::memcpy(img.data() + slot_off(1) + offsetof(Slot, name), ctl, sizeof ctl);
+    put<std::uint32_t>(img, slot_off(1) + offsetof(Slot, name_len), sizeof ctl);
+    expect_bounded(seg, img, "control characters in a name");
+  }
+  for (int copy = 0; copy < 2; ++copy) {
+    auto img = good; // reason length 255 (> kReasonMax) and non-UTF-8 reason bytes
+    const std::size_t rec = slot_off(1) + offsetof(Slot, copy) + copy * sizeof(Record);
+    std::uint64_t st;
+    std::memcpy(&st, img.data() + rec, 8);
+    st |= status::kReasonLenMask | status::kHasError | status::kOverrideMask;
+    put<std::uint64_t>(img, rec, st);
+    std::memset(img.data() + rec + offsetof(Record, reason), 0xFF, kReasonMax);
+    if (copy == 1) put<std::uint64_t>(img, slot_off(1) + offsetof(Slot, seq), 1);
+    test::write_image(seg.str(), img);
+    {
+      const auto s = Table::open(seg.str()).get_state("groq");
+      REQUIRE(s.has_value());
+      CHECK(s->last_error->size() == kReasonMax);                // clamped
+      CHECK(s->override_mode == Override::automatic); // override bits 3: not a mode
+    }
+    CHECK(expect_bounded(seg, img, "reason length 255, override 3") >= 1);
+  }
+  {
+    auto img = good; // an index with no empty entry, all out of range
+    for (std::uint32_t i = 0; i < index_n; ++i) put<std::uint32_t>(img, idx + 4 * i, kCap + 1 + i);
+    test::write_image(seg.str(), img);
+    {
+      auto t = Table::open(seg.str());
+      CHECK_FALSE(t.find("ollama").has_value()); // bounded probe, no match
+      CHECK(t.is_healthy("ollama"));
+    }
+    expect_bounded(seg, img, "index full of out-of-range entries");
+  }
+  {
+    auto img = good; // an index whose entries point at the wrong slots
+    for (std::uint32_t i = 0; i < index_n; ++i) put<std::uint32_t>(img, idx + 4 * i, 1 + i % kCap);
+    test::write_image(seg.str(), img);
+    {
+      auto t = Table::open(seg.str());
+      const auto h = t.find("groq");
+      CHECK((!h || t.get_state(*h).name == "groq")); // a lookup checks the name it lands on
+    }
+    expect_bounded(seg, img, "index pointing at the wrong slots");
+  }
+  {
+    auto img = good; // a registered slot missing from the index (writer died in add())
+    for (std::uint32_t i = 0; i < index_n; ++i) {
+      std::uint32_t e;
+      std::memcpy(&e, img.data() + idx + 4 * i, 4);
+      if (e == 2) put<std::uint32_t>(img, idx + 4 * i, 0); // slot 1 = groq
+    }
+    test::write_image(seg.str(), img);
+    CHECK_FALSE(Table::open(seg.str()).find("groq").has_value());
+    CHECK(expect_bounded(seg, img, "slot in `used` but not in the index") >= 1);
+    CHECK(Table::open(seg.str()).find("groq").has_value()); // repaired
+  }
+  {
+    auto img = good; // header policy and state out of range
+    put<std::uint32_t>(img, offsetof(Header, failure_threshold), 0);
+    put<std::int64_t>(img, offsetof(Header, backoff_ns), -5);
+    put<std::uint32_t>(img, offsetof(Header, state), 77);
+    put<std::int64_t>(img, offsetof(Header, heartbeat_interval_ns), -1);
+    test::write_image(seg.str(), img);
+    CHECK(Table::open(seg.str()).info().state == SegmentState::live);
+    {
+      auto w = Writer::open(seg.str());
+      CHECK(w.policy().failure_threshold == 1); // a corrupt header cannot disable tripping
+      CHECK(w.policy().backoff.count() == 0);
+      CHECK(w.mark_unhealthy("ollama", "boom") == Transition::tripped);
+    }
+    expect_bounded(seg, img, "threshold 0, backoff -5, state 77");
+  }
+  {
+    auto img = good; // hot words of every shape
+    for (std::uint32_t i = 0; i < 3; ++i)
+      put<std::uint64_t>(img, slot_off(i), i == 0 ? ~0ULL - 1 : (i == 1 ? 1 : 0x8000000000000000ULL));
+    expect_bounded(seg, img, "odd hot words");
+  }
+  MESSAGE("bad inputs so far: " << g_tally.tried);
+}
+
+TEST_CASE("bad segments: a sequence stuck odd never blocks a reader, and is repaired") {
+  SegmentName seg("bad-odd");
+  const auto good = golden_image();
+  auto img = good;
+  // A writer that died right after the odd store, having scribbled over
+  // copy[0]: readers must use copy[1] without waiting.
+  const std::size_t s1 = slot_off(1);
+  put<std::uint64_t>(img, s1 + offsetof(Slot, seq), 0x7FFFFFFFFFFFFFFFULL);
+  std::memset(img.data() + s1 + offsetof(Slot, copy), 0xA5, sizeof(Record));
+  test::write_image(seg.str(), img);
+  {
+    auto t = Table::open(seg.str());
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 1000; ++i) {
+      const auto s = t.get_state("groq");
+      REQUIRE(s.has_value());
+      CHECK(test::check_invariant(*s).empty());
+      CHECK(s->failures == 1);
+    }
+    CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  }
+  {
+    auto w = Writer::open(seg.str());
+    CHECK(w.repaired() == 1);
+    CHECK(w.table().get_state("groq")->failures == 1);
+  }
+  test::RawMapping raw(seg.str());
+  CHECK(raw.at<Slot>(s1).seq.load() % 2 == 0);
+  ++g_tally.tried;
+}
+
+TEST_CASE("bad segments: byte flips of a live segment never crash a reader or the writer") {
+  test::Watchdog dog(300);
+  SegmentName seg("flip");
+  CreateOptions o;
+  o.capacity = 16;
+  {
+    auto w = Writer::create(seg.str(), o);
+    for (int i = 0; i < 10; ++i) {
+      const std::string name = "p" + std::to_string(i);
+      for (int k = 0; k <= i % 4; ++k)
+        test::write_outcome(w, name, w.table().get_state(name).value_or(ProviderState{}), k % 2 == 0);
+    }
+    w.set_override("p3", Override::forced_up);
+    w.heartbeat();
+  }
+  const auto golden = test::read_image(seg.str());
+  test::RawMapping raw(seg.str());
+  REQUIRE(raw.size() == golden.size());
+  std::mt19937_64 rng(2024);
+  std::map<std::string, int> outcomes;
+  int tool_runs = 0;
+  const int kIterations = 3000;
+  for (int it = 0; it < kIterations; ++it) {
+    // Half the flips land in the header, where every size lives.
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) {
+      const std::size_t off = (rng() % 2) ? rng() % sizeof(Header) : rng() % raw.size();
+      raw.base()[off] ^= static_cast<std::uint8_t>(1 + rng() % 255);
+    }
+    const auto code = test::error_of([&] {
+      auto t = Table::open(seg.str());
+      exercise(t);
+    });
+    ++outcomes[code ? std::string(errc_name(*code)) : "opened"];
+    if (it % 8 == 0) // the writer's repair over the same hostile bytes
+      (void)test::error_of([&] {
+        auto w = Writer::open(seg.str());
+        exercise(w.table());
+      });
+    if (test::kHealthctl && it % 100 == 0) {
+      for (const char* fmt : {"--json", ""}) {
+        std::vector<std::string> argv = {test::kHealthctl, "dump", seg.str()};
+        if (*fmt) argv.push_back(fmt);
+        const auto r = test::run(argv);
+        CHECK_MESSAGE(r.status.exited, "healthctl dump " << fmt << ": " << r.status.describe());
+        CHECK_MESSAGE((r.status.code == 0 || (r.status.code >= 3 && r.status.code <= 15)),
+                      "healthctl dump " << fmt << " exit " << r.status.code << ": " << r.out);
+        ++tool_runs;
+      }
+    }
+    // Back to the golden image for the next round, except every 50th round,
+    // where the damage accumulates.
+    if (it % 50 != 49) std::memcpy(raw.base(), golden.data(), golden.size());
+  }
+  std::memcpy(raw.base(), golden.data(), golden.size());
+  CHECK_NOTHROW(exercise(Table::open(seg.str())));
+  std::string summary;
+  for (const auto& [k, v] : outcomes) summary += k + "=" + std::to_string(v) + " ";
+  MESSAGE(kIterations << " flipped images: " << summary << "; healthctl dump runs " << tool_runs);
+  CHECK(outcomes["opened"] > 0);
+  CHECK(outcomes.size() >= 3); // the flips reached several checks
+  g_tally.tried += kIterations;
+}
