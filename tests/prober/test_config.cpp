@@ -217,7 +217,7 @@ TEST_CASE("table values out of range") {
 
 TEST_CASE("duplicate providers name both lines") {
   expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n[[provider]]\nname = \"a\"\ntcp = \"h:2\"\n",
-               5, "provider.name", "duplicate provider \"a\" (first defined at line 2)");
+               6, "provider.name", "duplicate provider \"a\" (first defined at line 3)");
 }
 
 TEST_CASE("headers: env variables, names, and where they apply") {

@@ -128,8 +128,8 @@ public:
     std::map<std::string, std::uint32_t> seen;
     for (const toml::node& n : *arr) {
       ProviderConfig p = parse_provider(*n.as_table(), cfg);
-      if (auto [it, fresh] = seen.emplace(p.name, p.line); !fresh)
-        throw ConfigError(path_, p.line, "provider.name",
+      if (auto [it, fresh] = seen.emplace(p.name, p.name_line); !fresh)
+        throw ConfigError(path_, p.name_line, "provider.name",
                           "duplicate provider \"" + p.name + "\" (first defined at line " +
                               std::to_string(it->second) + ")");
       cfg.providers.push_back(std::move(p));
@@ -315,6 +315,7 @@ private:
     const toml::node* name = t.get("name");
     if (!name) throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");
     p.name = string_of(*name, "provider.name");
+    p.name_line = line_of(name->source());
     try {
       validate_provider_name(p.name);
     } catch (const Error& e) {

@@ -36,7 +36,8 @@ struct ProviderConfig {
   ProbeSpec probe;                    ///< name, target, headers (expanded), TLS, timeout
   std::chrono::nanoseconds interval{}; ///< own or the default
   std::chrono::nanoseconds timeout{};  ///< own or the default (also in probe.timeout)
-  std::uint32_t line = 0;              ///< where it was defined, for messages
+  std::uint32_t line = 0;              ///< its [[provider]] line, for messages
+  std::uint32_t name_line = 0;         ///< its name's line (duplicates point here)
 
   /// Same probe, same cadence: a reload keeps its schedule.
   bool same_as(const ProviderConfig& other) const;

@@ -26,9 +26,16 @@ Policy merged_policy(const Policy& current, const TableConfig& t) {
 
 bool has_policy(const TableConfig& t) { return t.failure_threshold || t.backoff; }
 
+/// Backoffs in whole seconds ("60s", "300s") as the reference module logs
+/// them; anything finer keeps its unit ("1.5s", "500ms").
+std::string backoff_text(std::chrono::nanoseconds d) {
+  if (d.count() % 1'000'000'000 == 0) return std::to_string(d.count() / 1'000'000'000) + "s";
+  return format_duration(d);
+}
+
 std::string describe(const Policy& p) {
   return "failure threshold " + std::to_string(p.failure_threshold) + ", backoff " +
-         format_duration(p.backoff);
+         backoff_text(p.backoff);
 }
 
 /// Throws table_full, before anything is registered, when the providers the
@@ -137,7 +144,7 @@ void Prober::record(const ProviderConfig& p, const Outcome& o) {
     const Transition t = writer_.mark_unhealthy(p.name, o.reason);
     const auto state = writer_.table().get_state(p.name);
     const auto failures = state ? state->consecutive_failures : 0;
-    const std::string backoff = format_duration(writer_.policy().backoff);
+    const std::string backoff = backoff_text(writer_.policy().backoff);
     if (t == Transition::tripped) {
       log_(Level::warning, "provider " + p.name + " marked unhealthy after " +
                                std::to_string(failures) + " consecutive failures (" + o.reason +
