@@ -366,11 +366,19 @@ def main() -> int:
           "instructions, then on malloc/free of the two strings. A bench-local "
           "re-implementation that reads into an uninitialised record "
           "(`whatif/get_state_without_zeroing`) measures %s healthy and %s tripped, against "
-          "the rwlock's %s and %s. The fix belongs in lib/src/record.hpp: no default member "
+          "the rwlock's %s and %s. The first fix belongs in lib/src/record.hpp: no default member "
           "initialisers on the record that `read_record()` fills (or a read into raw storage)."
           % (ns(lc.median), ns(rc.median), ns(wz_h.median), ns(wz_t.median),
              ns(R("baseline/pthread_rwlock/get_state/healthy").median),
              ns(R("baseline/pthread_rwlock/get_state/tripped").median)))
+        rw_gt = R("baseline/pthread_rwlock/get_state/tripped").median
+        if wz_t.median >= rw_gt:
+            w("  That alone does not make the tripped case faster than the rwlock: both sides "
+              "then spend most of the call allocating two heap strings (the 63-byte name and the "
+              "reason), and the latch saves only %s over the lock. To win clearly, `get_state` "
+              "must stop allocating per call: an overload that fills a caller's `ProviderState` "
+              "(reusing its strings' capacity), or fixed-size name and reason buffers in "
+              "`ProviderState`." % ns(max(0.0, rc.median - lc.median)))
     if any(t.startswith("per-reader") for t in missed):
         w("- **Throughput with a writer at 1,000 updates/s.** Half the updates go to the 8 read "
           "providers, so each is written %.1f times a second: too rarely for cache-line "
