@@ -1,0 +1,82 @@
+// healthctl check NAME PROVIDER: the routing answer for shell scripts and
+// health checks. Exit 0 when the provider is available now (or unknown:
+// the table observes, it is not a registry), 1 when it is not.
+#include "commands.hpp"
+#include "common.hpp"
+
+#include <healthtable/names.hpp>
+#include <healthtable/table.hpp>
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <string>
+
+namespace healthctl {
+namespace {
+
+struct CheckOptions {
+  std::string segment;
+  std::string provider;
+  bool quiet = false;
+};
+
+std::string explain(const healthtable::ProviderState &p, bool available, std::int64_t now_mono_ns,
+                    const std::string &segment) {
+  const std::string name = printable(p.name);
+  const std::string error =
+      p.last_error ? fmt::format("; last error: {}", printable(*p.last_error)) : "";
+  switch (p.override_mode) {
+  case healthtable::Override::forced_down:
+    return fmt::format("{}: unhealthy (forced down by override; 'healthctl set {} {} auto' "
+                       "undoes it)",
+                       name, segment, name);
+  case healthtable::Override::forced_up:
+    return fmt::format("{}: healthy (forced up by override)", name);
+  case healthtable::Override::automatic: break;
+  }
+  if (p.healthy)
+    return p.consecutive_failures == 0
+               ? fmt::format("{}: healthy", name)
+               : fmt::format("{}: healthy ({} consecutive failure{}{})", name,
+                             p.consecutive_failures, p.consecutive_failures == 1 ? "" : "s", error);
+  if (!available)
+    return fmt::format("{}: unhealthy (tripped, {} consecutive failures, {} left{})", name,
+                       p.consecutive_failures, format_age(p.unhealthy_until_mono_ns - now_mono_ns),
+                       error);
+  return fmt::format("{}: healthy (half-open: the backoff window has passed, the next call may "
+                     "try it{})",
+                     name, error);
+}
+
+int run_check(const CheckOptions &o) {
+  // Validate first: an invalid name is never in the table, and "unknown,
+  // so healthy" would hide the typo.
+  healthtable::validate_provider_name(o.provider);
+  const healthtable::Table table = healthtable::Table::open(o.segment);
+  const auto state = table.get_state(o.provider);
+  if (!state) {
+    if (!o.quiet)
+      fmt::print("{}: healthy (not in table '{}': never recorded, so not known to be down)\n",
+                 o.provider, o.segment);
+    return kExitOk;
+  }
+  const std::int64_t now = healthtable::Instant::now().mono_ns;
+  const bool available = state->available(now);
+  if (!o.quiet) fmt::print("{}\n", explain(*state, available, now, o.segment));
+  return available ? kExitOk : kExitUnhealthy;
+}
+
+} // namespace
+
+void setup_check(CLI::App &app) {
+  auto opt = std::make_shared<CheckOptions>();
+  CLI::App *sub = app.add_subcommand(
+      "check", "Exit 0 if PROVIDER is available now (or unknown), 1 if it is not");
+  sub->add_option("NAME", opt->segment, "Segment name")->required();
+  sub->add_option("PROVIDER", opt->provider, "Provider name")->required();
+  sub->add_flag("-q,--quiet", opt->quiet, "Print nothing; only the exit code answers");
+  sub->callback([opt] { finish(run_check(*opt)); });
+}
+
+} // namespace healthctl

@@ -1,0 +1,161 @@
+#include "common.hpp"
+
+#include <healthtable/layout.hpp>
+#include <healthtable/names.hpp>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+#include <limits>
+
+namespace healthctl {
+
+using healthtable::Errc;
+using healthtable::Error;
+
+void finish(int code) {
+  if (code != kExitOk) throw CLI::RuntimeError(code);
+}
+
+std::string version_string() {
+  return fmt::format("healthctl {} (segment layout v{}, format {})", HEALTHCTL_VERSION,
+                     healthtable::kLayoutVersion, format_hex(healthtable::kFormat));
+}
+
+std::uint32_t parse_count(std::string_view text, std::string_view option) {
+  std::uint32_t value = 0;
+  const char *end = text.data() + text.size();
+  const bool digits = !text.empty() && std::all_of(text.begin(), text.end(),
+                                                   [](char c) { return c >= '0' && c <= '9'; });
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (!digits || ec != std::errc() || ptr != end)
+    throw Error(Errc::invalid_argument,
+                fmt::format("{} '{}' is not a whole number from 0 to {}", option, printable(text),
+                            std::numeric_limits<std::uint32_t>::max()));
+  return value;
+}
+
+std::uint32_t parse_mode(std::string_view text) {
+  std::string_view digits = text;
+  if (digits.starts_with("0o")) digits.remove_prefix(2);
+  std::uint32_t value = 0;
+  const char *end = digits.data() + digits.size();
+  const auto [ptr, ec] = std::from_chars(digits.data(), end, value, 8);
+  if (digits.empty() || digits.size() > 4 || ec != std::errc() || ptr != end || value > 0777)
+    throw Error(Errc::invalid_argument,
+                fmt::format("--mode '{}' is not an octal permission mode from 0000 to 0777 "
+                            "(e.g. 0644: owner writes, everyone reads; 0640: group reads)",
+                            printable(text)));
+  return value;
+}
+
+std::optional<std::chrono::nanoseconds> parse_optional_duration(std::string_view text,
+                                                                std::string_view option) {
+  if (text.empty()) return std::nullopt;
+  return healthtable::parse_duration(text, option);
+}
+
+std::string format_age(std::int64_t ns) {
+  const std::int64_t s = std::max<std::int64_t>(ns, 0) / 1'000'000'000;
+  if (ns < 10'000'000'000)
+    return fmt::format("{:.1f}s", static_cast<double>(std::max<std::int64_t>(ns, 0)) / 1e9);
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
+  return fmt::format("{}d{:02}h", s / 86400, s % 86400 / 3600);
+}
+
+std::string format_utc(std::int64_t unix_ns) {
+  const std::time_t t = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm tm{};
+  if (::gmtime_r(&t, &tm) == nullptr) return "?";
+  char buf[32];
+  if (std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) return "?";
+  return buf;
+}
+
+std::string format_size(std::uint64_t bytes) {
+  std::string digits = std::to_string(bytes);
+  for (auto i = static_cast<std::ptrdiff_t>(digits.size()) - 3; i > 0; i -= 3)
+    digits.insert(static_cast<std::size_t>(i), ",");
+  const double b = static_cast<double>(bytes);
+  if (bytes < 1024) return digits + " bytes";
+  if (bytes < 1024 * 1024) return fmt::format("{} bytes ({:.1f} KiB)", digits, b / 1024);
+  return fmt::format("{} bytes ({:.1f} MiB)", digits, b / (1024 * 1024));
+}
+
+std::string format_mode(std::uint32_t mode) { return fmt::format("{:04o}", mode); }
+
+std::string format_hex(std::uint64_t value) { return fmt::format("{:#018x}", value); }
+
+double unix_seconds(std::int64_t unix_ns) noexcept { return static_cast<double>(unix_ns) / 1e9; }
+
+std::string printable(std::string_view text) {
+  return healthtable::sanitize_reason(text, text.size());
+}
+
+WriterView view_writer(const healthtable::Table &table, const healthtable::TableInfo &info,
+                       std::optional<std::chrono::nanoseconds> stale_after,
+                       std::int64_t now_mono_ns) {
+  WriterView w;
+  w.attached = table.writer_status() == healthtable::WriterStatus::attached;
+  w.pid = info.writer_pid;
+  w.started_unix_ns = info.writer_start_unix_ns;
+  if (info.heartbeat_mono_ns > 0) {
+    w.heartbeat_age_ns = std::max<std::int64_t>(now_mono_ns - info.heartbeat_mono_ns, 0);
+    w.heartbeat_unix_ns = info.heartbeat_unix_ns;
+  }
+  w.interval_ns = std::max<std::int64_t>(info.heartbeat_interval_ns, 0);
+  if (stale_after) {
+    w.stale_after_ns = std::max<std::int64_t>(stale_after->count(), 0);
+  } else {
+    // Saturate: the interval comes from shared memory and may be anything.
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max() / 3;
+    w.stale_after_ns = w.interval_ns > kMax ? 0 : 3 * w.interval_ns;
+  }
+  w.stale = w.stale_after_ns > 0 && (!w.heartbeat_age_ns || *w.heartbeat_age_ns > w.stale_after_ns);
+  return w;
+}
+
+std::string describe_writer(const WriterView &w) {
+  std::string line;
+  if (w.attached)
+    line = w.pid > 0 ? fmt::format("pid {} attached", w.pid) : "attached (pid unknown)";
+  else
+    line = w.pid > 0 ? fmt::format("none attached (last: pid {})", w.pid) : "none attached";
+  if (w.heartbeat_age_ns)
+    line += fmt::format(", heartbeat {} ago", format_age(*w.heartbeat_age_ns));
+  else
+    line += ", no heartbeat yet";
+  if (w.interval_ns > 0)
+    line += fmt::format(" (promised every {})",
+                        healthtable::format_duration(std::chrono::nanoseconds(w.interval_ns)));
+  if (w.stale)
+    line += fmt::format(", STALE: no heartbeat for more than {}",
+                        healthtable::format_duration(std::chrono::nanoseconds(w.stale_after_ns)));
+  return line;
+}
+
+nlohmann::ordered_json writer_json(const WriterView &w) {
+  using json = nlohmann::ordered_json;
+  const auto seconds = [](std::int64_t ns) { return static_cast<double>(ns) / 1e9; };
+  json j;
+  j["attached"] = w.attached;
+  j["pid"] = w.pid > 0 ? json(w.pid) : json(nullptr);
+  j["started"] = w.started_unix_ns > 0 ? json(unix_seconds(w.started_unix_ns)) : json(nullptr);
+  j["heartbeat"] = w.heartbeat_age_ns ? json(unix_seconds(w.heartbeat_unix_ns)) : json(nullptr);
+  j["heartbeat_age"] = w.heartbeat_age_ns ? json(seconds(*w.heartbeat_age_ns)) : json(nullptr);
+  j["heartbeat_interval"] = seconds(w.interval_ns);
+  j["stale_after"] = w.stale_after_ns > 0 ? json(seconds(w.stale_after_ns)) : json(nullptr);
+  j["stale"] = w.stale;
+  return j;
+}
+
+std::string to_json_text(const nlohmann::ordered_json &doc) {
+  return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+} // namespace healthctl

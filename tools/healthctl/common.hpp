@@ -1,0 +1,92 @@
+// What the healthctl subcommands share: exit codes, option parsing, the
+// formatting of times and sizes, and how the writer's liveness is reported.
+#pragma once
+
+#include <healthtable/error.hpp>
+#include <healthtable/table.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace healthctl {
+
+// Exit codes. 3..16 are healthtable::Errc's values, used as they are, so a
+// script can tell "no such segment" (3) from "writer busy" (11).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitUnhealthy = 1; ///< `check`: the provider is unavailable now
+inline constexpr int kExitUsage = 2;     ///< the command line itself is wrong
+/// A failure that is not a healthtable::Error (out of memory, a library bug).
+inline constexpr int kExitUnexpected = static_cast<int>(healthtable::Errc::system_error);
+
+inline int exit_code(healthtable::Errc code) noexcept { return static_cast<int>(code); }
+
+/// Ends a subcommand's callback with `code`: CLI11 carries a non-zero code
+/// out of App::parse() as a CLI::RuntimeError, which prints nothing.
+void finish(int code);
+
+/// "healthctl 0.1.0 (segment layout v1, format 0x...)".
+std::string version_string();
+
+// Option values. Each throws Error(invalid_argument) naming the option, so a
+// bad value exits 15 like every other bad value the library rejects.
+
+/// A decimal count that fits in 32 bits ("64"; no sign, no hex).
+std::uint32_t parse_count(std::string_view text, std::string_view option);
+/// A permission mode in octal ("0644", "640"), at most 0777.
+std::uint32_t parse_mode(std::string_view text);
+/// A duration via healthtable::parse_duration; empty text gives nothing.
+std::optional<std::chrono::nanoseconds> parse_optional_duration(std::string_view text,
+                                                                std::string_view option);
+
+// Formatting.
+
+/// An elapsed time for humans: "0.4s", "12s", "5m03s", "2h05m", "3d04h".
+std::string format_age(std::int64_t ns);
+/// A Unix time in UTC, ISO 8601 to the second: "2024-05-01T12:00:00Z".
+std::string format_utc(std::int64_t unix_ns);
+/// "33,024 bytes (32.3 KiB)".
+std::string format_size(std::uint64_t bytes);
+/// "0644".
+std::string format_mode(std::uint32_t mode);
+/// "0x0001010002003f78".
+std::string format_hex(std::uint64_t value);
+/// Unix seconds as JSON wants them (floating point); 0 stays 0.
+double unix_seconds(std::int64_t unix_ns) noexcept;
+/// A name or reason read from shared memory, made safe for a terminal.
+std::string printable(std::string_view text);
+
+/// The writer as `info` and `dump` report it.
+struct WriterView {
+  bool attached = false; ///< a process holds the writer lock now (kernel lock test)
+  std::int64_t pid = 0;  ///< the last writer to attach; 0 = none since create
+  std::int64_t started_unix_ns = 0;
+  std::optional<std::int64_t> heartbeat_age_ns; ///< nothing: never beat
+  std::int64_t heartbeat_unix_ns = 0;
+  std::int64_t interval_ns = 0;    ///< the writer's promised heartbeat interval; 0 = none
+  std::int64_t stale_after_ns = 0; ///< --stale-after, or 3 promised intervals; 0 = no limit
+  bool stale = false;              ///< the heartbeat is older than stale_after_ns
+};
+
+/// Reads the writer's state from `table`. A writer is stale when a limit
+/// applies (--stale-after, else 3 x the promised interval) and its last
+/// heartbeat is older than that on CLOCK_MONOTONIC_COARSE.
+WriterView view_writer(const healthtable::Table &table, const healthtable::TableInfo &info,
+                       std::optional<std::chrono::nanoseconds> stale_after,
+                       std::int64_t now_mono_ns);
+
+/// One line: "pid 4242 attached, heartbeat 0.8s ago (promised every 1s)".
+std::string describe_writer(const WriterView &w);
+
+/// The "writer" object of `info --json` and `dump --json`.
+nlohmann::ordered_json writer_json(const WriterView &w);
+
+/// Serialises JSON for stdout; invalid UTF-8 from a hostile image is
+/// replaced instead of throwing.
+std::string to_json_text(const nlohmann::ordered_json &doc);
+
+} // namespace healthctl

@@ -1,0 +1,147 @@
+// healthctl dump NAME: every provider's state, as an aligned table or JSON.
+#include "commands.hpp"
+#include "common.hpp"
+
+#include <healthtable/names.hpp>
+#include <healthtable/table.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace healthctl {
+namespace {
+
+struct DumpOptions {
+  std::string segment;
+  bool json = false;
+  std::vector<std::string> expect; ///< names to list even if never seen
+  std::string stale_after;
+};
+
+/// The provider object of `dump --json`: the reference module's field names,
+/// times as Unix seconds, plus what the table adds.
+nlohmann::ordered_json provider_json(const healthtable::ProviderState &p,
+                                     std::int64_t now_mono_ns) {
+  nlohmann::ordered_json j;
+  j["name"] = p.name;
+  j["healthy"] = p.healthy;
+  j["available"] = p.available(now_mono_ns);
+  j["consecutive_failures"] = p.consecutive_failures;
+  j["last_check"] = unix_seconds(p.last_check_unix_ns);
+  j["last_error"] =
+      p.last_error ? nlohmann::ordered_json(*p.last_error) : nlohmann::ordered_json(nullptr);
+  j["unhealthy_until"] = unix_seconds(p.unhealthy_until_unix_ns); // 0: not tripped
+  j["override"] = healthtable::override_name(p.override_mode);
+  j["transitions"] = p.transitions;
+  j["successes"] = p.successes;
+  j["failures"] = p.failures;
+  j["registered"] = p.registered;
+  return j;
+}
+
+/// "57s" left in the window, "half-open" once it has passed, "-" when not tripped.
+std::string window_left(const healthtable::ProviderState &p, std::int64_t now_mono_ns) {
+  if (p.healthy) return "-";
+  if (p.unhealthy_until_mono_ns > now_mono_ns)
+    return format_age(p.unhealthy_until_mono_ns - now_mono_ns);
+  return "half-open";
+}
+
+void print_table(const std::vector<healthtable::ProviderState> &providers,
+                 const healthtable::Instant &now) {
+  using Row = std::array<std::string, 8>;
+  std::vector<Row> rows;
+  rows.push_back({"PROVIDER", "AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNHEALTHY FOR",
+                  "OVERRIDE", "LAST ERROR"});
+  for (const auto &p : providers) {
+    std::string last_check = "never";
+    if (!p.registered)
+      last_check = "not in table";
+    else if (p.last_check_unix_ns > 0)
+      last_check = format_age(now.unix_ns - p.last_check_unix_ns) + " ago";
+    rows.push_back({printable(p.name), p.available(now.mono_ns) ? "yes" : "no",
+                    p.healthy ? "yes" : "no", std::to_string(p.consecutive_failures), last_check,
+                    window_left(p, now.mono_ns),
+                    std::string(healthtable::override_name(p.override_mode)),
+                    p.last_error ? printable(*p.last_error) : "-"});
+  }
+  std::array<std::size_t, 8> width{};
+  for (const Row &r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
+  for (const Row &r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i + 1 < r.size(); ++i)
+      line += fmt::format("{:<{}}  ", r[i], width[i]);
+    line += r.back();
+    fmt::print("{}\n", line);
+  }
+}
+
+int run_dump(const DumpOptions &o) {
+  const auto stale_after = parse_optional_duration(o.stale_after, "--stale-after");
+  for (const std::string &name : o.expect)
+    healthtable::validate_provider_name(name);
+  const healthtable::Table table = healthtable::Table::open(o.segment);
+  const healthtable::TableInfo info = table.info();
+  const std::vector<healthtable::ProviderState> providers = table.snapshot(o.expect);
+  const healthtable::Instant now = healthtable::Instant::now();
+  const WriterView writer = view_writer(table, info, stale_after, now.mono_ns);
+
+  if (o.json) {
+    nlohmann::ordered_json doc;
+    doc["segment"] = info.segment;
+    doc["generation"] = info.generation;
+    doc["time"] = unix_seconds(now.unix_ns);
+    doc["capacity"] = info.capacity;
+    doc["used"] = info.used;
+    doc["failure_threshold"] = info.failure_threshold;
+    doc["backoff"] = static_cast<double>(info.backoff_ns) / 1e9;
+    doc["writer"] = writer_json(writer);
+    doc["providers"] = nlohmann::ordered_json::array();
+    for (const auto &p : providers)
+      doc["providers"].push_back(provider_json(p, now.mono_ns));
+    fmt::print("{}\n", to_json_text(doc));
+    return kExitOk;
+  }
+
+  fmt::print("table '{}': {} of {} slots used, generation {}, failure threshold {}, backoff {}\n",
+             info.segment, info.used, info.capacity, format_hex(info.generation),
+             info.failure_threshold,
+             healthtable::format_duration(std::chrono::nanoseconds(info.backoff_ns)));
+  fmt::print("writer: {}\n", describe_writer(writer));
+  if (providers.empty()) {
+    fmt::print("no providers yet\n");
+    return kExitOk;
+  }
+  fmt::print("\n");
+  print_table(providers, now);
+  return kExitOk;
+}
+
+} // namespace
+
+void setup_dump(CLI::App &app) {
+  auto opt = std::make_shared<DumpOptions>();
+  CLI::App *sub =
+      app.add_subcommand("dump", "Show every provider's state (a table, or JSON with --json)");
+  sub->add_option("NAME", opt->segment, "Segment name")->required();
+  sub->add_flag("--json", opt->json, "Print one JSON document instead of a table");
+  sub->add_option("--expect", opt->expect,
+                  "Providers to list even if the table has never seen them (comma separated); "
+                  "they appear healthy, with registered=false")
+      ->type_name("P1,P2,...")
+      ->delimiter(',');
+  sub->add_option("--stale-after", opt->stale_after,
+                  "Call the writer stale when its last heartbeat is older than this (default: 3 "
+                  "of the intervals the writer promised; 0 never)")
+      ->type_name("DURATION");
+  sub->callback([opt] { finish(run_dump(*opt)); });
+}
+
+} // namespace healthctl

@@ -1,0 +1,87 @@
+// healthctl: inspect and administer a health table from the shell.
+//
+// main() only wires the subcommands (CLI11's subcommand-in-files pattern) and
+// turns every failure into one line on stderr and a documented exit code:
+// 0 ok, 1 `check` says unavailable, 2 usage, 3..16 healthtable::Errc.
+#include "commands.hpp"
+#include "common.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+namespace {
+
+/// One line, whatever the message holds (CLI11 sometimes spans lines).
+std::string one_line(std::string text) {
+  for (char &c : text)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  while (!text.empty() && text.back() == ' ')
+    text.pop_back();
+  return text;
+}
+
+void report(const std::string &message) {
+  std::fprintf(stderr, "healthctl: %s\n", one_line(message).c_str());
+}
+
+/// CLI11's message, plus where to look: "healthctl dump --help" when the
+/// error is in `dump`'s arguments. A mistyped command gets its own message
+/// (CLI11 would only say that a subcommand is required).
+std::string usage_message(const CLI::App &app, const CLI::ParseError &e, int argc, char **argv) {
+  std::string names;
+  for (const CLI::App *sub : app.get_subcommands({})) {
+    if (sub->parsed() > 0)
+      return std::string(e.what()) + "; run 'healthctl " + sub->get_name() + " --help'";
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  if (argc > 1 && argv[1][0] != '-')
+    return "unknown command '" + std::string(argv[1]) + "' (commands: " + names +
+           "); run 'healthctl --help'";
+  return std::string(e.what()) + "; run 'healthctl --help'";
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"Inspect and administer a healthtable health table in POSIX shared memory "
+               "(/dev/shm/NAME).",
+               "healthctl"};
+  app.set_version_flag("--version", healthctl::version_string());
+  app.require_subcommand(1);
+  app.fallthrough(); // `healthctl dump NAME --version` works too
+  app.footer("Exit codes: 0 ok, 1 `check` found the provider unavailable, 2 usage error,\n"
+             "3..16 a table error (3 no such segment, 11 writer busy, ...; see docs/cli.md).");
+
+  healthctl::setup_create(app);
+  healthctl::setup_info(app);
+  healthctl::setup_dump(app);
+  healthctl::setup_check(app);
+  healthctl::setup_record(app);
+  healthctl::setup_set(app);
+  healthctl::setup_reset(app);
+  healthctl::setup_destroy(app);
+
+  try {
+    app.parse(argc, argv);
+    return healthctl::kExitOk;
+  } catch (const CLI::RuntimeError &e) { // a subcommand's own non-zero exit
+    return e.get_exit_code();
+  } catch (const CLI::Success &e) { // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError &e) {
+    report(usage_message(app, e, argc, argv));
+    return healthctl::kExitUsage;
+  } catch (const healthtable::Error &e) {
+    report(e.what());
+    return healthctl::exit_code(e.code());
+  } catch (const std::exception &e) {
+    report(std::string("unexpected error: ") + e.what());
+    return healthctl::kExitUnexpected;
+  } catch (...) {
+    report("unexpected error");
+    return healthctl::kExitUnexpected;
+  }
+}
