@@ -41,12 +41,18 @@ class LayoutError(Exception):
     """The segment is missing, not a health table, or of another layout."""
 
 
-def fnv1a64(data: bytes) -> int:
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h
+M64 = 0xFFFFFFFFFFFFFFFF
+
+
+def name_hash(data: bytes) -> int:
+    """The index hash of docs/layout.md: eight little-endian bytes per step."""
+    h = 0x9E3779B97F4A7C15 ^ len(data)
+    for i in range(0, len(data), 8):
+        w = int.from_bytes(data[i:i + 8].ljust(8, b"\0"), "little")
+        h = ((h ^ w) * 0xFF51AFD7ED558CCD) & M64
+        h ^= h >> 32
+    h = (h * 0xC4CEB9FE1A85EC53) & M64
+    return h ^ (h >> 29)
 
 
 # The writer's deadlines are CLOCK_MONOTONIC_COARSE (Linux clock id 6; the
@@ -88,7 +94,7 @@ class Table:
     # -- lookups --------------------------------------------------------------
     def _slot_offset(self, name: str) -> int | None:
         raw = name.encode()
-        h = fnv1a64(raw)
+        h = name_hash(raw)
         mask = self.index_size - 1
         for i in range(self.index_size):
             (e,) = struct.unpack_from("<I", self._m, self._index + 4 * ((h + i) & mask))

@@ -67,16 +67,18 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-/// A plain (non-shared) copy of a Record.
+/// A plain (non-shared) copy of a Record. No member initialisers on
+/// purpose: read_record() overwrites every field, and zeroing 176 bytes first
+/// was measurable on the get_state() path. `RecordValue v{}` zeroes.
 struct RecordValue {
-  std::uint64_t status = 0;
-  std::uint64_t transitions = 0;
-  std::uint64_t successes = 0;
-  std::uint64_t failures = 0;
-  std::int64_t last_check_unix_ns = 0;
-  std::int64_t unhealthy_until_unix_ns = 0;
-  std::int64_t unhealthy_until_mono_ns = 0;
-  std::uint64_t reason[kReasonWords] = {};
+  std::uint64_t status;
+  std::uint64_t transitions;
+  std::uint64_t successes;
+  std::uint64_t failures;
+  std::int64_t last_check_unix_ns;
+  std::int64_t unhealthy_until_unix_ns;
+  std::int64_t unhealthy_until_mono_ns;
+  std::uint64_t reason[kReasonWords];
 
   bool healthy() const noexcept { return status & status::kHealthy; }
   std::uint32_t consecutive_failures() const noexcept {
@@ -206,7 +208,12 @@ struct Table::Impl {
   std::uint32_t used() const noexcept;
   /// Slot number of a provider, or -1.
   std::int64_t lookup(std::string_view provider) const noexcept;
-  ProviderState state_of(std::uint32_t slot) const;
+  void state_of(std::uint32_t slot, ProviderState &out) const;
+  ProviderState state_of(std::uint32_t slot) const {
+    ProviderState st;
+    state_of(slot, st);
+    return st;
+  }
 };
 
 } // namespace healthtable

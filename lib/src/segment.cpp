@@ -58,10 +58,20 @@ std::string describe_format(std::uint64_t f) {
 
 std::string shm_name(std::string_view segment) {
   validate_segment_name(segment);
-  return "/" + std::string(segment);
+  // Built with append: GCC 12 at -O3 warns falsely (-Wrestrict) on
+  // "/" + std::string(...).
+  std::string name;
+  name.reserve(segment.size() + 1);
+  name += '/';
+  name += segment;
+  return name;
 }
 
-std::string shm_path(std::string_view segment) { return "/dev/shm/" + std::string(segment); }
+std::string shm_path(std::string_view segment) {
+  std::string path("/dev/shm/");
+  path += segment;
+  return path;
+}
 
 void throw_errno(int err, std::string_view what, std::string_view segment) {
   const std::string seg = quoted(segment);

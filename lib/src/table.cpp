@@ -84,12 +84,11 @@ std::int64_t Table::Impl::lookup(std::string_view provider) const noexcept {
   return -1;
 }
 
-ProviderState Table::Impl::state_of(std::uint32_t slot) const {
+void Table::Impl::state_of(std::uint32_t slot, ProviderState &st) const {
   const Slot &s = slots[slot];
-  ProviderState st;
   st.name.assign(s.name, std::min<std::size_t>(s.name_len, kProviderNameMax));
   st.registered = true;
-  detail::RecordValue v;
+  detail::RecordValue v; // filled whole by read_record()
   if (!detail::read_record(s, v))
     throw Error(Errc::writer_busy, "record of provider '" + st.name + "' in segment '" +
                                        mapping->segment() +
@@ -97,14 +96,19 @@ ProviderState Table::Impl::state_of(std::uint32_t slot) const {
   st.healthy = v.healthy();
   st.consecutive_failures = v.consecutive_failures();
   st.last_check_unix_ns = v.last_check_unix_ns;
-  if (v.has_error()) st.last_error = v.reason_text();
+  if (v.has_error()) {
+    // assign() into the existing string keeps its capacity
+    if (!st.last_error) st.last_error.emplace();
+    st.last_error->assign(reinterpret_cast<const char *>(v.reason), v.reason_len());
+  } else {
+    st.last_error.reset();
+  }
   st.unhealthy_until_unix_ns = v.unhealthy_until_unix_ns;
   st.unhealthy_until_mono_ns = v.unhealthy_until_mono_ns;
   st.override_mode = v.override_mode();
   st.transitions = v.transitions;
   st.successes = v.successes;
   st.failures = v.failures;
-  return st;
 }
 
 Table::Table(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
@@ -146,6 +150,8 @@ std::optional<ProviderState> Table::get_state(std::string_view provider) const {
 }
 
 ProviderState Table::get_state(Handle h) const { return impl_->state_of(h.slot()); }
+
+void Table::get_state(Handle h, ProviderState &out) const { impl_->state_of(h.slot(), out); }
 
 std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected) const {
   std::vector<ProviderState> out;

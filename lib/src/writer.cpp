@@ -152,7 +152,7 @@ std::uint32_t Writer::Impl::add(std::string_view provider) {
   std::memset(s.name, 0, sizeof s.name);
   std::memcpy(s.name, provider.data(), provider.size());
   s.seq.store(0, std::memory_order_relaxed);
-  RecordValue zero;
+  RecordValue zero{};
   zero.set_healthy(true);
   detail::store_record(s.copy[0], zero);
   detail::store_record(s.copy[1], zero);
@@ -470,7 +470,7 @@ void Writer::set_override(std::string_view provider, Override mode) {
 
 namespace {
 RecordValue zero_state() {
-  RecordValue v;
+  RecordValue v{};
   v.set_healthy(true);
   return v;
 }

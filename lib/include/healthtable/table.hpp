@@ -120,7 +120,8 @@ public:
   bool is_healthy(Handle h) const noexcept {
     // acquire: pairs with the release store in Writer::publish()
     const std::uint64_t w = h.slot_->down_until.load(std::memory_order_acquire);
-    if (w == kUpWord) return true;
+    if (w == kUpWord) [[likely]] // laid out as the fall-through: measured, see docs/performance.md
+      return true;
     if (w == kForcedDownWord) return false;
     return static_cast<std::uint64_t>(detail::coarse_mono_ns()) >= w;
   }
@@ -138,6 +139,9 @@ public:
   /// A consistent copy of one provider's record, or nothing if never seen.
   std::optional<ProviderState> get_state(std::string_view provider) const;
   ProviderState get_state(Handle h) const;
+  /// The same into `out`, reusing its strings' capacity: no allocation once
+  /// warm. For readers that poll a record often.
+  void get_state(Handle h, ProviderState &out) const;
 
   /// Copies of every registered provider, in registration order, followed by
   /// zero-state placeholders (registered == false) for expected names the
