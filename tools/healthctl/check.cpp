@@ -36,14 +36,13 @@ std::string explain(const healthtable::ProviderState &p, bool available, std::in
   case healthtable::Override::automatic: break;
   }
   if (p.healthy)
-    return p.consecutive_failures == 0
-               ? fmt::format("{}: healthy", name)
-               : fmt::format("{}: healthy ({} consecutive failure{}{})", name,
-                             p.consecutive_failures, p.consecutive_failures == 1 ? "" : "s", error);
+    return p.consecutive_failures == 0 ? fmt::format("{}: healthy", name)
+                                       : fmt::format("{}: healthy ({}{})", name,
+                                                     count_failures(p.consecutive_failures), error);
   if (!available)
-    return fmt::format("{}: unhealthy (tripped, {} consecutive failures, {} left{})", name,
-                       p.consecutive_failures, format_age(p.unhealthy_until_mono_ns - now_mono_ns),
-                       error);
+    return fmt::format("{}: unhealthy (tripped, {}, {} left{})", name,
+                       count_failures(p.consecutive_failures),
+                       format_age(p.unhealthy_until_mono_ns - now_mono_ns), error);
   return fmt::format("{}: healthy (half-open: the backoff window has passed, the next call may "
                      "try it{})",
                      name, error);

@@ -87,6 +87,10 @@ std::string format_size(std::uint64_t bytes) {
   return fmt::format("{} bytes ({:.1f} MiB)", digits, b / (1024 * 1024));
 }
 
+std::string count_failures(std::uint32_t n) {
+  return fmt::format("{} consecutive failure{}", n, n == 1 ? "" : "s");
+}
+
 std::string format_mode(std::uint32_t mode) { return fmt::format("{:04o}", mode); }
 
 std::string format_hex(std::uint64_t value) { return fmt::format("{:#018x}", value); }

@@ -51,6 +51,8 @@ std::string format_age(std::int64_t ns);
 std::string format_utc(std::int64_t unix_ns);
 /// "33,024 bytes (32.3 KiB)".
 std::string format_size(std::uint64_t bytes);
+/// "1 consecutive failure", "2 consecutive failures".
+std::string count_failures(std::uint32_t n);
 /// "0644".
 std::string format_mode(std::uint32_t mode);
 /// "0x0001010002003f78".

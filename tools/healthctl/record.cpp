@@ -30,13 +30,12 @@ std::string describe(const healthtable::ProviderState &p, healthtable::Transitio
   std::string line;
   switch (t) {
   case healthtable::Transition::tripped:
-    line = fmt::format("{}: tripped ({} consecutive failures); unhealthy for {}", p.name,
-                       p.consecutive_failures, backoff);
+    line = fmt::format("{}: tripped ({}); unhealthy for {}", p.name,
+                       count_failures(p.consecutive_failures), backoff);
     break;
   case healthtable::Transition::rearmed:
-    line = fmt::format("{}: still unhealthy ({} consecutive failures); window re-armed, "
-                       "unhealthy for {}",
-                       p.name, p.consecutive_failures, backoff);
+    line = fmt::format("{}: still unhealthy ({}); window re-armed, unhealthy for {}", p.name,
+                       count_failures(p.consecutive_failures), backoff);
     break;
   case healthtable::Transition::recovered:
     line = fmt::format("{}: recovered; healthy again", p.name);

@@ -1,0 +1,412 @@
+// healthctl end to end: each command run as a process, its exit code and
+// output checked, and its effect checked again through the library.
+#include "run.hpp"
+
+#include <support/support.hpp>
+
+#include <healthtable/layout.hpp>
+#include <healthtable/table.hpp>
+#include <healthtable/writer.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+
+using namespace healthtable;
+using namespace healthtable::test;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+json dump_json(const std::string &segment, const std::vector<std::string> &extra = {}) {
+  std::vector<std::string> args{"dump", segment, "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  const Run r = healthctl(args);
+  REQUIRE(r.status == 0);
+  REQUIRE(r.err.empty());
+  return json::parse(r.out);
+}
+
+const json &provider(const json &doc, const std::string &name) {
+  for (const json &p : doc.at("providers"))
+    if (p.at("name") == name) return p;
+  FAIL("provider " << name << " not in dump");
+  throw std::logic_error("unreachable");
+}
+
+std::vector<std::string> lines_of(const std::string &text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    out.push_back(line);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("--help and --version exit 0 and print to stdout, for every subcommand") {
+  const Run top = healthctl({"--help"});
+  CHECK(check_ok(top).find("Usage: healthctl") != std::string::npos);
+  for (const char *sub : {"create", "info", "dump", "check", "record", "set", "reset", "destroy"}) {
+    CAPTURE(sub);
+    CHECK(contains(top.out, std::string("  ") + sub + " "));
+    const Run help = healthctl({sub, "--help"});
+    CHECK(contains(check_ok(help), std::string("Usage: healthctl ") + sub));
+  }
+  const Run version = healthctl({"--version"});
+  CHECK(contains(check_ok(version), "healthctl 0.1.0 (segment layout v1"));
+  CHECK(count_lines(version.out) == 1);
+  // --version after a subcommand falls through to the top level.
+  CHECK(check_ok(healthctl({"info", "x", "--version"})) == version.out);
+}
+
+TEST_CASE("create prints what it made and info reports the header, as text and JSON") {
+  SegmentName seg("cli-create");
+  const Run created = healthctl({"create", seg, "--slots", "16", "--failure-threshold", "3",
+                                 "--backoff", "500ms", "--mode", "0640"});
+  CHECK(check_ok(created) == "created health table '" + seg.str() +
+                                 "': 16 slots, 8,576 bytes (8.4 KiB), failure threshold 3, "
+                                 "backoff 500ms, mode 0640\n");
+  CHECK(total_size_for(16) == 8576);
+  struct stat st {};
+  REQUIRE(::stat(seg.path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0640);
+  CHECK(static_cast<std::uint64_t>(st.st_size) == total_size_for(16));
+
+  const std::string text = check_ok(healthctl({"info", seg}));
+  CHECK(contains(text, "segment     " + seg.str() + " (/dev/shm/" + seg.str() + "), live\n"));
+  CHECK(contains(text, "layout      v1, format 0x0001010002003f78\n"));
+  CHECK(contains(text, "slots       0 of 16 used, 512 bytes each\n"));
+  CHECK(contains(text, "size        8,576 bytes (8.4 KiB)\n"));
+  CHECK(contains(text, "policy      failure threshold 3, backoff 500ms\n"));
+  // The creating healthctl was the writer; it has exited, so none is attached.
+  CHECK(contains(text, "writer      none attached; the last was pid "));
+  CHECK(contains(text, "heartbeat   "));
+  CHECK(contains(text, "no interval promised"));
+
+  const Run r = healthctl({"info", seg, "--json"});
+  const json j = json::parse(check_ok(r));
+  CHECK(j.at("segment") == seg.str());
+  CHECK(j.at("path") == seg.path());
+  CHECK(j.at("state") == "live");
+  CHECK(j.at("layout_version") == 1);
+  CHECK(j.at("format") == "0x0001010002003f78");
+  CHECK(j.at("capacity") == 16);
+  CHECK(j.at("used") == 0);
+  CHECK(j.at("slot_size") == 512);
+  CHECK(j.at("total_size") == total_size_for(16));
+  CHECK(j.at("failure_threshold") == 3);
+  CHECK(j.at("backoff").get<double>() == doctest::Approx(0.5));
+  const double now = static_cast<double>(Instant::now().unix_ns) / 1e9;
+  CHECK(std::abs(j.at("created").get<double>() - now) < 60);
+  CHECK(j.at("writer").at("attached") == false);
+  CHECK(j.at("writer").at("pid").get<std::int64_t>() > 0);
+  CHECK(j.at("writer").at("stale") == false);
+  // The generation is the header's: the library agrees.
+  CHECK(j.at("generation").get<std::uint64_t>() == Table::open(seg.str()).info().generation);
+}
+
+TEST_CASE("create --mode is exact whatever the umask") {
+  SegmentName seg("cli-umask");
+  const mode_t old = ::umask(077);
+  const Run r = healthctl({"create", seg, "--mode", "644"});
+  ::umask(old);
+  check_ok(r);
+  struct stat st {};
+  REQUIRE(::stat(seg.path().c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0644);
+}
+
+TEST_CASE("record walks the circuit breaker, and check and dump --json follow it") {
+  SegmentName seg("cli-breaker");
+  check_ok(healthctl({"create", seg, "--backoff", "60s"}));
+
+  CHECK(check_ok(healthctl({"record", seg, "groq", "failure", "--reason", "http 503"})) ==
+        "groq: failure 1 of 2 recorded; still healthy\n");
+  CHECK(healthctl({"check", seg, "groq"}).status == 0);
+  CHECK(check_ok(healthctl({"record", seg, "groq", "failure", "--reason", "http 503"})) ==
+        "groq: tripped (2 consecutive failures); unhealthy for 1m\n");
+
+  const Run down = healthctl({"check", seg, "groq"});
+  CHECK(down.status == 1);
+  CHECK(down.err.empty());
+  CHECK(contains(down.out, "groq: unhealthy (tripped, 2 consecutive failures, "));
+  CHECK(contains(down.out, "left; last error: http 503)"));
+
+  json doc = dump_json(seg);
+  CHECK(doc.at("segment") == seg.str());
+  CHECK(doc.at("providers").size() == 1);
+  const json &g = provider(doc, "groq");
+  CHECK(g.at("healthy") == false);
+  CHECK(g.at("available") == false);
+  CHECK(g.at("registered") == true);
+  CHECK(g.at("consecutive_failures") == 2);
+  CHECK(g.at("last_error") == "http 503");
+  CHECK(g.at("failures") == 2);
+  CHECK(g.at("successes") == 0);
+  CHECK(g.at("transitions") == 1);
+  CHECK(g.at("override") == "auto");
+  const double last_check = g.at("last_check").get<double>();
+  CHECK(std::abs(last_check - static_cast<double>(Instant::now().unix_ns) / 1e9) < 60);
+  CHECK(g.at("unhealthy_until").get<double>() - last_check == doctest::Approx(60.0));
+
+  CHECK(check_ok(healthctl({"record", seg, "groq", "failure"})) ==
+        "groq: still unhealthy (3 consecutive failures); window re-armed, unhealthy for 1m\n");
+  CHECK(provider(dump_json(seg), "groq").at("last_error") == "recorded with healthctl");
+
+  CHECK(check_ok(healthctl({"record", seg, "groq", "success"})) ==
+        "groq: recovered; healthy again\n");
+  CHECK(check_ok(healthctl({"check", seg, "groq"})) == "groq: healthy\n");
+  doc = dump_json(seg);
+  const json &r = provider(doc, "groq");
+  CHECK(r.at("healthy") == true);
+  CHECK(r.at("available") == true);
+  CHECK(r.at("consecutive_failures") == 0);
+  CHECK(r.at("last_error").is_null());
+  CHECK(r.at("unhealthy_until") == 0);
+  CHECK(r.at("transitions") == 2);
+  CHECK(r.at("successes") == 1);
+  CHECK(r.at("failures") == 3);
+  CHECK(check_ok(healthctl({"record", seg, "groq", "success"})) ==
+        "groq: healthy (success recorded)\n");
+
+  // What the library reads agrees with what the tool wrote.
+  const auto state = Table::open(seg.str()).get_state("groq");
+  REQUIRE(state);
+  CHECK(state->healthy);
+  CHECK(state->successes == 2);
+  CHECK(state->failures == 3);
+}
+
+TEST_CASE("threshold 1 trips on one failure, and a zero backoff is half-open at once") {
+  SegmentName seg("cli-halfopen");
+  check_ok(healthctl({"create", seg, "--failure-threshold", "1", "--backoff", "0"}));
+  CHECK(check_ok(healthctl({"record", seg, "p", "failure", "--reason", "boom"})) ==
+        "p: tripped (1 consecutive failure); unhealthy for 0s\n");
+  const Run r = healthctl({"check", seg, "p"});
+  CHECK(r.status == 0);
+  CHECK(contains(r.out, "p: healthy (half-open"));
+  const json doc = dump_json(seg);
+  const json &p = provider(doc, "p");
+  CHECK(p.at("healthy") == false);
+  CHECK(p.at("available") == true);
+  const std::string text = check_ok(healthctl({"dump", seg}));
+  CHECK(contains(text, "half-open"));
+}
+
+TEST_CASE("dump prints a header, the writer and an aligned table") {
+  SegmentName seg("cli-text");
+  check_ok(healthctl({"create", seg, "--slots", "8"}));
+  CHECK(check_ok(healthctl({"dump", seg})).ends_with("no providers yet\n"));
+  check_ok(healthctl({"record", seg, "openrouter", "success"}));
+  check_ok(healthctl({"record", seg, "groq", "failure", "--reason", "http 503"}));
+  check_ok(healthctl({"record", seg, "groq", "failure", "--reason", "http 503"}));
+  check_ok(healthctl({"set", seg, "together", "down"}));
+
+  const std::vector<std::string> lines = lines_of(check_ok(healthctl({"dump", seg})));
+  REQUIRE(lines.size() == 7);
+  CHECK(lines[0].starts_with("table '" + seg.str() + "': 3 of 8 slots used, generation 0x"));
+  CHECK(lines[0].ends_with(", failure threshold 2, backoff 1m"));
+  CHECK(lines[1].starts_with("writer: none attached (last: pid "));
+  CHECK(lines[2].empty());
+  CHECK(lines[3].starts_with("PROVIDER    AVAILABLE  HEALTHY  FAILURES  LAST CHECK"));
+  // Every column starts where its heading does.
+  for (const char *heading : {"AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNHEALTHY FOR",
+                              "OVERRIDE", "LAST ERROR"}) {
+    CAPTURE(heading);
+    const std::size_t col = lines[3].find(heading);
+    REQUIRE(col != std::string::npos);
+    for (std::size_t i = 4; i < lines.size(); ++i) {
+      CAPTURE(lines[i]);
+      REQUIRE(lines[i].size() > col);
+      CHECK(lines[i][col] != ' ');
+      CHECK(lines[i][col - 1] == ' ');
+    }
+  }
+  CHECK(lines[4].starts_with("openrouter  yes        yes      0         "));
+  CHECK(lines[4].ends_with("  -              auto      -"));
+  CHECK(lines[5].starts_with("groq        no         no       2         "));
+  CHECK(lines[5].ends_with("  auto      http 503"));
+  CHECK(lines[6].starts_with("together    no         yes      0         never"));
+  CHECK(lines[6].ends_with("  down      -"));
+}
+
+TEST_CASE("dump --expect adds placeholders and never overwrites a real state") {
+  SegmentName seg("cli-expect");
+  check_ok(healthctl({"create", seg}));
+  check_ok(healthctl({"record", seg, "groq", "failure", "--reason", "timeout"}));
+  const json doc = dump_json(seg, {"--expect", "ollama,groq,google"});
+  REQUIRE(doc.at("providers").size() == 3);
+  CHECK(doc.at("providers")[0].at("name") == "groq"); // registration order, then expected
+  const json &groq = provider(doc, "groq");
+  CHECK(groq.at("registered") == true);
+  CHECK(groq.at("consecutive_failures") == 1);
+  CHECK(groq.at("last_error") == "timeout");
+  for (const char *name : {"ollama", "google"}) {
+    CAPTURE(name);
+    const json &p = provider(doc, name);
+    CHECK(p.at("registered") == false);
+    CHECK(p.at("healthy") == true);
+    CHECK(p.at("available") == true);
+    CHECK(p.at("consecutive_failures") == 0);
+    CHECK(p.at("last_check") == 0);
+    CHECK(p.at("last_error").is_null());
+    CHECK(p.at("unhealthy_until") == 0);
+    CHECK(p.at("override") == "auto");
+  }
+  const std::string text = check_ok(healthctl({"dump", seg, "--expect", "ollama"}));
+  CHECK(contains(text, "not in table"));
+  // --expect only reads: the table itself did not grow.
+  CHECK(Table::open(seg.str()).info().used == 1);
+}
+
+TEST_CASE("check: unknown providers are healthy, --quiet prints nothing") {
+  SegmentName seg("cli-check");
+  check_ok(healthctl({"create", seg, "--failure-threshold", "1"}));
+  const Run unknown = healthctl({"check", seg, "never-seen"});
+  CHECK(contains(check_ok(unknown), "never-seen: healthy (not in table"));
+  check_ok(healthctl({"record", seg, "groq", "failure"}));
+  const Run quiet = healthctl({"check", seg, "groq", "--quiet"});
+  CHECK(quiet.status == 1);
+  CHECK(quiet.out.empty());
+  CHECK(quiet.err.empty());
+  const Run quiet_ok = healthctl({"check", "-q", seg, "never-seen"});
+  CHECK(quiet_ok.status == 0);
+  CHECK(quiet_ok.out.empty());
+}
+
+TEST_CASE("set down/up/auto decides what check answers") {
+  SegmentName seg("cli-set");
+  check_ok(healthctl({"create", seg}));
+  CHECK(check_ok(healthctl({"set", seg, "groq", "down"})) ==
+        "groq: forced down; unavailable until 'healthctl set " + seg.str() + " groq auto'\n");
+  Run r = healthctl({"check", seg, "groq"});
+  CHECK(r.status == 1);
+  CHECK(contains(r.out, "forced down by override"));
+  CHECK(provider(dump_json(seg), "groq").at("override") == "down");
+
+  // Trip it, then force it up: available whatever the breaker says.
+  check_ok(healthctl({"record", seg, "groq", "failure"}));
+  check_ok(healthctl({"record", seg, "groq", "failure"}));
+  CHECK(contains(check_ok(healthctl({"set", seg, "groq", "up"})), "groq: forced up"));
+  r = healthctl({"check", seg, "groq"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "groq: healthy (forced up by override)\n");
+  const json doc = dump_json(seg);
+  const json &up = provider(doc, "groq");
+  CHECK(up.at("healthy") == false);
+  CHECK(up.at("available") == true);
+
+  // Back to the breaker, which still has it tripped.
+  CHECK(check_ok(healthctl({"set", seg, "groq", "auto"})) ==
+        "groq: override cleared; the circuit breaker decides (now unavailable)\n");
+  CHECK(healthctl({"check", seg, "groq"}).status == 1);
+}
+
+TEST_CASE("reset puts all, or the listed providers, back to the zero state") {
+  SegmentName seg("cli-reset");
+  check_ok(healthctl({"create", seg, "--failure-threshold", "1"}));
+  for (const char *p : {"a", "b", "c"})
+    check_ok(healthctl({"record", seg, p, "failure"}));
+
+  CHECK(check_ok(healthctl({"reset", seg, "a", "b"})) == "reset a, b of '" + seg.str() + "'\n");
+  json doc = dump_json(seg);
+  CHECK(provider(doc, "a").at("healthy") == true);
+  CHECK(provider(doc, "a").at("failures") == 0);
+  CHECK(provider(doc, "b").at("healthy") == true);
+  CHECK(provider(doc, "c").at("healthy") == false);
+  const auto generation = doc.at("generation").get<std::uint64_t>();
+
+  const std::string all = check_ok(healthctl({"reset", seg}));
+  CHECK(all.starts_with("reset all 3 providers of '" + seg.str() + "'; generation now 0x"));
+  doc = dump_json(seg);
+  CHECK(doc.at("generation").get<std::uint64_t>() == generation + 1);
+  CHECK(doc.at("providers").size() == 3); // names stay registered
+  for (const json &p : doc.at("providers")) {
+    CHECK(p.at("healthy") == true);
+    CHECK(p.at("consecutive_failures") == 0);
+    CHECK(p.at("last_check") == 0);
+  }
+}
+
+TEST_CASE("destroy removes the segment, and create --force replaces one") {
+  SegmentName seg("cli-destroy");
+  check_ok(healthctl({"create", seg}));
+  check_ok(healthctl({"record", seg, "groq", "failure"}));
+  const auto old_generation = Table::open(seg.str()).info().generation;
+
+  const Run replaced = healthctl({"create", seg, "--force", "--slots", "4"});
+  CHECK(check_ok(replaced).starts_with("replaced health table '" + seg.str() + "': 4 slots"));
+  const json doc = dump_json(seg);
+  CHECK(doc.at("providers").empty());
+  CHECK(doc.at("capacity") == 4);
+  CHECK(doc.at("generation").get<std::uint64_t>() != old_generation);
+
+  CHECK(check_ok(healthctl({"destroy", seg})) ==
+        "destroyed health table '" + seg.str() + "' (/dev/shm/" + seg.str() +
+            " removed; mapped readers keep the last state until they reopen)\n");
+  struct stat st {};
+  CHECK(::stat(seg.path().c_str(), &st) != 0);
+  CHECK(healthctl({"info", seg}).status == 3);
+
+  // --force with nothing to replace just creates.
+  CHECK(check_ok(healthctl({"create", seg, "--force"})).starts_with("created health table"));
+}
+
+TEST_CASE("info and dump show an attached writer, and flag it STALE when its heartbeat lapses") {
+  SegmentName seg("cli-stale");
+  Writer w = Writer::create(seg.str());
+  w.set_heartbeat_interval(100ms);
+  const Instant now = Instant::now();
+  w.heartbeat(Instant{now.mono_ns - 10'000'000'000, now.unix_ns - 10'000'000'000});
+  const std::string pid = std::to_string(::getpid());
+
+  std::string info = check_ok(healthctl({"info", seg}));
+  CHECK(contains(info, "writer      pid " + pid + " attached (holds the writer lock)"));
+  CHECK(contains(info, "promised every 100ms; STALE (stale after 300ms)"));
+  std::vector<std::string> dump = lines_of(check_ok(healthctl({"dump", seg})));
+  REQUIRE(dump.size() >= 2);
+  CHECK(dump[1].starts_with("writer: pid " + pid + " attached, heartbeat "));
+  CHECK(dump[1].ends_with("(promised every 100ms), STALE: no heartbeat for more than 300ms"));
+  json writer = dump_json(seg).at("writer");
+  CHECK(writer.at("attached") == true);
+  CHECK(writer.at("pid") == ::getpid());
+  CHECK(writer.at("stale") == true);
+  CHECK(writer.at("heartbeat_interval").get<double>() == doctest::Approx(0.1));
+  CHECK(writer.at("stale_after").get<double>() == doctest::Approx(0.3));
+  CHECK(writer.at("heartbeat_age").get<double>() >= 10.0);
+
+  // --stale-after overrides the promise either way.
+  writer = dump_json(seg, {"--stale-after", "1h"}).at("writer");
+  CHECK(writer.at("stale") == false);
+  CHECK(writer.at("stale_after").get<double>() == doctest::Approx(3600.0));
+
+  // A fresh beat is not stale.
+  w.heartbeat();
+  info = check_ok(healthctl({"info", seg}));
+  CHECK(contains(info, "; fresh (stale after 300ms)"));
+  CHECK(!contains(check_ok(healthctl({"dump", seg})), "STALE"));
+  writer = json::parse(check_ok(healthctl({"info", seg, "--json"}))).at("writer");
+  CHECK(writer.at("stale") == false);
+  CHECK(writer.at("heartbeat_age").get<double>() < 5.0);
+
+  // Once the writer is gone the kernel says so (and its promise is withdrawn).
+  { Writer gone = std::move(w); }
+  writer = json::parse(check_ok(healthctl({"info", seg, "--json"}))).at("writer");
+  CHECK(writer.at("attached") == false);
+  CHECK(writer.at("heartbeat_interval") == 0);
+  CHECK(writer.at("stale") == false);
+}
+
+TEST_CASE("record keeps at most kReasonMax bytes of the reason") {
+  SegmentName seg("cli-reason");
+  check_ok(healthctl({"create", seg}));
+  const std::string long_reason(300, 'x');
+  check_ok(healthctl({"record", seg, "p", "failure", "--reason", long_reason}));
+  CHECK(provider(dump_json(seg), "p").at("last_error") == std::string(kReasonMax, 'x'));
+}
