@@ -156,7 +156,8 @@ TEST_CASE("a table another user owns: 7, permission denied for writes, reads sti
 
 TEST_CASE("table full: 8, naming the capacity and how to grow it") {
   SegmentName seg("cli-full");
-  REQUIRE(healthctl({"create", seg, "--slots", "1"}).status == 0);
+  CHECK(check_ok(healthctl({"create", seg, "--slots", "1"}))
+            .starts_with("created health table '" + seg.str() + "': 1 slot, 832 bytes, "));
   CHECK(healthctl({"record", seg, "groq", "failure"}).status == 0);
   check_error(healthctl({"record", seg, "openai", "failure"}), 8,
               "table '" + seg.str() +

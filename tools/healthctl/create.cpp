@@ -41,9 +41,9 @@ int run_create(const CreateOptions &o) {
 
   const healthtable::Writer writer = healthtable::Writer::create(o.segment, create);
   const healthtable::TableInfo info = writer.table().info();
-  fmt::print("{} health table '{}': {} slots, {}, failure threshold {}, backoff {}, mode {}\n",
+  fmt::print("{} health table '{}': {} slot{}, {}, failure threshold {}, backoff {}, mode {}\n",
              o.force && existed ? "replaced" : "created", o.segment, info.capacity,
-             format_size(info.total_size), info.failure_threshold,
+             info.capacity == 1 ? "" : "s", format_size(info.total_size), info.failure_threshold,
              healthtable::format_duration(std::chrono::nanoseconds(info.backoff_ns)),
              format_mode(create.mode));
   return kExitOk;

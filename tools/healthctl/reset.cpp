@@ -29,8 +29,8 @@ int run_reset(const ResetOptions &o) {
   if (o.providers.empty()) {
     writer.reset();
     const healthtable::TableInfo info = writer.table().info();
-    fmt::print("reset all {} providers of '{}'; generation now {}\n", info.used, o.segment,
-               format_hex(info.generation));
+    fmt::print("reset all {} provider{} of '{}'; generation now {}\n", info.used,
+               info.used == 1 ? "" : "s", o.segment, format_hex(info.generation));
     return kExitOk;
   }
   // All or nothing: refuse before touching any if one is unknown
