@@ -261,6 +261,13 @@ TEST_CASE("dump --expect adds placeholders and never overwrites a real state") {
   }
   const std::string text = check_ok(healthctl({"dump", seg, "--expect", "ollama"}));
   CHECK(contains(text, "not in table"));
+  // --expect takes one list each time and may repeat; it never eats the NAME.
+  const Run repeated = healthctl({"dump", "--expect", "a", seg, "--expect", "b,c", "--json"});
+  const json names = json::parse(check_ok(repeated)).at("providers");
+  REQUIRE(names.size() == 4);
+  CHECK(names[1].at("name") == "a");
+  CHECK(names[2].at("name") == "b");
+  CHECK(names[3].at("name") == "c");
   // --expect only reads: the table itself did not grow.
   CHECK(Table::open(seg.str()).info().used == 1);
 }

@@ -133,9 +133,10 @@ void setup_dump(CLI::App &app) {
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->add_flag("--json", opt->json, "Print one JSON document instead of a table");
   sub->add_option("--expect", opt->expect,
-                  "Providers to list even if the table has never seen them (comma separated); "
-                  "they appear healthy, with registered=false")
+                  "Providers to list even if the table has never seen them (comma separated, "
+                  "may repeat); they appear healthy, with registered=false")
       ->type_name("P1,P2,...")
+      ->allow_extra_args(false)
       ->delimiter(',');
   sub->add_option("--stale-after", opt->stale_after,
                   "Call the writer stale when its last heartbeat is older than this (default: 3 "
