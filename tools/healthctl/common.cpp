@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <ctime>
 #include <limits>
 
@@ -145,7 +146,10 @@ std::string describe_writer(const WriterView &w) {
 
 nlohmann::ordered_json writer_json(const WriterView &w) {
   using json = nlohmann::ordered_json;
-  const auto seconds = [](std::int64_t ns) { return static_cast<double>(ns) / 1e9; };
+  // Durations to the microsecond: 0.024, not 0.023999999.
+  const auto seconds = [](std::int64_t ns) {
+    return std::round(static_cast<double>(ns) / 1e3) / 1e6;
+  };
   json j;
   j["attached"] = w.attached;
   j["pid"] = w.pid > 0 ? json(w.pid) : json(nullptr);
