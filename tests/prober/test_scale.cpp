@@ -142,3 +142,50 @@ TEST_CASE("healthprobe: 1,000 providers per tick, tick time and CPU of the proce
   child.signal(SIGTERM);
   CHECK(child.wait(2s) == 0);
 }
+
+TEST_CASE("healthprobe: steady-state CPU per tick with 1,000 providers") {
+  raise_file_limit();
+  SegmentName seg("scale");
+  HttpServer web;
+  TcpListener tcp;
+  TempDir dir;
+  const Mix m = mixed(web, tcp, 0);
+  std::ostringstream cfg;
+  cfg << "segment = \"" << seg.str() << "\"\ninterval = \"1s\"\ntimeout = \"1s\"\n"
+      << "[table]\nslots = 1024\n";
+  for (const auto& p : m.probes)
+    cfg << "[[provider]]\nname = \"" << p.provider << "\"\n"
+        << (p.kind == ProbeKind::tcp ? "tcp" : "http") << " = \"" << p.target << "\"\n";
+  const auto path = dir.write("steady.toml", cfg.str());
+  Child child({HEALTHPROBE_BIN, "--config", path.string(), "--verbose"}, dir.path());
+
+  auto ticks = [&] {
+    const std::string err = child.err();
+    std::size_t n = 0;
+    for (auto pos = err.find("tick: 1000 probes"); pos != std::string::npos;
+         pos = err.find("tick: 1000 probes", pos + 1))
+      ++n;
+    return n;
+  };
+  REQUIRE(eventually([&] { return ticks() >= 1; }, 10s));
+  const auto cpu0 = process_cpu_time(child.pid());
+  const auto first = ticks();
+  REQUIRE(eventually([&] { return ticks() >= first + 4; }, 10s));
+  const auto cpu = process_cpu_time(child.pid()) - cpu0;
+  const auto n = ticks() - first;
+  // Each tick's own duration, from the log.
+  const std::regex tick_line(R"(tick: 1000 probes, (\d+) healthy, (\d+) failed in (\d+)ms)");
+  const std::string err = child.err();
+  int worst = 0;
+  for (std::sregex_iterator it(err.begin(), err.end(), tick_line), end; it != end; ++it) {
+    CHECK(std::stoul((*it)[1]) == m.expect_healthy);
+    worst = std::max(worst, std::stoi((*it)[3]));
+  }
+  std::printf("scale: healthprobe, %d providers (100 refused) every 1s: %zu ticks, longest %d ms, "
+              "CPU %.1f ms per tick (%.1f%% of one core)\n",
+              kProviders, n, worst, ms(cpu) / static_cast<double>(n),
+              ms(cpu) / static_cast<double>(n) / 10.0);
+  CHECK(worst < 1000);
+  child.signal(SIGTERM);
+  CHECK(child.wait(2s) == 0);
+}
