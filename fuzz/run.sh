@@ -1,0 +1,36 @@
+#!/bin/sh
+# Builds and runs the segment fuzzer (libFuzzer + ASan + UBSan, clang).
+#
+#   fuzz/run.sh --smoke              30 s, what CI runs (exit != 0 on a finding)
+#   fuzz/run.sh --time SECONDS [libFuzzer flags...]
+#                                    a long run, e.g. --time 3600 -jobs=2 -workers=2
+#
+# New inputs go to $HEALTHTABLE_FUZZ_CORPUS (default: a temporary directory
+# removed at exit); fuzz/corpus is the committed seed corpus, read-only here.
+# Findings are written as crash-*/timeout-* files in the current directory;
+# reproduce one with: build/fuzz/fuzz_segment crash-...
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+build=${HEALTHTABLE_FUZZ_BUILD:-$here/../build/fuzz}
+
+case "${1:-}" in
+  --smoke) seconds=30; shift ;;
+  --time) seconds=${2:?--time needs seconds}; shift 2 ;;
+  *) echo "usage: $0 --smoke | --time SECONDS [libFuzzer flags...]" >&2; exit 2 ;;
+esac
+
+CXX=${CXX:-clang++} cmake -S "$here" -B "$build" -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build "$build" -j2 >/dev/null
+
+if [ -n "${HEALTHTABLE_FUZZ_CORPUS:-}" ]; then
+  work=$HEALTHTABLE_FUZZ_CORPUS
+  mkdir -p "$work"
+else
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+fi
+
+# -max_len: room for tables of ~30 slots; -timeout: a hang is a finding;
+# -rss_limit_mb: the asan build's footprint stays bounded.
+exec "$build/fuzz_segment" -max_total_time="$seconds" -max_len=16384 -timeout=10 \
+  -rss_limit_mb=2048 -print_final_stats=1 "$@" "$work" "$here/corpus"

@@ -1,0 +1,266 @@
+// Writer liveness and single-writer enforcement: a stopped writer shows as
+// stale, a killed one is replaced at once, a forked (or exec'd) child of the
+// writer does not hold the lock, and killing any process mid-operation never
+// makes the next open hang.
+#include "invariant.hpp"
+#include "proc.hpp"
+
+#include <healthtable/table.hpp>
+#include <healthtable/writer.hpp>
+#include <support/support.hpp>
+
+#include <doctest/doctest.h>
+
+#include <spawn.h>
+
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+using namespace healthtable;
+using namespace std::chrono_literals;
+using test::SegmentName;
+
+namespace {
+
+constexpr auto kInterval = 50ms;
+
+/// What a tool calls stale: the writer promised beats every interval and
+/// missed three.
+bool stale(const TableInfo& i) {
+  if (i.heartbeat_interval_ns <= 0) return false;
+  const std::int64_t age = Instant::now().mono_ns - i.heartbeat_mono_ns;
+  return age > 3 * i.heartbeat_interval_ns;
+}
+
+/// healthctl info --json's verdict, if healthctl exists: "true"/"false".
+std::string cli_stale(const std::string& seg) {
+  if (!test::kHealthctl) return {};
+  const auto r = test::run({test::kHealthctl, "info", seg, "--json"});
+  if (!r.status.ok()) return "error: " + r.out;
+  const auto at = r.out.find("\"stale\":");
+  if (at == std::string::npos) return "no stale field: " + r.out;
+  const auto v = r.out.find_first_not_of(' ', at + 8);
+  return r.out.substr(v, r.out.compare(v, 4, "true") == 0 ? 4 : 5);
+}
+
+struct Beat {
+  std::atomic<int> ready{0};
+};
+
+/// A prober-like writer: promises kInterval, beats every 10 ms.
+int beating_writer(const std::string& seg, Beat& b) {
+  auto w = Writer::open(seg);
+  w.set_heartbeat_interval(kInterval);
+  b.ready = 1;
+  for (;;) {
+    w.heartbeat();
+    w.mark_healthy("groq");
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+} // namespace
+
+TEST_CASE("liveness: a stopped writer goes stale after 3 intervals, a killed one is replaced at once") {
+  test::Watchdog dog(60);
+  SegmentName seg("live");
+  { auto w = Writer::create(seg.str()); }
+  test::Shared<Beat> b;
+  const pid_t pid = test::spawn([&] { return beating_writer(seg.str(), *b); });
+  auto t = Table::open(seg.str());
+  for (int i = 0; i < 2000 && !b->ready; ++i) std::this_thread::sleep_for(1ms);
+  REQUIRE(b->ready == 1);
+  std::this_thread::sleep_for(100ms);
+  CHECK(t.info().writer_pid == pid);
+  CHECK(t.info().heartbeat_interval_ns == std::chrono::nanoseconds(kInterval).count());
+  CHECK_FALSE(stale(t.info()));
+  CHECK(t.writer_status() == WriterStatus::attached);
+  if (test::kHealthctl) CHECK(cli_stale(seg.str()) == "false");
+
+  ::kill(pid, SIGSTOP);
+  std::this_thread::sleep_for(3 * kInterval + 100ms);
+  CHECK(stale(t.info()));
+  // Stopped is not dead: the kernel still sees the lock held, so nobody else
+  // may write; staleness is what tells the operator.
+  CHECK(t.writer_status() == WriterStatus::attached);
+  CHECK(test::error_of([&] { (void)Writer::open(seg.str()); }) == Errc::writer_busy);
+  if (test::kHealthctl) CHECK(cli_stale(seg.str()) == "true");
+
+  ::kill(pid, SIGCONT);
+  std::this_thread::sleep_for(100ms);
+  CHECK_FALSE(stale(t.info()));
+  if (test::kHealthctl) CHECK(cli_stale(seg.str()) == "false");
+
+  const auto r = test::kill_and_reap(pid);
+  CHECK(r.signal == SIGKILL);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(t.writer_status() == WriterStatus::none); // at once: the kernel dropped the lock
+  auto w = Writer::open(seg.str());
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  CHECK(t.writer_status() == WriterStatus::attached);
+  CHECK(t.info().writer_pid == ::getpid());
+  CHECK_FALSE(stale(t.info())); // attach stamps a fresh heartbeat
+  w.set_heartbeat_interval(kInterval);
+  // A clean exit withdraws the promise: no writer is not a stale writer.
+  w = Writer::create(SegmentName("other").str()); // destroys the old Writer
+  CHECK(t.info().heartbeat_interval_ns == 0);
+  CHECK(t.writer_status() == WriterStatus::none);
+  CHECK_FALSE(stale(t.info()));
+}
+
+TEST_CASE("liveness: a second writer fails at once naming the holder's pid") {
+  SegmentName seg("second");
+  { auto w = Writer::create(seg.str()); }
+  test::Shared<Beat> b;
+  const pid_t pid = test::spawn([&] { return beating_writer(seg.str(), *b); });
+  for (int i = 0; i < 2000 && !b->ready; ++i) std::this_thread::sleep_for(1ms);
+  REQUIRE(b->ready == 1);
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    (void)Writer::open(seg.str());
+    FAIL("two writers");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::writer_busy);
+    CHECK(std::string(e.what()).find("pid " + std::to_string(pid)) != std::string::npos);
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  if (test::kHealthctl) {
+    const auto r = test::run({test::kHealthctl, "record", seg.str(), "groq", "failure"});
+    CHECK(r.status.code == static_cast<int>(Errc::writer_busy));
+    CHECK(r.out.find(std::to_string(pid)) != std::string::npos);
+  }
+  test::kill_and_reap(pid);
+  CHECK_NOTHROW(Writer::open(seg.str()));
+}
+
+TEST_CASE("liveness: a forked child of the writer does not hold the writer lock") {
+  test::Watchdog dog(60);
+  SegmentName seg("forked");
+  { auto w = Writer::create(seg.str()); }
+  struct State {
+    std::atomic<int> writer_ready{0};
+    std::atomic<pid_t> grandchild{0};
+    std::atomic<int> child_write_before{-1}; // Errc of the child's write while the parent lives
+    std::atomic<int> child_open_before{-1};
+    std::atomic<int> go_after{0};
+    std::atomic<int> child_write_after{-1}; // ... and after the parent died
+    std::atomic<int> child_done{0};
+  };
+  test::Shared<State> s;
+  const pid_t writer = test::spawn([&]() -> int {
+    auto w = Writer::open(seg.str());
+    w.mark_unhealthy("groq", "parent wrote this");
+    const auto code = [](auto&& fn) {
+      const auto e = test::error_of(fn);
+      return e ? static_cast<int>(*e) : 0;
+    };
+    // The grandchild keeps the parent's Writer object (a copy of its memory).
+    s->grandchild = test::spawn([&]() -> int {
+      s->child_write_before = code([&] { w.mark_healthy("groq"); });
+      s->child_open_before = code([&] { (void)Writer::open(seg.str()); });
+      while (!s->go_after) std::this_thread::sleep_for(1ms);
+      s->child_write_after = code([&] { w.mark_healthy("groq"); });
+      s->child_done = 1;
+      for (;;) std::this_thread::sleep_for(1s); // lives on until killed
+    });
+    s->writer_ready = 1;
+    for (;;) std::this_thread::sleep_for(1s);
+  });
+  for (int i = 0; i < 5000 && !(s->writer_ready && s->child_open_before != -1); ++i)
+    std::this_thread::sleep_for(1ms);
+  CHECK(s->child_write_before == static_cast<int>(Errc::writer_busy));
+  CHECK(s->child_open_before == static_cast<int>(Errc::writer_busy)); // the parent holds it
+  test::kill_and_reap(writer);
+  // The parent is dead, its child alive: a new writer attaches at once.
+  REQUIRE(::kill(s->grandchild, 0) == 0);
+  {
+    auto w = Writer::open(seg.str());
+    CHECK(w.table().get_state("groq")->last_error == "parent wrote this"); // the child wrote nothing
+    s->go_after = 1;
+    for (int i = 0; i < 5000 && !s->child_done; ++i) std::this_thread::sleep_for(1ms);
+    CHECK(s->child_write_after == static_cast<int>(Errc::writer_busy));
+    CHECK(w.table().get_state("groq")->last_error == "parent wrote this");
+  }
+  ::kill(s->grandchild, SIGKILL);
+}
+
+TEST_CASE("liveness: an exec'd child of the writer does not hold the lock (O_CLOEXEC)") {
+  test::Watchdog dog(60);
+  SegmentName seg("exec");
+  { auto w = Writer::create(seg.str()); }
+  test::Shared<std::atomic<pid_t>> sleeper;
+  const pid_t writer = test::spawn([&]() -> int {
+    auto w = Writer::open(seg.str());
+    pid_t child = 0;
+    char arg0[] = "sleep", arg1[] = "30";
+    char* argv[] = {arg0, arg1, nullptr};
+    if (::posix_spawnp(&child, "sleep", nullptr, nullptr, argv, environ) != 0) return 50;
+    *sleeper = child;
+    for (;;) std::this_thread::sleep_for(1s);
+  });
+  for (int i = 0; i < 5000 && *sleeper == 0; ++i) std::this_thread::sleep_for(1ms);
+  REQUIRE(*sleeper != 0);
+  test::kill_and_reap(writer);
+  CHECK(::kill(*sleeper, 0) == 0); // the exec'd child lives on ...
+  CHECK_NOTHROW(Writer::open(seg.str())); // ... without the lock
+  ::kill(*sleeper, SIGKILL);
+}
+
+TEST_CASE("liveness: kill -9 of any process mid-operation never makes the next open hang") {
+  test::Watchdog dog(300);
+  SegmentName seg("kill-any");
+  CreateOptions o;
+  o.capacity = 16;
+  { auto w = Writer::create(seg.str(), o); w.add("groq"); }
+  std::mt19937 rng(99);
+  std::map<std::string, int> outcomes;
+  const int kIterations = 300;
+  int recreated = 0;
+  for (int it = 0; it < kIterations; ++it) {
+    const int op = static_cast<int>(rng() % (test::kHealthctl ? 9 : 6));
+    const pid_t pid = test::spawn([&]() -> int {
+      CreateOptions force = o;
+      force.replace = true;
+      switch (op) {
+      case 0: { auto w = Writer::create(seg.str(), force); for (int k = 0; k < 16; ++k) w.mark_unhealthy("p" + std::to_string(k), "x"); break; }
+      case 1: { auto w = Writer::open(seg.str()); for (int k = 0; k < 1000; ++k) w.mark_unhealthy("groq", "y"); break; }
+      case 2: { auto w = Writer::open(seg.str()); for (int k = 0; k < 100; ++k) w.reset(); break; }
+      case 3: { Writer::destroy(seg.str()); auto w = Writer::create(seg.str(), o); break; }
+      case 4: { auto t = Table::open(seg.str()); for (int k = 0; k < 1000; ++k) (void)t.snapshot(); break; }
+      case 5: { auto w = Writer::open(seg.str()); for (int k = 0; k < 1000; ++k) w.set_override("groq", Override::forced_down); break; }
+      case 6: ::execl(test::kHealthctl, test::kHealthctl, "record", seg.str().c_str(), "groq", "failure", static_cast<char*>(nullptr)); break;
+      case 7: ::execl(test::kHealthctl, test::kHealthctl, "create", seg.str().c_str(), "--force", "--slots", "16", static_cast<char*>(nullptr)); break;
+      case 8: ::execl(test::kHealthctl, test::kHealthctl, "reset", seg.str().c_str(), static_cast<char*>(nullptr)); break;
+      }
+      return 0;
+    });
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 3000));
+    test::kill_and_reap(pid);
+    // The next open, bounded: whatever the killed process left, it answers.
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto code = test::error_of([&] { (void)Table::open(seg.str()).snapshot(); });
+    CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+    ++outcomes[code ? std::string(errc_name(*code)) : "ok"];
+    CHECK_MESSAGE((!code || *code == Errc::not_ready || *code == Errc::no_such_segment),
+                  "after killing op " << op << ": " << errc_name(*code));
+    // The next writer never finds the lock held by the dead.
+    const auto wt0 = std::chrono::steady_clock::now();
+    if (code) { // a creator died mid-create (or between destroy and create)
+      CreateOptions force = o;
+      force.replace = true;
+      CHECK_NOTHROW(Writer::create(seg.str(), force).add("groq"));
+      ++recreated;
+    } else {
+      CHECK(test::error_of([&] { (void)Writer::open(seg.str()); }) == std::nullopt);
+    }
+    CHECK(std::chrono::steady_clock::now() - wt0 < 1s);
+  }
+  std::string summary;
+  for (const auto& [k, v] : outcomes) summary += k + "=" + std::to_string(v) + " ";
+  MESSAGE(kIterations << " kills mid-operation; next open: " << summary << "; recreated " << recreated);
+}
