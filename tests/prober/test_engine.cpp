@@ -168,7 +168,7 @@ TEST_CASE("five probes of 100ms each finish one tick well under 500ms") {
   }
   CHECK(stats.healthy == 5);
   CHECK(stats.elapsed >= 95ms);
-  CHECK(stats.elapsed < 300ms); // sequential would be >= 500ms
+  CHECK(stats.elapsed < 400ms); // well under the 500ms a sequential loop needs
 }
 
 TEST_CASE("failing probes, even ones that cannot start, do not stop the others") {
