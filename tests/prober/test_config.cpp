@@ -201,8 +201,16 @@ TEST_CASE("bad durations and cadences") {
   expect_error(kHead + "jitter = true\n", 2, "jitter", "must be a duration");
   expect_error(kHead + "interval = \"2s\"\ntimeout = \"5s\"\n", 3, "timeout", "must not exceed interval");
   expect_error(kHead + "[table]\nbackoff = \"soon\"\n", 3, "table.backoff", "");
-  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\ninterval = \"1s\"\n", 2,
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\ninterval = \"1s\"\ntimeout = \"2s\"\n", 2,
                "provider.timeout", "must not exceed its interval");
+  // An unset timeout never exceeds the interval: it shrinks to fit.
+  const Config c = parse("segment = \"gw\"\ninterval = \"1s\"\n[[provider]]\nname = \"a\"\n"
+                         "tcp = \"h:1\"\n[[provider]]\nname = \"b\"\ntcp = \"h:1\"\n"
+                         "interval = \"200ms\"\n");
+  CHECK(c.timeout == 1s);
+  CHECK(c.providers[0].timeout == 1s);
+  CHECK(c.providers[1].timeout == 200ms);
+  CHECK(c.providers[1].probe.timeout == 200ms);
   expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\ntimeout = \"fast\"\n", 5,
                "provider.timeout", "");
 }

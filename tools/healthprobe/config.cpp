@@ -109,7 +109,10 @@ public:
       fail(*seg, "segment", e.what());
     }
     if (auto* n = root.get("interval")) cfg.interval = positive_duration(*n, "interval");
-    if (auto* n = root.get("timeout")) cfg.timeout = positive_duration(*n, "timeout");
+    if (auto* n = root.get("timeout"))
+      cfg.timeout = positive_duration(*n, "timeout");
+    else
+      cfg.timeout = std::min(cfg.timeout, cfg.interval); // an unset timeout fits the interval
     if (auto* n = root.get("jitter")) cfg.jitter = duration_of(*n, "jitter");
     if (cfg.timeout > cfg.interval)
       fail(root.get("timeout") ? *root.get("timeout") : *root.get("interval"), "timeout",
@@ -364,7 +367,10 @@ private:
     p.interval = cfg.interval;
     p.timeout = cfg.timeout;
     if (auto* n = t.get("interval")) p.interval = positive_duration(*n, "provider.interval");
-    if (auto* n = t.get("timeout")) p.timeout = positive_duration(*n, "provider.timeout");
+    if (auto* n = t.get("timeout"))
+      p.timeout = positive_duration(*n, "provider.timeout");
+    else
+      p.timeout = std::min(p.timeout, p.interval); // an inherited timeout fits its interval
     if (p.timeout > p.interval)
       throw ConfigError(path_, p.line, "provider.timeout",
                         "provider \"" + p.name + "\": timeout (" + format_duration(p.timeout) +
