@@ -338,3 +338,23 @@ TEST_CASE("an existing table is opened and the configured policy applied to it")
   CHECK(info.backoff_ns == std::chrono::nanoseconds(60s).count()); // kept
   CHECK(run.child->err().find("created segment") == std::string::npos);
 }
+
+TEST_CASE("SIGHUP re-applies the policy and probes a changed provider at once") {
+  SegmentName seg("probe");
+  HttpServer web;
+  Run run;
+  run.start(head(seg, "30s", "1s") + "[table]\nfailure_threshold = 2\n" +
+            http_provider("web", web.url("/status/200")));
+  REQUIRE(eventually([&] { return checked(seg, "web"); }, 5s));
+  REQUIRE(web.requests().size() == 1);
+
+  // Same name, new URL: probed now, not in 30s.
+  run.rewrite(head(seg, "30s", "1s") + "[table]\nfailure_threshold = 7\n" +
+              http_provider("web", web.url("/status/204")));
+  run.child->signal(SIGHUP);
+  REQUIRE(run.child->wait_for_err("(0 added, 0 removed, 1 changed)", 3s));
+  CHECK(run.child->err().find("<5>policy set to failure threshold 7, backoff 60s") != std::string::npos);
+  CHECK(Table::open(seg.str()).info().failure_threshold == 7);
+  REQUIRE(eventually([&] { return web.requests().size() == 2; }, 2s));
+  CHECK(web.requests()[1].find("GET /status/204") == 0);
+}
