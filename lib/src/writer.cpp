@@ -137,14 +137,18 @@ std::uint32_t Writer::Impl::add(std::string_view provider) {
   validate_provider_name(provider);
   if (const auto i = lookup(provider); i >= 0) return static_cast<std::uint32_t>(i);
   const std::uint32_t n = header->used.load(std::memory_order_relaxed);
-  if (n >= capacity)
-    throw Error(
-        Errc::table_full,
-        "table " + q(mapping->segment()) + " is full (" + std::to_string(capacity) +
-            " slots) and cannot register " + q(provider) +
-            "; recreate it with more: 'healthctl create " + mapping->segment() + " --slots " +
-            std::to_string(std::min<std::uint64_t>(std::uint64_t{capacity} * 2, kMaxCapacity)) +
-            " --force'");
+  if (n >= capacity) {
+    const std::string slots = std::to_string(capacity) + (capacity == 1 ? " slot" : " slots");
+    const std::string advice =
+        capacity >= kMaxCapacity
+            ? "; that is the maximum: split providers across tables"
+            : "; recreate it larger ('healthctl create " + mapping->segment() + " --slots " +
+                  std::to_string(
+                      std::min<std::uint64_t>(std::uint64_t{capacity} * 2, kMaxCapacity)) +
+                  " --force'; the prober refills the states on its next tick)";
+    throw Error(Errc::table_full, "table " + q(mapping->segment()) + " is full (" + slots +
+                                      ") and cannot register " + q(provider) + advice);
+  }
   // Fill the slot while no reader can reach it ...
   Slot &s = slots[n];
   s.name_hash = name_hash(provider.data(), provider.size());

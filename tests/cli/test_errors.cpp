@@ -161,8 +161,8 @@ TEST_CASE("table full: 8, naming the capacity and how to grow it") {
   CHECK(healthctl({"record", seg, "groq", "failure"}).status == 0);
   check_error(healthctl({"record", seg, "openai", "failure"}), 8,
               "table '" + seg.str() +
-                  "' is full (1 slots) and cannot register 'openai'; "
-                  "recreate it with more: 'healthctl create " +
+                  "' is full (1 slot) and cannot register 'openai'; "
+                  "recreate it larger ('healthctl create " +
                   seg.str() + " --slots 2 --force'");
   check_error(healthctl({"set", seg, "openai", "down"}), 8, "is full");
   // The registered provider still works.

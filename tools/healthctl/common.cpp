@@ -83,7 +83,7 @@ std::string format_size(std::uint64_t bytes) {
   for (auto i = static_cast<std::ptrdiff_t>(digits.size()) - 3; i > 0; i -= 3)
     digits.insert(static_cast<std::size_t>(i), ",");
   const double b = static_cast<double>(bytes);
-  if (bytes < 1024) return digits + " bytes";
+  if (bytes < 1024) return fmt::format("{} bytes", digits); // not operator+: GCC 12 -Wrestrict
   if (bytes < 1024 * 1024) return fmt::format("{} bytes ({:.1f} KiB)", digits, b / 1024);
   return fmt::format("{} bytes ({:.1f} MiB)", digits, b / (1024 * 1024));
 }
