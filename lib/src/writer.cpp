@@ -138,7 +138,7 @@ std::uint32_t Writer::Impl::add(std::string_view provider) {
   if (const auto i = lookup(provider); i >= 0) return static_cast<std::uint32_t>(i);
   const std::uint32_t n = header->used.load(std::memory_order_relaxed);
   if (n >= capacity) {
-    const std::string slots = std::to_string(capacity) + (capacity == 1 ? " slot" : " slots");
+    const std::string size = std::to_string(capacity) + (capacity == 1 ? " slot" : " slots");
     const std::string advice =
         capacity >= kMaxCapacity
             ? "; that is the maximum: split providers across tables"
@@ -146,7 +146,7 @@ std::uint32_t Writer::Impl::add(std::string_view provider) {
                   std::to_string(
                       std::min<std::uint64_t>(std::uint64_t{capacity} * 2, kMaxCapacity)) +
                   " --force'; the prober refills the states on its next tick)";
-    throw Error(Errc::table_full, "table " + q(mapping->segment()) + " is full (" + slots +
+    throw Error(Errc::table_full, "table " + q(mapping->segment()) + " is full (" + size +
                                       ") and cannot register " + q(provider) + advice);
   }
   // Fill the slot while no reader can reach it ...
