@@ -33,7 +33,8 @@ struct Writer::Impl {
   int lock_fd = -1;    // its own open file description, holding the OFD lock
   bool forked = false; // set in a fork child: the lock stayed with the parent
   std::uint32_t repaired = 0;
-  Table reader;
+  Table::Impl *view; // owned by `reader`: one lookup serves both sides
+  Table reader;      // a read-only view of our own mapping
 
   Impl(std::shared_ptr<detail::Mapping> m, int fd);
   ~Impl();
@@ -41,6 +42,7 @@ struct Writer::Impl {
   void check_owner() const;
   Slot &slot(std::uint32_t i) const noexcept { return slots[i]; }
   std::int64_t lookup(std::string_view provider) const noexcept;
+  void index_insert(std::uint32_t slot) noexcept;
   std::uint32_t add(std::string_view provider);
   RecordValue current(std::uint32_t i) const noexcept;
   void publish(std::uint32_t i, const RecordValue &v) noexcept;
@@ -92,7 +94,7 @@ std::string q(std::string_view s) { return "'" + std::string(s) + "'"; }
 Writer::Impl::Impl(std::shared_ptr<detail::Mapping> m, int fd)
     : mapping(m), header(&m->header()), slots(m->slots()), index(m->index()),
       capacity(m->header().capacity), index_mask(m->header().index_size - 1), lock_fd(fd),
-      reader(Table(std::make_unique<Table::Impl>(m))) {}
+      view(new Table::Impl(m)), reader(std::unique_ptr<Table::Impl>(view)) {}
 
 Writer::Impl::~Impl() {
   // A clean exit withdraws the heartbeat promise: no writer is not a stale one.
@@ -120,17 +122,20 @@ void Writer::Impl::check_owner() const {
 }
 
 std::int64_t Writer::Impl::lookup(std::string_view provider) const noexcept {
-  const std::uint64_t h = name_hash(provider.data(), provider.size());
-  for (std::uint32_t i = 0; i <= index_mask; ++i) {
-    const std::uint32_t e = index[(h + i) & index_mask].load(std::memory_order_relaxed);
-    if (e == 0) return -1;
-    if (e > capacity) continue;
-    const Slot &s = slots[e - 1];
-    if (s.name_hash == h && s.name_len == provider.size() &&
-        std::memcmp(s.name, provider.data(), provider.size()) == 0)
-      return e - 1;
+  return view->lookup(provider);
+}
+
+void Writer::Impl::index_insert(std::uint32_t slot) noexcept {
+  std::uint64_t h = slots[slot].name_hash;
+  for (std::uint32_t i = 0; i <= index_mask; ++i, ++h) {
+    auto &e = index[h & index_mask];
+    if (e.load(std::memory_order_relaxed) == 0) {
+      // release: pairs with the acquire in Table::Impl::lookup(); the slot's
+      // name was written before.
+      e.store(slot + 1, std::memory_order_release);
+      return;
+    }
   }
-  return -1;
 }
 
 std::uint32_t Writer::Impl::add(std::string_view provider) {
@@ -166,15 +171,7 @@ std::uint32_t Writer::Impl::add(std::string_view provider) {
   // puts into the index; one that dies before leaves nothing visible.
   // release: pairs with the acquire in Table::Impl::used()
   header->used.store(n + 1, std::memory_order_release);
-  std::uint64_t h = s.name_hash;
-  for (std::uint32_t i = 0; i <= index_mask; ++i, ++h) {
-    auto &e = index[h & index_mask];
-    if (e.load(std::memory_order_relaxed) == 0) {
-      // release: pairs with the acquire in Table::Impl::lookup()
-      e.store(n + 1, std::memory_order_release);
-      break;
-    }
-  }
+  index_insert(n);
   return n;
 }
 
@@ -208,14 +205,7 @@ void Writer::Impl::repair() {
     // between the two stores in add()).
     if (lookup(std::string_view(s.name, std::min<std::size_t>(s.name_len, kProviderNameMax))) !=
         static_cast<std::int64_t>(i)) {
-      std::uint64_t h = s.name_hash;
-      for (std::uint32_t k = 0; k <= index_mask; ++k, ++h) {
-        auto &e = index[h & index_mask];
-        if (e.load(std::memory_order_relaxed) == 0) {
-          e.store(i + 1, std::memory_order_release);
-          break;
-        }
-      }
+      index_insert(i);
       fixed = true;
     }
     // The stable copy is the one readers are reading now.

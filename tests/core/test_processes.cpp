@@ -102,16 +102,23 @@ pid_t spawn_reader(const std::string &seg, std::chrono::milliseconds duration, i
   ::_exit(bad > 99 ? 99 : bad);
 }
 
-} // namespace
-
-TEST_CASE("processes: forked readers never see a torn record while the writer flaps") {
-  SegmentName seg("torn");
+/// A table with every provider registered; threshold 3 so records flap
+/// between healthy and tripped, a 1 us window so check() can pin it.
+Writer make_flapping_table(const SegmentName& seg) {
   CreateOptions o;
   o.policy.failure_threshold = 3;
   o.policy.backoff = std::chrono::nanoseconds(1'000);
   auto w = Writer::create(seg.str(), o);
   for (int p = 0; p < kProviders; ++p)
     w.add(provider(p));
+  return w;
+}
+
+} // namespace
+
+TEST_CASE("processes: forked readers never see a torn record while the writer flaps") {
+  SegmentName seg("torn");
+  auto w = make_flapping_table(seg);
 
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
@@ -140,14 +147,7 @@ TEST_CASE("processes: forked readers never see a torn record while the writer fl
 
 TEST_CASE("processes: a writer SIGKILLed in a loop never blocks readers; the next one repairs") {
   SegmentName seg("kill");
-  {
-    CreateOptions o;
-    o.policy.failure_threshold = 3;
-    o.policy.backoff = std::chrono::nanoseconds(1'000);
-    auto w = Writer::create(seg.str(), o);
-    for (int p = 0; p < kProviders; ++p)
-      w.add(provider(p));
-  }
+  make_flapping_table(seg); // and release the writer: children take turns
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
   const pid_t reader = spawn_reader(seg.str(), 2500ms, fds[1]);
