@@ -1,0 +1,89 @@
+// Talking to the prober: its control socket, for workers and for tools.
+//
+// Exactly one process writes a table (the writer lock), so while healthprobe
+// runs nobody else can. Instead, healthprobe listens on a Unix datagram
+// socket in the Linux abstract namespace, "\0healthtable/" + segment, and
+// applies what it is told through its own Writer:
+//
+//   record PROVIDER success
+//   record PROVIDER failure [REASON...]     (the rest of the line)
+//   set PROVIDER down|up|auto
+//   reset [PROVIDER...]                     (none: every provider)
+//
+// One request per datagram, one line of UTF-8, at most kControlRequestMax
+// bytes. A sender with an address (request() autobinds one) gets one reply
+// datagram, "ok <what happened>" or "error <errc_name> <message>"; an
+// unnamed sender (Reporter) gets none. The prober authorizes each request
+// by the sender's kernel-checked credentials (docs/prober.md, [control]).
+//
+// The abstract namespace is per network namespace: a worker in another
+// network namespace (a container with its own network) cannot reach it.
+#pragma once
+
+#include <healthtable/error.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace healthtable {
+
+/// The longest request the prober accepts, in bytes.
+inline constexpr std::size_t kControlRequestMax = 512;
+
+/// The control socket's abstract address for `segment`: "\0healthtable/" +
+/// segment, with its leading NUL (the address length is sa_family's size
+/// plus size()). A name longer than 95 bytes does not fit in sun_path: it
+/// becomes its first 78 bytes, '~' and 16 hex digits of its FNV-1a hash.
+/// Throws Error(invalid_name) for a bad segment name.
+std::string control_address(std::string_view segment);
+
+/// For router workers: tells the prober about the outcomes a worker sees,
+/// so one state machine folds every worker's failures together.
+///
+///   healthtable::Reporter reporter("gateway");           // once, at start-up
+///   ...
+///   if (upstream_failed) reporter.failure("groq", "http 503");
+///
+/// Each call is one non-blocking sendto() on an unnamed datagram socket: a
+/// system call, so it belongs on the failure path of a request (or after a
+/// success that matters), never on the read path, where is_healthy() costs
+/// one load. It never blocks and never throws; it returns false when the
+/// prober is not listening, its queue is full (net.unix.max_dgram_qlen
+/// datagrams) or the name is invalid, and the worker carries on. Nothing
+/// tells the worker whether the prober accepted the report (it may refuse
+/// the sender's uid, or a provider the table does not have).
+class Reporter {
+public:
+  /// Validates the segment name (Error(invalid_name)) and creates the
+  /// socket (Error(system_error)). Connects nothing: a prober that starts
+  /// later is reached.
+  explicit Reporter(std::string_view segment);
+  ~Reporter();
+  Reporter(Reporter &&other) noexcept;
+  Reporter &operator=(Reporter &&other) noexcept;
+  Reporter(const Reporter &) = delete;
+  Reporter &operator=(const Reporter &) = delete;
+
+  /// "record PROVIDER success".
+  bool success(std::string_view provider) noexcept;
+  /// "record PROVIDER failure REASON"; the reason is made printable (invalid
+  /// UTF-8 becomes '?', control characters spaces) and cut to kReasonMax.
+  bool failure(std::string_view provider, std::string_view reason) noexcept;
+
+private:
+  bool send(std::string_view line) noexcept;
+  int fd_ = -1;
+  std::string address_;
+};
+
+/// For tools: sends one request line and waits up to `timeout` for the
+/// reply. Returns the text after "ok ". Throws Error(writer_busy, "... no
+/// prober is listening ...") when nothing is bound to the address or nobody
+/// answers in time; Error(code, message) for a reply "error <errc_name>
+/// message"; Error(invalid_argument) for a line that is too long.
+std::string request(std::string_view segment, std::string_view line,
+                    std::chrono::milliseconds timeout);
+
+} // namespace healthtable

@@ -1,0 +1,228 @@
+#include <healthtable/layout.hpp>
+#include <healthtable/names.hpp>
+#include <healthtable/report.hpp>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+namespace healthtable {
+
+namespace {
+
+constexpr std::string_view kPrefix = "healthtable/";
+
+/// Fills `sa` with `address` (abstract: it starts with a NUL); returns the
+/// address length to pass to sendto().
+socklen_t fill(sockaddr_un &sa, std::string_view address) noexcept {
+  std::memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, address.data(), address.size());
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+}
+
+std::string where(std::string_view address) {
+  return "@" + std::string(address.substr(1)); // how ss(8) and lsof print it
+}
+
+[[noreturn]] void no_prober(std::string_view segment, std::string_view address,
+                            std::string_view why) {
+  throw Error(Errc::writer_busy, "no prober is listening on the control socket " + where(address) +
+                                     " of segment '" + std::string(segment) + "' (" +
+                                     std::string(why) + ")");
+}
+
+Errc errc_from_name(std::string_view name) noexcept {
+  for (int v = static_cast<int>(Errc::no_such_segment); v <= static_cast<int>(Errc::system_error);
+       ++v)
+    if (errc_name(static_cast<Errc>(v)) == name) return static_cast<Errc>(v);
+  return Errc::system_error;
+}
+
+} // namespace
+
+std::string control_address(std::string_view segment) {
+  validate_segment_name(segment);
+  // sun_path holds 108 bytes: the NUL, the prefix and 95 more. A longer name
+  // keeps its first 78 bytes, then '~' (never in a segment name, so no
+  // clash with a real one) and 16 hex digits of its FNV-1a hash.
+  constexpr std::size_t room = sizeof(sockaddr_un{}.sun_path) - 1 - kPrefix.size();
+  std::string a(1, '\0');
+  a += kPrefix;
+  if (segment.size() <= room) {
+    a += segment;
+    return a;
+  }
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : segment) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  a += segment.substr(0, room - 17);
+  a += '~';
+  a += hex;
+  return a;
+}
+
+Reporter::Reporter(std::string_view segment) : address_(control_address(segment)) {
+  // Unnamed (no bind, no SO_PASSCRED, so no autobind): the prober sees no
+  // address and sends no reply.
+  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0)
+    throw Error(Errc::system_error,
+                std::string("cannot create the reporting socket: ") + std::strerror(errno));
+}
+
+Reporter::~Reporter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Reporter::Reporter(Reporter &&other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), address_(std::move(other.address_)) {}
+
+Reporter &Reporter::operator=(Reporter &&other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    address_ = std::move(other.address_);
+  }
+  return *this;
+}
+
+bool Reporter::send(std::string_view line) noexcept {
+  if (fd_ < 0 || line.size() > kControlRequestMax) return false;
+  sockaddr_un sa{};
+  const socklen_t len = fill(sa, address_);
+  ssize_t n = -1;
+  do {
+    n = ::sendto(fd_, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                 reinterpret_cast<const sockaddr *>(&sa), len);
+  } while (n < 0 && errno == EINTR);
+  return n == static_cast<ssize_t>(line.size());
+}
+
+bool Reporter::success(std::string_view provider) noexcept {
+  try {
+    validate_provider_name(provider);
+    std::string line = "record ";
+    line += provider;
+    line += " success";
+    return send(line);
+  } catch (...) {
+    return false;
+  }
+}
+
+bool Reporter::failure(std::string_view provider, std::string_view reason) noexcept {
+  try {
+    validate_provider_name(provider);
+    std::string line = "record ";
+    line += provider;
+    line += " failure";
+    const std::string r = sanitize_reason(reason, kReasonMax);
+    if (!r.empty()) {
+      line += ' ';
+      line += r;
+    }
+    return send(line);
+  } catch (...) {
+    return false;
+  }
+}
+
+std::string request(std::string_view segment, std::string_view line,
+                    std::chrono::milliseconds timeout) {
+  const std::string address = control_address(segment);
+  if (line.size() > kControlRequestMax)
+    throw Error(Errc::invalid_argument, "control request is " + std::to_string(line.size()) +
+                                            " bytes; the limit is " +
+                                            std::to_string(kControlRequestMax));
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    throw Error(Errc::system_error,
+                std::string("cannot create a control socket: ") + std::strerror(errno));
+  struct Guard {
+    int fd;
+    ~Guard() { ::close(fd); }
+  } guard{fd};
+  // Autobind: the kernel picks a unique abstract name, so the prober has an
+  // address to answer to.
+  sockaddr_un self{};
+  self.sun_family = AF_UNIX;
+  if (::bind(fd, reinterpret_cast<const sockaddr *>(&self), sizeof(sa_family_t)) != 0)
+    throw Error(Errc::system_error,
+                std::string("cannot bind a control socket: ") + std::strerror(errno));
+
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  auto left_ms = [&] {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    return static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count(), 0));
+  };
+  sockaddr_un to{};
+  const socklen_t to_len = fill(to, address);
+  for (;;) {
+    const ssize_t n = ::sendto(fd, line.data(), line.size(), MSG_NOSIGNAL,
+                               reinterpret_cast<const sockaddr *>(&to), to_len);
+    if (n == static_cast<ssize_t>(line.size())) break;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == ECONNREFUSED || errno == ENOENT))
+      no_prober(segment, address, "nothing is bound to it");
+    if (n < 0 && errno == EAGAIN) { // the prober's queue is full: it is busy, wait a little
+      if (left_ms() == 0) no_prober(segment, address, "its queue stayed full");
+      ::poll(nullptr, 0, std::min(left_ms(), 10));
+      continue;
+    }
+    if (n < 0 && (errno == EPERM || errno == EACCES))
+      throw Error(Errc::permission_denied, "cannot send to the control socket " + where(address) +
+                                               ": " + std::strerror(errno));
+    throw Error(Errc::system_error, "cannot send to the control socket " + where(address) + ": " +
+                                        (n < 0 ? std::strerror(errno) : "short send"));
+  }
+
+  char buf[4096];
+  for (;;) {
+    pollfd pfd{fd, POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, left_ms());
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) throw Error(Errc::system_error, std::string("poll: ") + std::strerror(errno));
+    if (ready == 0)
+      no_prober(segment, address,
+                "no answer within " + format_duration(std::chrono::nanoseconds(timeout)));
+    sockaddr_un from{};
+    socklen_t from_len = sizeof from;
+    const ssize_t n =
+        ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &from_len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) throw Error(Errc::system_error, std::string("recvfrom: ") + std::strerror(errno));
+    // Only the prober's address answers; anything else is a stray.
+    if (from_len != to_len || std::memcmp(from.sun_path, to.sun_path, address.size()) != 0)
+      continue;
+    std::string_view reply(buf, static_cast<std::size_t>(n));
+    while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r'))
+      reply.remove_suffix(1);
+    if (reply == "ok") return {};
+    if (reply.starts_with("ok ")) return std::string(reply.substr(3));
+    if (reply.starts_with("error ")) {
+      reply.remove_prefix(6);
+      const auto space = reply.find(' ');
+      const std::string_view name = reply.substr(0, space);
+      const std::string_view message =
+          space == std::string_view::npos ? name : reply.substr(space + 1);
+      throw Error(errc_from_name(name), sanitize_reason(message, kControlRequestMax * 2));
+    }
+    throw Error(Errc::system_error,
+                "unexpected reply from the prober: " + sanitize_reason(reply, 200));
+  }
+}
+
+} // namespace healthtable
