@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -23,18 +24,22 @@ using namespace healthtable;
 
 namespace {
 
-const std::string& segment() {
-  static const std::string name = [] {
-    std::string n = "healthtable-fuzz-" + std::to_string(::getpid());
-    std::atexit([] { ::shm_unlink(("/" + segment()).c_str()); });
-    return n;
-  }();
-  return name;
+// A plain buffer, not a std::string: the atexit cleanup runs after static
+// destructors would have freed one.
+char g_posix_name[64];
+
+const char* posix_name() {
+  if (!g_posix_name[0]) {
+    std::snprintf(g_posix_name, sizeof g_posix_name, "/healthtable-fuzz-%d", ::getpid());
+    std::atexit([] { ::shm_unlink(g_posix_name); });
+  }
+  return g_posix_name;
 }
 
+std::string segment() { return posix_name() + 1; }
+
 void write_image(const std::uint8_t* data, std::size_t size) {
-  const std::string posix = "/" + segment();
-  const int fd = ::shm_open(posix.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+  const int fd = ::shm_open(posix_name(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
   if (fd < 0) std::abort();
   if (::ftruncate(fd, 0) != 0) std::abort();
   std::size_t done = 0;
@@ -81,6 +86,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Writer w = Writer::open(segment());
     read_everything(w.table());
     const auto snap = w.table().snapshot();
+#ifdef HEALTHTABLE_FUZZ_SKIP_KNOWN_BUGS
+    // fuzz/findings/backoff-overflow: now + backoff overflows in
+    // mark_unhealthy() for a backoff near INT64_MAX (reported; see
+    // docs/reliability.md). Only to explore further while it is open.
+    if (w.policy().backoff.count() > 1'000'000'000'000'000'000) return 0;
+#endif
     if (!snap.empty()) {
       const std::string& name = snap.front().name;
       try {

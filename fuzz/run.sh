@@ -8,19 +8,30 @@
 # New inputs go to $HEALTHTABLE_FUZZ_CORPUS (default: a temporary directory
 # removed at exit); fuzz/corpus is the committed seed corpus, read-only here.
 # Findings are written as crash-*/timeout-* files in the current directory;
-# reproduce one with: build/fuzz/fuzz_segment crash-...
+# reproduce one with: build/fuzz/fuzz_segment crash-...  Reported findings
+# live in fuzz/findings: `fuzz/run.sh --findings` replays them (exit != 0
+# while any still crashes).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-build=${HEALTHTABLE_FUZZ_BUILD:-$here/../build/fuzz}
+skip=${HEALTHTABLE_FUZZ_SKIP_KNOWN_BUGS:-OFF}
+suffix=; [ "$skip" = OFF ] || suffix=-explore
+build=${HEALTHTABLE_FUZZ_BUILD:-$here/../build/fuzz$suffix}
 
 case "${1:-}" in
   --smoke) seconds=30; shift ;;
   --time) seconds=${2:?--time needs seconds}; shift 2 ;;
+  --findings) seconds=0; shift ;;
   *) echo "usage: $0 --smoke | --time SECONDS [libFuzzer flags...]" >&2; exit 2 ;;
 esac
 
-CXX=${CXX:-clang++} cmake -S "$here" -B "$build" -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+# HEALTHTABLE_FUZZ_SKIP_KNOWN_BUGS=ON explores past the reported findings.
+cmake -S "$here" -B "$build" -DCMAKE_CXX_COMPILER=clang++ \
+  -DHEALTHTABLE_FUZZ_SKIP_KNOWN_BUGS="$skip" >/dev/null
 cmake --build "$build" -j2 >/dev/null
+
+if [ "$seconds" = 0 ]; then
+  exec "$build/fuzz_segment" "$here"/findings/*
+fi
 
 if [ -n "${HEALTHTABLE_FUZZ_CORPUS:-}" ]; then
   work=$HEALTHTABLE_FUZZ_CORPUS

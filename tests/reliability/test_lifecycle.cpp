@@ -185,7 +185,7 @@ TEST_CASE("lifecycle: create --force, reset and destroy under mapped readers: no
   // from a 20 ms timer only, reopen when it says so.
   const pid_t reader = test::spawn([&] {
     sh->stage = 1;
-    auto t = Table::open(seg.str());
+    auto t = Table::open(seg.str()); // the parent waits for this before changing anything
     sh->stage = 2;
     auto publish = [&](const Table& table) {
       sh->generation.store(table.info().generation);
@@ -228,6 +228,10 @@ TEST_CASE("lifecycle: create --force, reset and destroy under mapped readers: no
     CHECK_MESSAGE(sh->generation.load() == gen, what << " (reader stage " << sh->stage.load() << ")");
     CHECK_MESSAGE(ms < 1000.0, what);
   };
+  // The reader must be on the first table before anything changes (a slow
+  // fork would otherwise open the second one mid-creation).
+  for (int i = 0; i < 10'000 && sh->generation.load() == 0; ++i) std::this_thread::sleep_for(1ms);
+  REQUIRE(sh->generation.load() != 0);
   const std::string posix = "/" + seg.str();
   const auto old_fd = ::shm_open(posix.c_str(), O_RDONLY, 0);
   REQUIRE(old_fd >= 0);

@@ -17,6 +17,7 @@
 #include <sys/mount.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace healthtable;
@@ -132,4 +133,42 @@ TEST_CASE("namespaces: a reader in another IPC namespace with its own /dev/shm r
   });
   const auto rq = test::wait_child(q, 30s);
   CHECK_MESSAGE(rq.ok(), rq.describe());
+}
+
+TEST_CASE("namespaces: a writer in another pid namespace is seen by its lock, not its pid") {
+  if (::geteuid() != 0) return;
+  SegmentName seg("pidns");
+  { auto w = Writer::create(seg.str()); }
+  struct State {
+    std::atomic<int> ready{0};
+    std::atomic<std::int64_t> pid_inside{0};
+    std::atomic<pid_t> pid_outside{0}; // the same process, as our namespace numbers it
+  };
+  test::Shared<State> s;
+  // The writer is pid 1 of a new pid namespace (a container's prober): the
+  // pid it stamps means nothing out here (our pid 1 is init).
+  const pid_t outer = test::spawn([&]() -> int {
+    if (::unshare(CLONE_NEWPID) != 0) return 50;
+    const pid_t inner = test::spawn([&]() -> int {
+      auto w = Writer::open(seg.str());
+      s->pid_inside = ::getpid();
+      s->ready = 1;
+      for (;;) ::pause();
+    });
+    s->pid_outside = inner;
+    return test::wait_child(inner, 60s).signal == SIGKILL ? 0 : 51;
+  });
+  for (int i = 0; i < 5000 && !(s->ready && s->pid_outside); ++i) std::this_thread::sleep_for(1ms);
+  REQUIRE(s->ready == 1);
+  auto t = Table::open(seg.str());
+  CHECK(s->pid_inside.load() == 1);
+  CHECK(t.info().writer_pid == 1); // a pid from another namespace: informative only
+  CHECK(t.writer_status() == WriterStatus::attached); // the kernel's lock knows better
+  CHECK(test::error_of([&] { (void)Writer::open(seg.str()); }) == Errc::writer_busy);
+  ::kill(s->pid_outside, SIGKILL); // the writer dies; no pid check could have told
+  CHECK(test::wait_child(outer, 10s).ok());
+  for (int i = 0; i < 2000 && t.writer_status() == WriterStatus::attached; ++i)
+    std::this_thread::sleep_for(1ms);
+  CHECK(t.writer_status() == WriterStatus::none);
+  CHECK_NOTHROW(Writer::open(seg.str()));
 }
