@@ -5,6 +5,8 @@
 #include <healthtable/names.hpp>
 
 #include <curl/curl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -98,7 +100,8 @@ public:
     }
     Config cfg;
     cfg.path = path_;
-    check_keys(root, "", {"segment", "interval", "timeout", "jitter", "table", "provider"});
+    check_keys(root, "",
+               {"segment", "interval", "timeout", "jitter", "table", "control", "provider"});
 
     const toml::node* seg = root.get("segment");
     if (!seg) throw ConfigError(path_, 1, "segment", "missing: name the table, e.g. segment = \"gateway\"");
@@ -120,6 +123,8 @@ public:
                format_duration(cfg.interval) + "): ticks would overlap");
 
     if (auto* n = root.get("table")) parse_table(*n, cfg.table);
+    cfg.control.allow_uids = {static_cast<std::uint32_t>(::getuid()), 0};
+    if (auto *n = root.get("control")) parse_control(*n, cfg.control);
 
     const toml::node* providers = root.get("provider");
     if (!providers)
@@ -226,6 +231,57 @@ private:
       t.failure_threshold = static_cast<std::uint32_t>(
           int_of(*n, "table.failure_threshold", 1, std::numeric_limits<std::uint32_t>::max()));
     if (auto* n = tbl->get("backoff")) t.backoff = duration_of(*n, "table.backoff");
+  }
+
+  /// A uid: a number, or a user name looked up now.
+  std::uint32_t uid_of(const toml::node &n, const std::string &key) const {
+    if (n.as_integer()) return static_cast<std::uint32_t>(int_of(n, key, 0, 0xFFFFFFFEll));
+    if (auto *s = n.as_string()) {
+      const std::string name = s->get();
+      std::vector<char> buf(16384);
+      passwd pw{};
+      passwd *found = nullptr;
+      if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found)
+        return found->pw_uid;
+      fail(n, key, "no user \"" + name + "\"");
+    }
+    fail(n, key, "must be a uid or a user name");
+  }
+
+  /// A gid: a number, or a group name looked up now.
+  std::uint32_t gid_of(const toml::node &n, const std::string &key) const {
+    if (n.as_integer()) return static_cast<std::uint32_t>(int_of(n, key, 0, 0xFFFFFFFEll));
+    if (auto *s = n.as_string()) {
+      const std::string name = s->get();
+      std::vector<char> buf(16384);
+      group gr{};
+      group *found = nullptr;
+      if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found)
+        return found->gr_gid;
+      fail(n, key, "no group \"" + name + "\"");
+    }
+    fail(n, key, "must be a gid or a group name");
+  }
+
+  std::vector<std::uint32_t> uids_of(const toml::node &n, const std::string &key) const {
+    const toml::array *arr = n.as_array();
+    if (!arr) fail(n, key, "must be a list of uids or user names, e.g. [0, \"gateway\"]");
+    std::vector<std::uint32_t> out;
+    for (const toml::node &v : *arr)
+      out.push_back(uid_of(v, key));
+    return out;
+  }
+
+  void parse_control(const toml::node &node, ControlConfig &c) const {
+    const toml::table *tbl = node.as_table();
+    if (!tbl) fail(node, "control", "must be a table: write [control]");
+    check_keys(*tbl, "control.",
+               {"enabled", "allow_uids", "allow_gid", "report_uids", "report_gid"});
+    if (auto *n = tbl->get("enabled")) c.enabled = bool_of(*n, "control.enabled");
+    if (auto *n = tbl->get("allow_uids")) c.allow_uids = uids_of(*n, "control.allow_uids");
+    if (auto *n = tbl->get("allow_gid")) c.allow_gid = gid_of(*n, "control.allow_gid");
+    if (auto *n = tbl->get("report_uids")) c.report_uids = uids_of(*n, "control.report_uids");
+    if (auto *n = tbl->get("report_gid")) c.report_gid = gid_of(*n, "control.report_gid");
   }
 
   void parse_url(const toml::node& n, const std::string& key, const std::string& url) const {

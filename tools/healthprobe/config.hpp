@@ -30,6 +30,18 @@ struct TableConfig {
   std::optional<std::chrono::nanoseconds> backoff;
 };
 
+/// The `[control]` section: the control socket and who may use it. Every
+/// id is numeric here (names were resolved when parsing).
+struct ControlConfig {
+  bool enabled = true;
+  /// May send every request (record, set, reset). Default: our uid and 0.
+  std::vector<std::uint32_t> allow_uids;
+  std::optional<std::uint32_t> allow_gid; ///< a sender whose gid is this may too
+  /// May send `record` only (router workers).
+  std::vector<std::uint32_t> report_uids;
+  std::optional<std::uint32_t> report_gid;
+};
+
 /// One `[[provider]]`: a name, one probe, and its cadence.
 struct ProviderConfig {
   std::string name;
@@ -50,6 +62,7 @@ struct Config {
   std::chrono::nanoseconds timeout = kDefaultTimeout;
   std::chrono::nanoseconds jitter{0};
   TableConfig table;
+  ControlConfig control;
   std::vector<ProviderConfig> providers;
 
   /// The shortest interval of any provider (the heartbeat promise).

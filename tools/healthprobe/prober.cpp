@@ -3,6 +3,7 @@
 #include <healthtable/names.hpp>
 
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -102,6 +103,37 @@ Prober::Prober(Config cfg, Writer writer, const Log& log)
   for (const auto& p : cfg_.providers) providers_.push_back({p, now}); // first tick at once
 }
 
+Prober::~Prober() {
+  control_.reset();
+  if (wait_fd_ >= 0) ::close(wait_fd_);
+}
+
+bool Prober::open_control() {
+  try {
+    control_ = std::make_unique<Control>(cfg_.segment, cfg_.control, writer_, log_);
+  } catch (const Error &e) {
+    log_(Level::err, e.what());
+    return false;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = control_->fd();
+  if (::epoll_ctl(wait_fd_, EPOLL_CTL_ADD, control_->fd(), &ev) != 0) {
+    log_(Level::err, std::string("epoll_ctl: ") + std::strerror(errno));
+    control_.reset();
+    return false;
+  }
+  return true;
+}
+
+bool Prober::wake(int signal_fd) {
+  drain_signals(signal_fd);
+  // Requests are applied even mid-tick (between two probe outcomes): an
+  // operator's `set down` does not wait for a slow probe's timeout.
+  if (control_ && !stop_) control_->serve();
+  return stop_;
+}
+
 Prober::Clock::time_point Prober::next_due(Clock::time_point from, std::chrono::nanoseconds interval) {
   // Measured from the tick's start, so the cadence does not drift by the
   // tick's length; jitter spreads hosts that started together.
@@ -175,9 +207,11 @@ void Prober::tick(int signal_fd) {
   }
   if (due.empty()) return;
   beat();
+  // The engine watches our wait set (the signalfd and the control socket)
+  // beside its sockets; an epoll fd is readable when any of its fds is.
   const TickStats stats = engine_.run(
-      specs, [&](const Outcome& o) { record(providers_[due[o.index]].cfg, o); }, signal_fd,
-      [&] { return drain_signals(signal_fd); });
+      specs, [&](const Outcome &o) { record(providers_[due[o.index]].cfg, o); }, wait_fd_,
+      [&] { return wake(signal_fd); });
   if (stats.interrupted) {
     log_(Level::info, "tick interrupted: " + std::to_string(stats.abandoned) +
                           " probe(s) in flight abandoned");
@@ -215,6 +249,14 @@ void Prober::reload() {
       log_(Level::notice, "policy set to " + describe(wanted));
     }
   }
+  if (next.control.enabled && !control_) {
+    if (open_control()) log_(Level::info, "control socket " + control_->where() + " opened");
+  } else if (!next.control.enabled && control_) {
+    log_(Level::info,
+         "control socket " + control_->where() + " closed ([control] enabled = false)");
+    control_.reset(); // closing the fd removes it from the wait set
+  }
+  if (control_) control_->set_config(next.control);
   const auto now = Clock::now();
   std::vector<Scheduled> merged;
   std::size_t added = 0, changed = 0;
@@ -247,10 +289,24 @@ void Prober::reload() {
 }
 
 int Prober::run(int signal_fd) {
+  wait_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (wait_fd_ < 0) {
+    log_(Level::err, std::string("epoll_create1: ") + std::strerror(errno));
+    return kExitFailure;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = signal_fd;
+  if (::epoll_ctl(wait_fd_, EPOLL_CTL_ADD, signal_fd, &ev) != 0) {
+    log_(Level::err, std::string("epoll_ctl: ") + std::strerror(errno));
+    return kExitFailure;
+  }
+  if (cfg_.control.enabled && !open_control()) return kExitFailure;
   log_(Level::info, "started: pid " + std::to_string(::getpid()) + ", segment " +
                         quoted(cfg_.segment) + ", " + std::to_string(providers_.size()) +
                         " providers, interval " + format_duration(cfg_.interval) + ", timeout " +
-                        format_duration(cfg_.timeout) + ", " + describe(writer_.policy()));
+                        format_duration(cfg_.timeout) + ", " + describe(writer_.policy()) +
+                        (control_ ? ", control socket " + control_->where() : std::string()));
   // Readers call us stale after three missed beats; we beat at every tick
   // and, between ticks, at least this often.
   const auto promise = [&] { return cfg_.shortest_interval(); };
@@ -263,18 +319,19 @@ int Prober::run(int signal_fd) {
       reload();
       continue; // new and changed providers are due now
     }
-    auto wake = last_beat_ + std::chrono::duration_cast<Clock::duration>(promise());
-    for (const auto& p : providers_) wake = std::min(wake, p.due);
+    auto wake_at = last_beat_ + std::chrono::duration_cast<Clock::duration>(promise());
+    for (const auto &p : providers_)
+      wake_at = std::min(wake_at, p.due);
     const auto now = Clock::now();
-    if (wake > now) {
-      pollfd pfd{signal_fd, POLLIN, 0};
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+    if (wake_at > now) {
+      pollfd pfd{wait_fd_, POLLIN, 0};
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
       const int n = ::poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(ms, 60'000)));
       if (n < 0 && errno != EINTR) {
         log_(Level::err, std::string("poll: ") + std::strerror(errno));
         return kExitFailure;
       }
-      if (n > 0) drain_signals(signal_fd);
+      if (n > 0) wake(signal_fd);
     }
     if (Clock::now() >= last_beat_ + std::chrono::duration_cast<Clock::duration>(promise())) beat();
   }

@@ -3,12 +3,14 @@
 #pragma once
 
 #include "config.hpp"
+#include "control.hpp"
 #include "log.hpp"
 #include "probe.hpp"
 
 #include <healthtable/writer.hpp>
 
 #include <chrono>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -33,9 +35,16 @@ class Prober {
 public:
   Prober(Config cfg, Writer writer, const Log& log);
 
+  ~Prober();
+  Prober(const Prober &) = delete;
+  Prober &operator=(const Prober &) = delete;
+
   /// Runs until SIGTERM or SIGINT arrives on `signal_fd` (a signalfd for
   /// SIGTERM, SIGINT and SIGHUP, non-blocking); SIGHUP reloads the config
-  /// from its file. Returns the exit code.
+  /// from its file. Unless `[control] enabled = false`, binds the control
+  /// socket first (a failure is logged and returns kExitFailure) and serves
+  /// it between ticks and while a tick's probes are in flight. Returns the
+  /// exit code.
   int run(int signal_fd);
 
 private:
@@ -51,6 +60,11 @@ private:
   bool drain_signals(int signal_fd);
   void reload();
   void beat();
+  /// Reads pending signals and control requests; true when told to stop.
+  bool wake(int signal_fd);
+  /// Binds the control socket and adds it to the wait set; false (logged)
+  /// when it cannot.
+  bool open_control();
   Clock::time_point next_due(Clock::time_point from, std::chrono::nanoseconds interval);
 
   Config cfg_;
@@ -58,6 +72,8 @@ private:
   const Log& log_;
   Engine engine_;
   std::vector<Scheduled> providers_;
+  std::unique_ptr<Control> control_;
+  int wait_fd_ = -1; ///< epoll set: the signalfd and the control socket
   std::mt19937_64 rng_;
   Clock::time_point last_beat_{};
   bool stop_ = false;

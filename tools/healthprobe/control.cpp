@@ -1,0 +1,368 @@
+#include "control.hpp"
+
+#include <healthtable/names.hpp>
+#include <healthtable/report.hpp>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace healthtable::prober {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+/// Backoffs as the probe log lines give them ("60s"; finer keeps its unit).
+std::string backoff_text(std::chrono::nanoseconds d) {
+  if (d.count() % 1'000'000'000 == 0) return std::to_string(d.count() / 1'000'000'000) + "s";
+  return format_duration(d);
+}
+
+std::string count_failures(std::uint32_t n) {
+  return std::to_string(n) + (n == 1 ? " consecutive failure" : " consecutive failures");
+}
+
+std::string hex(std::uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+/// The words of a line split on single spaces.
+std::vector<std::string_view> split(std::string_view s) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (;;) {
+    const auto sp = s.find(' ', start);
+    out.push_back(s.substr(start, sp == std::string_view::npos ? sp : sp - start));
+    if (sp == std::string_view::npos) return out;
+    start = sp + 1;
+  }
+}
+
+[[noreturn]] void bad(const std::string &why) { throw Error(Errc::invalid_argument, why); }
+
+std::string provider_arg(std::string_view word) {
+  validate_provider_name(word);
+  return std::string(word);
+}
+
+} // namespace
+
+std::string Sender::describe() const {
+  if (!known) return "an unknown sender";
+  return "pid " + std::to_string(pid) + " uid " + std::to_string(uid);
+}
+
+Request parse_request(std::string_view text) {
+  if (text.size() > kControlRequestMax)
+    bad("request is " + std::to_string(text.size()) + " bytes; the limit is " +
+        std::to_string(kControlRequestMax));
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (text.empty()) bad("empty request (expected record, set or reset)");
+  // Valid UTF-8 without control characters is exactly what sanitizing
+  // leaves unchanged.
+  if (sanitize_reason(text, text.size()) != text) bad("request is not one line of printable UTF-8");
+  const auto words = split(text);
+  const std::string_view verb = words[0];
+  Request r;
+  if (verb == "record") {
+    r.verb = Request::Verb::record;
+    if (words.size() < 3) bad("usage: record PROVIDER success | record PROVIDER failure [REASON]");
+    r.providers.push_back(provider_arg(words[1]));
+    if (words[2] == "success") {
+      if (words.size() != 3) bad("record PROVIDER success takes no reason");
+      r.success = true;
+    } else if (words[2] == "failure") {
+      // The reason is the rest of the line, spaces and all.
+      const std::size_t head = words[0].size() + words[1].size() + words[2].size() + 3;
+      if (words.size() > 3) r.reason = std::string(text.substr(head));
+    } else {
+      bad("record: outcome '" + sanitize_reason(words[2], 40) + "' is not success or failure");
+    }
+  } else if (verb == "set") {
+    r.verb = Request::Verb::set;
+    if (words.size() != 3) bad("usage: set PROVIDER down|up|auto");
+    r.providers.push_back(provider_arg(words[1]));
+    if (words[2] == "down")
+      r.mode = Override::forced_down;
+    else if (words[2] == "up")
+      r.mode = Override::forced_up;
+    else if (words[2] == "auto")
+      r.mode = Override::automatic;
+    else
+      bad("set: mode '" + sanitize_reason(words[2], 40) + "' is not down, up or auto");
+  } else if (verb == "reset") {
+    r.verb = Request::Verb::reset;
+    for (std::size_t i = 1; i < words.size(); ++i)
+      r.providers.push_back(provider_arg(words[i]));
+  } else {
+    bad("unknown request '" + sanitize_reason(verb, 40) + "' (expected record, set or reset)");
+  }
+  return r;
+}
+
+namespace {
+
+bool listed(const std::vector<std::uint32_t> &ids, std::uint32_t id) noexcept {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+} // namespace
+
+bool may_administer(const ControlConfig &cfg, const Sender &s) noexcept {
+  if (!s.known) return false;
+  return listed(cfg.allow_uids, s.uid) || (cfg.allow_gid && *cfg.allow_gid == s.gid);
+}
+
+bool may_report(const ControlConfig &cfg, const Sender &s) noexcept {
+  if (!s.known) return false;
+  return may_administer(cfg, s) || listed(cfg.report_uids, s.uid) ||
+         (cfg.report_gid && *cfg.report_gid == s.gid);
+}
+
+Control::Control(const std::string &segment, ControlConfig cfg, Writer &writer, const Log &log)
+    : segment_(segment), cfg_(std::move(cfg)), writer_(writer), log_(log) {
+  const std::string address = control_address(segment);
+  where_ = "@" + address.substr(1);
+  fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0)
+    throw Error(Errc::system_error,
+                "control socket " + where_ + ": socket: " + std::strerror(errno));
+  const int on = 1;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, address.data(), address.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+  if (::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0 ||
+      ::bind(fd_, reinterpret_cast<const sockaddr *>(&sa), len) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EADDRINUSE)
+      throw Error(Errc::system_error,
+                  "control socket " + where_ +
+                      " is already bound by another process in this network namespace (another "
+                      "healthprobe for a segment of the same name in another IPC namespace, or "
+                      "a squatter: 'ss -xlp | grep healthtable/' names it); stop it, or set "
+                      "[control] enabled = false");
+    throw Error(Errc::system_error, "control socket " + where_ + ": bind: " + std::strerror(err));
+  }
+}
+
+Control::~Control() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::size_t Control::serve(std::size_t max) noexcept {
+  std::size_t done = 0;
+  // One byte more than we accept, so an oversized request is seen as such
+  // (MSG_TRUNC says so as well).
+  char buf[kControlRequestMax + 1];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+  while (done < max) {
+    sockaddr_un from{};
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        log_(Level::err, "control socket " + where_ + ": recvmsg: " + std::strerror(errno));
+      break;
+    }
+    ++done;
+    Sender sender;
+    for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+          c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+        ucred cred{};
+        std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+        sender = {true, cred.pid, cred.uid, cred.gid};
+      }
+    }
+    std::string reply;
+    if ((msg.msg_flags & MSG_TRUNC) || static_cast<std::size_t>(n) > kControlRequestMax) {
+      // Still authorize first: a refused sender learns nothing else.
+      reply = may_report(cfg_, sender) ? "error invalid_argument request longer than " +
+                                             std::to_string(kControlRequestMax) + " bytes"
+                                       : (refused(sender, "an oversized request"),
+                                          "error permission_denied " + sender.describe() +
+                                              " may not use this prober's control socket");
+    } else {
+      reply = handle(std::string_view(buf, static_cast<std::size_t>(n)), sender);
+    }
+    // Only a sender with an address (healthctl autobinds) gets a reply; an
+    // unnamed one (a worker's Reporter) fires and forgets. Never block on it.
+    if (msg.msg_namelen > sizeof(sa_family_t)) {
+      ::sendto(fd_, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+               reinterpret_cast<const sockaddr *>(&from), msg.msg_namelen);
+    }
+  }
+  return done;
+}
+
+void Control::refused(const Sender &s, std::string_view what) {
+  // At most one line per uid per second, so a misconfigured worker fleet
+  // cannot flood the journal.
+  const auto now = Clock::now();
+  if (refusals_.size() > 4096) refusals_.clear();
+  Quiet &q = refusals_[s.known ? s.uid : 0xFFFFFFFFu];
+  if (q.last != Clock::time_point{} && now - q.last < std::chrono::seconds(1)) {
+    ++q.suppressed;
+    return;
+  }
+  std::string line = "control: refused " + std::string(what) + " from " + s.describe();
+  if (s.known) line += " gid " + std::to_string(s.gid);
+  line += ": not allowed by [control] (allow_uids, allow_gid";
+  line += what.starts_with("'record") ? ", report_uids, report_gid)" : ")";
+  if (q.suppressed > 0)
+    line += "; " + std::to_string(q.suppressed) + " more from this uid not logged";
+  q.last = now;
+  q.suppressed = 0;
+  log_(Level::warning, line);
+}
+
+std::string Control::handle(std::string_view text, const Sender &sender) noexcept {
+  try {
+    if (!may_report(cfg_, sender)) {
+      refused(sender, "a request");
+      return "error permission_denied " + sender.describe() +
+             " may not use this prober's control socket";
+    }
+    Request r;
+    try {
+      r = parse_request(text);
+    } catch (const Error &e) {
+      log_(Level::debug, "control: bad request from " + sender.describe() + ": " + e.what());
+      throw;
+    }
+    if (r.verb != Request::Verb::record && !may_administer(cfg_, sender)) {
+      const std::string verb = r.verb == Request::Verb::set ? "set" : "reset";
+      refused(sender, "'" + verb + "'");
+      return "error permission_denied " + sender.describe() + " may send 'record' only; '" + verb +
+             "' needs a uid in [control] allow_uids or the allow_gid group";
+    }
+    return "ok " + apply(r, sender);
+  } catch (const Error &e) {
+    return "error " + std::string(errc_name(e.code())) + " " + e.what();
+  } catch (const std::exception &e) {
+    return std::string("error system_error ") + e.what();
+  } catch (...) {
+    return "error system_error unexpected failure";
+  }
+}
+
+std::string Control::apply(const Request &r, const Sender &s) {
+  const std::string by = s.describe();
+  switch (r.verb) {
+  case Request::Verb::record: {
+    const std::string &p = r.providers.front();
+    // A worker cannot register names (slots are never freed): it reports on
+    // providers the table has. Admins may, as healthctl always could.
+    if (!writer_.table().find(p) && !may_administer(cfg_, s))
+      throw Error(Errc::unknown_provider, "provider " + quoted(p) + " is not in table " +
+                                              quoted(segment_) +
+                                              "; a report cannot register a provider");
+    const std::string reason = r.reason.empty() ? "failure reported by " + by : r.reason;
+    const Transition t = r.success ? writer_.mark_healthy(p) : writer_.mark_unhealthy(p, reason);
+    const auto st = writer_.table().get_state(p);
+    const std::uint32_t failures = st ? st->consecutive_failures : 0;
+    const Policy policy = writer_.policy();
+    const std::string shown = st && st->last_error ? *st->last_error : reason;
+    std::string reply;
+    switch (t) {
+    case Transition::tripped:
+      log_(Level::warning, "provider " + p + " marked unhealthy after " + std::to_string(failures) +
+                               " consecutive failures (" + shown + "); backoff " +
+                               backoff_text(policy.backoff) + "; reported by " + by);
+      reply = p + ": tripped (" + count_failures(failures) + "); unhealthy for " +
+              format_duration(policy.backoff);
+      break;
+    case Transition::rearmed:
+      log_(Level::debug, "provider " + p + " still unhealthy (" + shown + "); backoff re-armed " +
+                             backoff_text(policy.backoff) + "; reported by " + by);
+      reply = p + ": still unhealthy (" + count_failures(failures) +
+              "); window re-armed, unhealthy for " + format_duration(policy.backoff);
+      break;
+    case Transition::recovered:
+      log_(Level::notice, "provider " + p + " recovered; reported by " + by);
+      reply = p + ": recovered; healthy again";
+      break;
+    case Transition::none:
+      if (r.success) {
+        log_(Level::debug, "provider " + p + " healthy; reported by " + by);
+        reply = p + ": healthy (success recorded)";
+      } else {
+        log_(Level::debug, "provider " + p + " failed (" + shown + "), " +
+                               std::to_string(failures) + " of " +
+                               std::to_string(policy.failure_threshold) + "; reported by " + by);
+        reply = p + ": failure " + std::to_string(failures) + " of " +
+                std::to_string(policy.failure_threshold) + " recorded; still healthy";
+      }
+      break;
+    }
+    if (st && st->override_mode != Override::automatic)
+      reply += "; override '" + std::string(override_name(st->override_mode)) + "' still decides";
+    return reply;
+  }
+  case Request::Verb::set: {
+    const std::string &p = r.providers.front();
+    writer_.set_override(p, r.mode);
+    const std::string undo = "'healthctl set " + segment_ + " " + p + " auto'";
+    switch (r.mode) {
+    case Override::forced_down:
+      log_(Level::notice, "provider " + p + " forced down by " + by);
+      return p + ": forced down; unavailable until " + undo;
+    case Override::forced_up:
+      log_(Level::notice, "provider " + p + " forced up by " + by);
+      return p + ": forced up; available whatever the breaker says, until " + undo;
+    case Override::automatic: break;
+    }
+    log_(Level::notice, "provider " + p + " override cleared (auto) by " + by);
+    const auto st = writer_.table().get_state(p);
+    const bool available = !st || st->available(Instant::now().mono_ns);
+    return p + ": override cleared; the circuit breaker decides (now " +
+           (available ? "available" : "unavailable") + ")";
+  }
+  case Request::Verb::reset: {
+    if (r.providers.empty()) {
+      writer_.reset();
+      const TableInfo info = writer_.table().info();
+      const std::string n = std::to_string(info.used);
+      log_(Level::notice, "all " + n + " providers reset by " + by);
+      return "reset all " + n + " provider" + (info.used == 1 ? "" : "s") + " of " +
+             quoted(segment_) + "; generation now " + hex(info.generation);
+    }
+    // All or nothing, as healthctl: Writer::reset(name) throws
+    // unknown_provider with the library's message before anything changed.
+    for (const std::string &p : r.providers)
+      if (!writer_.table().find(p)) writer_.reset(p);
+    std::string list;
+    for (const std::string &p : r.providers) {
+      writer_.reset(p);
+      list += (list.empty() ? "" : ", ") + p;
+    }
+    log_(Level::notice,
+         "provider" + std::string(r.providers.size() == 1 ? " " : "s ") + list + " reset by " + by);
+    return "reset " + list + " of " + quoted(segment_);
+  }
+  }
+  return {};
+}
+
+} // namespace healthtable::prober

@@ -1,0 +1,101 @@
+// The prober's control socket: outcomes and overrides that other processes
+// ask the one writer to apply (router workers' passive failure reports,
+// healthctl's record/set/reset while the prober holds the writer lock).
+//
+// A Unix datagram socket in the abstract namespace, "\0healthtable/" +
+// segment (healthtable::control_address), non-blocking, polled by the
+// prober's event loop; one request per datagram (see report.hpp and
+// docs/prober.md for the protocol). Each request is authorized by the
+// sender's kernel-checked credentials (SO_PASSCRED) against `[control]`.
+#pragma once
+
+#include "config.hpp"
+#include "log.hpp"
+
+#include <healthtable/layout.hpp>
+#include <healthtable/writer.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace healthtable::prober {
+
+/// Who sent a request, as the kernel tells it (SCM_CREDENTIALS).
+struct Sender {
+  bool known = false; ///< false: no credentials came with the datagram
+  pid_t pid = 0;      ///< in our pid namespace; 0 when the sender is not visible there
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::string describe() const; ///< "pid 4242 uid 1000"
+};
+
+/// One parsed request line.
+struct Request {
+  enum class Verb { record, set, reset };
+  Verb verb = Verb::record;
+  /// record, set: exactly one; reset: none (every provider) or several.
+  std::vector<std::string> providers;
+  bool success = false;                ///< record: success or failure
+  std::string reason;                  ///< record failure: the rest of the line (may be empty)
+  Override mode = Override::automatic; ///< set
+};
+
+/// Parses one datagram's text (one trailing '\n' allowed). Throws
+/// Error(invalid_argument) for anything malformed (too long, not UTF-8,
+/// control characters, unknown verb, wrong arguments) and
+/// Error(invalid_name) for a bad provider name.
+Request parse_request(std::string_view text);
+
+/// `record` from this sender is allowed (admins and reporters).
+bool may_report(const ControlConfig &cfg, const Sender &s) noexcept;
+/// `set` and `reset` from this sender are allowed (admins only).
+bool may_administer(const ControlConfig &cfg, const Sender &s) noexcept;
+
+class Control {
+public:
+  /// Binds the socket. Throws Error(system_error) with a message that says
+  /// what to do (EADDRINUSE: another process in this network namespace has
+  /// the name).
+  Control(const std::string &segment, ControlConfig cfg, Writer &writer, const Log &log);
+  ~Control();
+  Control(const Control &) = delete;
+  Control &operator=(const Control &) = delete;
+
+  int fd() const noexcept { return fd_; }
+  /// "@healthtable/gateway", as ss(8) prints it.
+  const std::string &where() const noexcept { return where_; }
+  /// New allow lists (a reload).
+  void set_config(ControlConfig cfg) { cfg_ = std::move(cfg); }
+
+  /// Reads and applies up to `max` pending datagrams without blocking;
+  /// returns how many it read. Never throws.
+  std::size_t serve(std::size_t max = 64) noexcept;
+
+  /// Authorizes, applies and logs one request; returns the reply ("ok ..."
+  /// or "error <errc_name> ..."). Never throws.
+  std::string handle(std::string_view text, const Sender &sender) noexcept;
+
+private:
+  std::string apply(const Request &r, const Sender &s);
+  void refused(const Sender &s, std::string_view verb);
+
+  std::string segment_;
+  ControlConfig cfg_;
+  Writer &writer_;
+  const Log &log_;
+  int fd_ = -1;
+  std::string where_;
+  struct Quiet {
+    std::chrono::steady_clock::time_point last{};
+    std::uint64_t suppressed = 0;
+  };
+  std::map<std::uint32_t, Quiet> refusals_; ///< per uid: one log line a second
+};
+
+} // namespace healthtable::prober
