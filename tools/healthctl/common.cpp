@@ -2,6 +2,7 @@
 
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
+#include <healthtable/report.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -164,6 +165,39 @@ nlohmann::ordered_json writer_json(const WriterView &w) {
 
 std::string to_json_text(const nlohmann::ordered_json &doc) {
   return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+int write_or_ask_prober(const std::string &segment, const std::string &line,
+                        const std::function<int(healthtable::Writer &)> &direct) {
+  std::optional<healthtable::Writer> writer;
+  try {
+    writer.emplace(healthtable::Writer::open(segment));
+  } catch (const Error &e) {
+    bool ask = e.code() == Errc::writer_busy;
+    if (e.code() == Errc::permission_denied) {
+      // We may not write the table ourselves, but the prober that holds it
+      // may accept the request from us ([control] allow_gid).
+      try {
+        ask = healthtable::Table::open(segment).writer_status() ==
+              healthtable::WriterStatus::attached;
+      } catch (const Error &) {
+        ask = false;
+      }
+    }
+    if (!ask) throw;
+    std::string reply;
+    try {
+      reply = healthtable::request(segment, line, kProberTimeout);
+    } catch (const Error &asked) {
+      if (asked.code() != Errc::writer_busy) throw; // the prober answered: its error
+      throw Error(e.code(), std::string(e.what()) +
+                                "; the writer did not answer its control socket either (" +
+                                asked.what() + ")");
+    }
+    fmt::print("{}\n", printable(reply));
+    return kExitOk;
+  }
+  return direct(*writer);
 }
 
 } // namespace healthctl

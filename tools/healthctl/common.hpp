@@ -4,11 +4,13 @@
 
 #include <healthtable/error.hpp>
 #include <healthtable/table.hpp>
+#include <healthtable/writer.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -86,6 +88,19 @@ std::string describe_writer(const WriterView &w);
 
 /// The "writer" object of `info --json` and `dump --json`.
 nlohmann::ordered_json writer_json(const WriterView &w);
+
+/// How long `record`, `set` and `reset` wait for the prober's answer.
+inline constexpr std::chrono::milliseconds kProberTimeout{1000};
+
+/// Runs a writing command. When the writer lock is free, takes it and runs
+/// `direct`. When another process holds it (writer_busy; or
+/// permission_denied while a writer is attached, so the prober can decide
+/// by [control] allow_gid), sends `line` to the holder's control socket,
+/// prints the text of its "ok" reply and returns kExitOk; an "error" reply
+/// throws the matching healthtable::Error. When nobody answers there, throws
+/// the original error, saying the writer did not answer its control socket.
+int write_or_ask_prober(const std::string &segment, const std::string &line,
+                        const std::function<int(healthtable::Writer &)> &direct);
 
 /// Serialises JSON for stdout; invalid UTF-8 from a hostile image is
 /// replaced instead of throwing.

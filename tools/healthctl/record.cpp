@@ -1,6 +1,7 @@
 // healthctl record NAME PROVIDER success|failure: feeds one outcome through
 // the circuit breaker, as the prober would. Takes the writer lock for the
-// moment it runs, so it fails with writer_busy (11) while a prober runs.
+// moment it runs; while a prober holds it, asks the prober to record the
+// outcome over its control socket instead.
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -58,13 +59,20 @@ int run_record(const RecordOptions &o) {
     throw healthtable::Error(healthtable::Errc::invalid_argument,
                              "--reason goes with a failure; a success clears the last error");
   healthtable::validate_provider_name(o.provider);
-  healthtable::Writer writer = healthtable::Writer::open(o.segment);
-  const healthtable::Transition t =
-      success ? writer.mark_healthy(o.provider)
-              : writer.mark_unhealthy(o.provider, o.reason.empty() ? kDefaultReason : o.reason);
-  const auto state = writer.table().get_state(o.provider);
-  if (state) fmt::print("{}\n", describe(*state, t, writer.policy(), success));
-  return kExitOk;
+  const std::string reason(o.reason.empty() ? kDefaultReason : o.reason);
+  // The prober gets the reason as the writer would keep it: one printable
+  // line, cut to kReasonMax bytes.
+  const std::string line =
+      success ? fmt::format("record {} success", o.provider)
+              : fmt::format("record {} failure {}", o.provider,
+                            healthtable::sanitize_reason(reason, healthtable::kReasonMax));
+  return write_or_ask_prober(o.segment, line, [&](healthtable::Writer &writer) {
+    const healthtable::Transition t =
+        success ? writer.mark_healthy(o.provider) : writer.mark_unhealthy(o.provider, reason);
+    const auto state = writer.table().get_state(o.provider);
+    if (state) fmt::print("{}\n", describe(*state, t, writer.policy(), success));
+    return kExitOk;
+  });
 }
 
 } // namespace
@@ -72,7 +80,8 @@ int run_record(const RecordOptions &o) {
 void setup_record(CLI::App &app) {
   auto opt = std::make_shared<RecordOptions>();
   CLI::App *sub = app.add_subcommand(
-      "record", "Feed one probe outcome through the circuit breaker (takes the writer lock)");
+      "record", "Feed one probe outcome through the circuit breaker (takes the writer lock, or "
+                "asks the prober that holds it)");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->add_option("PROVIDER", opt->provider, "Provider name; registered if new")->required();
   sub->add_option("OUTCOME", opt->outcome, "success or failure")

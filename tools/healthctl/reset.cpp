@@ -22,10 +22,21 @@ struct ResetOptions {
   std::vector<std::string> providers; ///< empty: all
 };
 
+int reset_direct(const ResetOptions &o, healthtable::Writer &writer);
+
 int run_reset(const ResetOptions &o) {
   for (const std::string &p : o.providers)
     healthtable::validate_provider_name(p);
-  healthtable::Writer writer = healthtable::Writer::open(o.segment);
+  // While a prober holds the writer lock, it resets for us (all or nothing
+  // there too).
+  const std::string line = o.providers.empty()
+                               ? std::string("reset")
+                               : fmt::format("reset {}", fmt::join(o.providers, " "));
+  return write_or_ask_prober(o.segment, line,
+                             [&](healthtable::Writer &writer) { return reset_direct(o, writer); });
+}
+
+int reset_direct(const ResetOptions &o, healthtable::Writer &writer) {
   if (o.providers.empty()) {
     writer.reset();
     const healthtable::TableInfo info = writer.table().info();

@@ -26,9 +26,16 @@ healthtable::Override to_override(std::string_view mode) {
   return healthtable::Override::automatic;
 }
 
+int set_direct(const SetOptions &o, healthtable::Writer &writer);
+
 int run_set(const SetOptions &o) {
   healthtable::validate_provider_name(o.provider);
-  healthtable::Writer writer = healthtable::Writer::open(o.segment);
+  // While a prober holds the writer lock, it applies the override for us.
+  return write_or_ask_prober(o.segment, fmt::format("set {} {}", o.provider, o.mode),
+                             [&](healthtable::Writer &writer) { return set_direct(o, writer); });
+}
+
+int set_direct(const SetOptions &o, healthtable::Writer &writer) {
   const healthtable::Override mode = to_override(o.mode);
   writer.set_override(o.provider, mode);
   switch (mode) {
