@@ -1,0 +1,583 @@
+// The prober's control socket, end to end: a real healthprobe process on a
+// table, healthctl's record/set/reset routed through it while it holds the
+// writer lock, worker reports (Reporter) authorized by uid, hostile
+// datagrams, and the client side with no prober at all. Every probe goes to
+// 127.0.0.1; every wait is bounded.
+#include "config.hpp"
+#include "control.hpp"
+#include "servers.hpp"
+
+#include <healthtable/report.hpp>
+#include <healthtable/table.hpp>
+#include <healthtable/writer.hpp>
+#include <support/support.hpp>
+
+#include <cli/run.hpp>
+
+#include <doctest/doctest.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+using namespace healthtable;
+using namespace healthtable::test;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// A healthprobe process on `seg`: one TCP probe to a 127.0.0.1 port nobody
+/// listens on ("dead"), every `interval`, plus `extra` config text.
+struct Prober {
+  TempDir dir;
+  std::unique_ptr<Child> child;
+
+  Prober(const std::string &seg, const std::string &extra = "",
+         const std::string &interval = "1h") {
+    const std::string text =
+        "segment = \"" + seg + "\"\ninterval = \"" + interval + "\"\ntimeout = \"" +
+        (interval == "1h" ? "1s" : interval) + "\"\n" + extra +
+        "\n[[provider]]\nname = \"dead\"\ntcp = \"127.0.0.1:" + std::to_string(refused_port()) +
+        "\"\n";
+    const auto config = dir.write("healthprobe.toml", text);
+    child = std::make_unique<Child>(
+        std::vector<std::string>{HEALTHPROBE_BIN, "--config", config.string(), "--verbose"},
+        dir.path());
+  }
+  /// Waits until the prober has started and its first tick has probed.
+  bool ready(const std::string &seg) const {
+    return child->wait_for_err("started: pid", 5s) &&
+           eventually(
+               [&] {
+                 try {
+                   auto s = Table::open(seg).get_state("dead");
+                   return s && s->last_check_unix_ns > 0;
+                 } catch (const Error &) {
+                   return false;
+                 }
+               },
+               5s);
+  }
+};
+
+std::optional<ProviderState> state(const std::string &seg, const std::string &provider) {
+  return Table::open(seg).get_state(provider);
+}
+
+std::size_t count(const std::string &text, const std::string &needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++n;
+  return n;
+}
+
+/// Sends raw bytes to the prober's control socket from an autobound socket
+/// and returns its reply ("" when none came within `wait`).
+std::string raw_request(const std::string &seg, const std::string &bytes,
+                        std::chrono::milliseconds wait = 2s) {
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un self{};
+  self.sun_family = AF_UNIX;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&self), sizeof(sa_family_t)) == 0);
+  const std::string address = control_address(seg);
+  sockaddr_un to{};
+  to.sun_family = AF_UNIX;
+  std::memcpy(to.sun_path, address.data(), address.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+  const ssize_t sent =
+      ::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr *>(&to), len);
+  CHECK(sent == static_cast<ssize_t>(bytes.size()));
+  timeval tv{};
+  tv.tv_sec = wait.count() / 1000;
+  tv.tv_usec = (wait.count() % 1000) * 1000;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  ::close(fd);
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+/// Runs `fn` in a forked child under uid/gid `id` (all of real, effective
+/// and saved); returns the child's exit code. Needs root.
+int as_user(std::uint32_t id, const std::function<int()> &fn) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(id, id, id) != 0 ||
+        ::setresuid(id, id, id) != 0)
+      _exit(100);
+    int rc = 101;
+    try {
+      rc = fn();
+    } catch (...) {
+    }
+    _exit(rc);
+  }
+  int st = 0;
+  const auto end = Clock::now() + 5s;
+  while (::waitpid(pid, &st, WNOHANG) == 0) {
+    if (Clock::now() > end) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::uint32_t nobody() {
+  const passwd *pw = ::getpwnam("nobody");
+  return pw ? pw->pw_uid : 65534;
+}
+
+Errc error_of(const std::function<void()> &fn) {
+  try {
+    fn();
+  } catch (const Error &e) {
+    return e.code();
+  }
+  FAIL("no error thrown");
+  return Errc::system_error;
+}
+
+} // namespace
+
+TEST_CASE("healthctl set/record/reset while the prober runs go through its control socket") {
+  SegmentName seg("ctl");
+  Prober prober(seg);
+  REQUIRE(prober.ready(seg));
+
+  // Forced down: exit 0, the table says so, the prober logs who did it.
+  Run r = healthctl({"set", seg, "google", "down"});
+  CHECK(r.status == 0);
+  CHECK(r.out ==
+        "google: forced down; unavailable until 'healthctl set " + seg.str() + " google auto'\n");
+  CHECK(r.err.empty());
+  auto s = state(seg, "google");
+  REQUIRE(s);
+  CHECK(s->override_mode == Override::forced_down);
+  CHECK_FALSE(Table::open(seg.str()).is_healthy("google"));
+  CHECK(prober.child->wait_for_err("<5>provider google forced down by pid ", 2s));
+
+  // Two failures trip it, as they would if the prober had seen them.
+  r = healthctl({"record", seg, "groq", "failure", "--reason", "http 503"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "groq: failure 1 of 2 recorded; still healthy\n");
+  r = healthctl({"record", seg, "groq", "failure", "--reason", "http 503"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "groq: tripped (2 consecutive failures); unhealthy for 1m\n");
+  s = state(seg, "groq");
+  REQUIRE(s);
+  CHECK_FALSE(s->healthy);
+  CHECK(s->consecutive_failures == 2);
+  CHECK(s->last_error == "http 503");
+  CHECK_FALSE(Table::open(seg.str()).is_healthy("groq"));
+  CHECK(prober.child->wait_for_err("<4>provider groq marked unhealthy after 2 consecutive "
+                                   "failures (http 503); backoff 60s; reported by pid ",
+                                   2s));
+
+  r = healthctl({"record", seg, "groq", "success"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "groq: recovered; healthy again\n");
+  CHECK(state(seg, "groq")->healthy);
+
+  r = healthctl({"set", seg, "google", "auto"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "google: override cleared; the circuit breaker decides (now available)\n");
+  CHECK(state(seg, "google")->override_mode == Override::automatic);
+
+  // reset: unknown providers refused before anything changes (14), then one, then all.
+  REQUIRE(healthctl({"set", seg, "groq", "up"}).status == 0);
+  r = healthctl({"reset", seg, "groq", "nope"});
+  CHECK(r.status == 14);
+  CHECK(r.err == "healthctl: provider 'nope' is not in table '" + seg.str() +
+                     "'; 'healthctl dump " + seg.str() + "' lists the providers it has\n");
+  CHECK(state(seg, "groq")->override_mode == Override::forced_up);
+  r = healthctl({"reset", seg, "groq"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "reset groq of '" + seg.str() + "'\n");
+  CHECK(state(seg, "groq")->override_mode == Override::automatic);
+  const auto generation = Table::open(seg.str()).info().generation;
+  r = healthctl({"reset", seg});
+  CHECK(r.status == 0);
+  CHECK(r.out.starts_with("reset all 3 providers of '" + seg.str() + "'; generation now 0x"));
+  CHECK(Table::open(seg.str()).info().generation == generation + 1);
+  CHECK(prober.child->wait_for_err("<5>all 3 providers reset by pid ", 2s));
+
+  // The prober still holds the lock and still runs.
+  CHECK(Table::open(seg.str()).info().writer_pid == prober.child->pid());
+  CHECK(prober.child->running());
+}
+
+TEST_CASE("a request is served while a tick's probe hangs, not after its timeout") {
+  SegmentName seg("ctl");
+  HttpServer web;
+  TempDir dir;
+  const auto config = dir.write(
+      "healthprobe.toml", "segment = \"" + seg.str() +
+                              "\"\ninterval = \"20s\"\ntimeout = \"10s\"\n[[provider]]\nname = "
+                              "\"slow\"\nhttp = \"" +
+                              web.url("/hang") + "\"\n");
+  Child child({HEALTHPROBE_BIN, "--config", config.string()}, dir.path());
+  REQUIRE(eventually([&] { return web.accepted() >= 1; }, 5s)); // the tick is in flight
+  const auto t0 = Clock::now();
+  const Run r = healthctl({"set", seg, "slow", "down"});
+  CHECK(r.status == 0);
+  CHECK(Clock::now() - t0 < 1s);
+  CHECK(state(seg, "slow")->override_mode == Override::forced_down);
+  CHECK(state(seg, "slow")->last_check_unix_ns == 0); // the probe is still hanging
+}
+
+TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uids, never admin") {
+  if (::geteuid() != 0) {
+    MESSAGE("needs root to send as another uid");
+    return;
+  }
+  const std::uint32_t uid = nobody();
+
+  SUBCASE("not allowed: refused, the table unchanged, one log line a second") {
+    SegmentName seg("ctl");
+    Prober prober(seg);
+    REQUIRE(prober.ready(seg));
+    const auto before = *state(seg, "dead");
+    // Sending works (the socket is open to anyone in the network
+    // namespace); the prober refuses what it reads.
+    CHECK(as_user(uid, [&] {
+            Reporter reporter(seg.str());
+            bool sent = true;
+            for (int i = 0; i < 5; ++i)
+              sent = reporter.failure("dead", "http 503") && sent;
+            return sent ? 0 : 1;
+          }) == 0);
+    const std::string refusal = "<4>control: refused a request from pid ";
+    REQUIRE(prober.child->wait_for_err(refusal, 2s));
+    CHECK(prober.child->err().find(" uid " + std::to_string(uid) + " gid ") != std::string::npos);
+    std::this_thread::sleep_for(200ms);
+    CHECK(count(prober.child->err(), refusal) == 1); // five refusals, one line
+    const auto after = *state(seg, "dead");
+    CHECK(after.failures == before.failures);
+    CHECK(after.last_error == before.last_error);
+
+    // A second later the next refusal is logged, with the count it held back.
+    std::this_thread::sleep_for(1s);
+    CHECK(as_user(uid, [&] { return Reporter(seg.str()).success("dead") ? 0 : 1; }) == 0);
+    CHECK(prober.child->wait_for_err("; 4 more from this uid not logged", 2s));
+    CHECK(count(prober.child->err(), refusal) == 2);
+    CHECK(state(seg, "dead")->consecutive_failures == before.consecutive_failures);
+
+    // A sender with an address is told why.
+    CHECK(as_user(uid, [&] {
+            try {
+              request(seg.str(), "record dead success", 2s);
+            } catch (const Error &e) {
+              return e.code() == Errc::permission_denied &&
+                             std::string(e.what()).find("may not use this prober's control "
+                                                        "socket") != std::string::npos
+                         ? 0
+                         : 2;
+            }
+            return 1;
+          }) == 0);
+  }
+
+  SUBCASE("report_uids: record applied, set and reset refused, no new names") {
+    SegmentName seg("ctl");
+    Prober prober(seg, "[control]\nreport_uids = [" + std::to_string(uid) + "]\n");
+    REQUIRE(prober.ready(seg));
+    CHECK(as_user(uid, [&] {
+            Reporter reporter(seg.str());
+            return reporter.success("dead") ? 0 : 1;
+          }) == 0);
+    REQUIRE(eventually([&] { return state(seg, "dead")->healthy; }, 2s));
+    CHECK(as_user(uid, [&] {
+            Reporter reporter(seg.str());
+            return reporter.failure("dead", "upstream said 502") &&
+                           reporter.failure("dead", "upstream said 502")
+                       ? 0
+                       : 1;
+          }) == 0);
+    REQUIRE(eventually([&] { return !state(seg, "dead")->healthy; }, 2s));
+    CHECK(state(seg, "dead")->last_error == "upstream said 502");
+    CHECK(prober.child->wait_for_err("<4>provider dead marked unhealthy after 2 consecutive "
+                                     "failures (upstream said 502); backoff 60s; reported by pid ",
+                                     2s));
+    CHECK(prober.child->err().find("reported by pid") != std::string::npos);
+    CHECK(prober.child->err().find(" uid " + std::to_string(uid)) != std::string::npos);
+
+    // Admin requests and unknown names are refused with a reason.
+    CHECK(as_user(uid, [&] {
+            int rc = 0;
+            try {
+              request(seg.str(), "set dead up", 2s);
+              rc |= 1;
+            } catch (const Error &e) {
+              if (e.code() != Errc::permission_denied) rc |= 2;
+            }
+            try {
+              request(seg.str(), "reset", 2s);
+              rc |= 4;
+            } catch (const Error &e) {
+              if (e.code() != Errc::permission_denied) rc |= 8;
+            }
+            try {
+              request(seg.str(), "record made-up success", 2s);
+              rc |= 16;
+            } catch (const Error &e) {
+              if (e.code() != Errc::unknown_provider) rc |= 32;
+            }
+            return rc;
+          }) == 0);
+    CHECK(state(seg, "dead")->override_mode == Override::automatic);
+    CHECK_FALSE(state(seg, "made-up"));
+    CHECK(prober.child->wait_for_err("control: refused 'set' from pid ", 2s));
+  }
+
+  SUBCASE("allow_gid: a sender whose gid is listed may administer") {
+    SegmentName seg("ctl");
+    Prober prober(seg, "[control]\nallow_gid = " + std::to_string(uid) + "\n");
+    REQUIRE(prober.ready(seg));
+    CHECK(as_user(uid, [&] {
+            return request(seg.str(), "set dead up", 2s).starts_with("dead: forced up") ? 0 : 1;
+          }) == 0);
+    CHECK(state(seg, "dead")->override_mode == Override::forced_up);
+  }
+}
+
+TEST_CASE("hostile datagrams get an error or nothing; the prober keeps probing") {
+  SegmentName seg("ctl");
+  Prober prober(seg, "", "200ms");
+  REQUIRE(prober.ready(seg));
+
+  auto error_reply = [&](const std::string &bytes, const std::string &prefix) {
+    CAPTURE(bytes.substr(0, 40));
+    const std::string reply = raw_request(seg, bytes);
+    CAPTURE(reply);
+    CHECK(reply.starts_with(prefix));
+  };
+  error_reply("garbage", "error invalid_argument unknown request 'garbage'");
+  error_reply("", "error invalid_argument empty request");
+  error_reply(std::string(4096, 'x'), "error invalid_argument request longer than 512 bytes");
+  error_reply(std::string(513, 'x'), "error invalid_argument request longer than 512 bytes");
+  error_reply("record dead failure \xff\xfe\xfd", "error invalid_argument request is not one line");
+  error_reply("set dead down\nreset", "error invalid_argument request is not one line");
+  error_reply(std::string("set dead\0 down", 14), "error invalid_argument");
+  error_reply("frobnicate dead", "error invalid_argument unknown request 'frobnicate'");
+  error_reply("record bad\\name failure",
+              "error invalid_name provider name 'bad\\name' may contain only");
+  error_reply("record " + std::string(64, 'p') + " success", "error invalid_name");
+  error_reply("set dead sideways", "error invalid_argument set: mode 'sideways'");
+  error_reply("set dead", "error invalid_argument usage: set PROVIDER down|up|auto");
+  error_reply("record dead maybe", "error invalid_argument record: outcome 'maybe'");
+  error_reply("record  dead success", "error invalid_name provider name is empty");
+  error_reply("record dead success extra", "error invalid_argument");
+  // A trailing newline is allowed: `echo ... | socat` sends one.
+  CHECK(raw_request(seg, "record dead success\n") == "ok dead: healthy (success recorded)");
+
+  // Fire-and-forget garbage, faster than the queue drains: no reply, no harm.
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const std::string address = control_address(seg.str());
+    sockaddr_un to{};
+    to.sun_family = AF_UNIX;
+    std::memcpy(to.sun_path, address.data(), address.size());
+    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+    std::string junk;
+    for (int i = 0; i < 500; ++i) {
+      junk.assign(static_cast<std::size_t>(i * 7 % 600), static_cast<char>(i * 31));
+      ::sendto(fd, junk.data(), junk.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&to), len);
+    }
+    ::close(fd);
+  }
+
+  // Still alive, still answering, still probing.
+  CHECK(prober.child->running());
+  CHECK(raw_request(seg, "set dead down").starts_with("ok dead: forced down"));
+  const auto checked = state(seg, "dead")->last_check_unix_ns;
+  CHECK(eventually([&] { return state(seg, "dead")->last_check_unix_ns > checked; }, 3s));
+  CHECK(prober.child->running());
+  prober.child->signal(SIGTERM);
+  CHECK(prober.child->wait(2s) == 0);
+}
+
+TEST_CASE(
+    "no prober: request() is writer_busy within its timeout; Reporter returns false at once") {
+  SegmentName seg("ctl");
+
+  // Nothing bound: refused at once.
+  auto t0 = Clock::now();
+  try {
+    request(seg.str(), "set x down", 500ms);
+    FAIL("request() without a prober returned");
+  } catch (const Error &e) {
+    CHECK(e.code() == Errc::writer_busy);
+    CHECK(std::string(e.what()).find("no prober is listening on the control socket @healthtable/" +
+                                     seg.str()) != std::string::npos);
+  }
+  CHECK(Clock::now() - t0 < 500ms);
+
+  Reporter reporter(seg.str());
+  t0 = Clock::now();
+  CHECK_FALSE(reporter.failure("groq", "http 503"));
+  CHECK_FALSE(reporter.success("groq"));
+  CHECK(Clock::now() - t0 < 50ms);
+
+  // Bound by something that never answers (or never reads): the timeout
+  // holds, and a full queue makes Reporter return false instead of blocking.
+  const int mute = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  REQUIRE(mute >= 0);
+  const std::string address = control_address(seg.str());
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, address.data(), address.size());
+  REQUIRE(::bind(mute, reinterpret_cast<sockaddr *>(&sa),
+                 static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size())) == 0);
+  t0 = Clock::now();
+  CHECK(error_of([&] { request(seg.str(), "set x down", 300ms); }) == Errc::writer_busy);
+  const auto waited = Clock::now() - t0;
+  CHECK(waited >= 290ms);
+  CHECK(waited < 1s);
+
+  t0 = Clock::now();
+  int sent = 0;
+  while (reporter.failure("groq", "http 503") && sent < 100000)
+    ++sent;
+  CHECK(sent < 100000); // the queue filled, and the call said so
+  CHECK(Clock::now() - t0 < 2s);
+  ::close(mute);
+
+  // Invalid names never reach the socket.
+  CHECK_FALSE(reporter.success("bad name"));
+  CHECK(error_of([&] { Reporter("../x"); }) == Errc::invalid_name);
+  CHECK(error_of([&] { request(seg.str(), std::string(513, 'x'), 100ms); }) ==
+        Errc::invalid_argument);
+}
+
+TEST_CASE("healthctl against a writer that does not answer: exit 11, saying so") {
+  SegmentName seg("ctl");
+  Writer held = Writer::create(seg.str());
+  const auto t0 = Clock::now();
+  const Run r = healthctl({"set", seg, "groq", "down"});
+  CHECK(r.status == 11);
+  CHECK(r.err.find("already has a writer (pid " + std::to_string(::getpid()) + ")") !=
+        std::string::npos);
+  CHECK(r.err.find("the writer did not answer its control socket either (no prober is listening "
+                   "on the control socket @healthtable/" +
+                   seg.str()) != std::string::npos);
+  CHECK(Clock::now() - t0 < 1500ms);
+  CHECK_FALSE(held.table().get_state("groq"));
+}
+
+TEST_CASE("[control] enabled = false: no socket, healthctl gets writer_busy") {
+  SegmentName seg("ctl");
+  Prober prober(seg, "[control]\nenabled = false\n");
+  REQUIRE(prober.ready(seg));
+  CHECK(prober.child->err().find("control socket") == std::string::npos);
+  const Run r = healthctl({"record", seg, "dead", "success"});
+  CHECK(r.status == 11);
+  CHECK(r.err.find("did not answer its control socket") != std::string::npos);
+}
+
+TEST_CASE("the control address taken by another process: a clear error, exit 1") {
+  SegmentName seg("ctl");
+  const int squat = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const std::string address = control_address(seg.str());
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, address.data(), address.size());
+  REQUIRE(::bind(squat, reinterpret_cast<sockaddr *>(&sa),
+                 static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size())) == 0);
+  Prober prober(seg);
+  CHECK(prober.child->wait(5s) == 1);
+  CHECK(prober.child->err().find("<3>control socket @healthtable/" + seg.str() +
+                                 " is already bound by another process in this network "
+                                 "namespace") != std::string::npos);
+  ::close(squat);
+  // It let go of the writer lock on the way out.
+  CHECK_NOTHROW(Writer::open(seg.str()));
+}
+
+TEST_CASE("control_address: abstract, and long names still fit sun_path") {
+  CHECK(control_address("gateway") == std::string("\0healthtable/gateway", 20));
+  const std::string a(95, 'a');
+  CHECK(control_address(a) == std::string(1, '\0') + "healthtable/" + a);
+  const std::string b(200, 'b');
+  const std::string c = std::string(199, 'b') + "c";
+  const std::string ab = control_address(b);
+  CHECK(ab.size() == 108);
+  CHECK(ab.find('~') == 1 + 12 + 78);
+  CHECK(ab != control_address(c));
+  CHECK(error_of([] { (void)control_address("a/b"); }) == Errc::invalid_name);
+}
+
+TEST_CASE("parse_request: the protocol's lines") {
+  using prober::parse_request;
+  using prober::Request;
+  auto r = parse_request("record groq failure http 503:  upstream  down");
+  CHECK(r.verb == Request::Verb::record);
+  CHECK(r.providers == std::vector<std::string>{"groq"});
+  CHECK_FALSE(r.success);
+  CHECK(r.reason == "http 503:  upstream  down");
+  r = parse_request("record groq failure");
+  CHECK(r.reason.empty());
+  CHECK(parse_request("record groq success").success);
+  CHECK(parse_request("set groq down").mode == Override::forced_down);
+  CHECK(parse_request("set groq up").mode == Override::forced_up);
+  CHECK(parse_request("set groq auto").mode == Override::automatic);
+  CHECK(parse_request("reset").providers.empty());
+  CHECK(parse_request("reset a b").providers == std::vector<std::string>{"a", "b"});
+  CHECK(error_of([] { parse_request("reset a  b"); }) == Errc::invalid_name);
+  CHECK(error_of([] { parse_request("RESET"); }) == Errc::invalid_argument);
+  CHECK(error_of([] { parse_request(" reset"); }) == Errc::invalid_argument);
+}
+
+TEST_CASE("[control] in the config: defaults, names, and errors with file, line and key") {
+  using prober::parse_config;
+  const std::string base = "segment = \"gw\"\n[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\n";
+  auto cfg = parse_config(base, "p.toml");
+  CHECK(cfg.control.enabled);
+  CHECK(cfg.control.allow_uids == std::vector<std::uint32_t>{::getuid(), 0});
+  CHECK_FALSE(cfg.control.allow_gid);
+  CHECK(cfg.control.report_uids.empty());
+
+  cfg = parse_config("segment = \"gw\"\n[control]\nenabled = false\nallow_uids = [0, \"nobody\"]\n"
+                     "allow_gid = 4\nreport_uids = [1000]\nreport_gid = 0\n"
+                     "[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\n",
+                     "p.toml");
+  CHECK_FALSE(cfg.control.enabled);
+  CHECK(cfg.control.allow_uids == std::vector<std::uint32_t>{0, nobody()});
+  CHECK(cfg.control.allow_gid == 4u);
+  CHECK(cfg.control.report_uids == std::vector<std::uint32_t>{1000});
+  CHECK(cfg.control.report_gid == 0u);
+
+  auto error = [](const std::string &text) {
+    try {
+      parse_config(text, "p.toml");
+    } catch (const prober::ConfigError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(error("segment = \"gw\"\n[control]\nallow_uid = [0]\n") ==
+        "p.toml:3: control.allow_uid: unknown key (expected one of: enabled, allow_uids, "
+        "allow_gid, report_uids, report_gid)");
+  CHECK(error("segment = \"gw\"\n[control]\nallow_uids = 0\n") ==
+        "p.toml:3: control.allow_uids: must be a list of uids or user names, e.g. [0, "
+        "\"gateway\"]");
+  CHECK(error("segment = \"gw\"\n[control]\nreport_uids = [\"no-such-user-here\"]\n") ==
+        "p.toml:3: control.report_uids: no user \"no-such-user-here\"");
+  CHECK(error("segment = \"gw\"\n[control]\nallow_gid = \"no-such-group-here\"\n") ==
+        "p.toml:3: control.allow_gid: no group \"no-such-group-here\"");
+  CHECK(error("segment = \"gw\"\n[control]\nenabled = \"yes\"\n") ==
+        "p.toml:3: control.enabled: must be true or false");
+  CHECK(error("segment = \"gw\"\ncontrol = 1\n") == "p.toml:2: control: must be a table: write "
+                                                    "[control]");
+}
