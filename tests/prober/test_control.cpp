@@ -280,8 +280,8 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
               request(seg.str(), "record dead success", 2s);
             } catch (const Error &e) {
               return e.code() == Errc::permission_denied &&
-                             std::string(e.what()).find("may not use this prober's control "
-                                                        "socket") != std::string::npos
+                             std::string(e.what()).find("may not use the control socket of "
+                                                        "healthprobe (pid ") != std::string::npos
                          ? 0
                          : 2;
             }
@@ -349,6 +349,30 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
             return request(seg.str(), "set dead up", 2s).starts_with("dead: forced up") ? 0 : 1;
           }) == 0);
     CHECK(state(seg, "dead")->override_mode == Override::forced_up);
+
+    // healthctl as that user cannot open the root-owned table for writing
+    // (permission denied), but a writer is attached, so it asks the prober,
+    // which accepts the group.
+    CHECK(as_user(uid, [&] {
+            const Run r = healthctl({"set", seg, "dead", "down"});
+            return r.status == 0 && r.out.starts_with("dead: forced down") ? 0 : 1;
+          }) == 0);
+    CHECK(state(seg, "dead")->override_mode == Override::forced_down);
+  }
+
+  SUBCASE("healthctl as a user the prober does not allow: exit 7, saying what to change") {
+    SegmentName seg("ctl");
+    Prober prober(seg);
+    REQUIRE(prober.ready(seg));
+    CHECK(as_user(uid, [&] {
+            const Run r = healthctl({"set", seg, "dead", "down"});
+            const bool told =
+                r.err.find("may not use the control socket of healthprobe (pid " +
+                           std::to_string(prober.child->pid()) +
+                           "): add its uid to [control] allow_uids") != std::string::npos;
+            return r.status == 7 && told ? 0 : 1;
+          }) == 0);
+    CHECK(state(seg, "dead")->override_mode == Override::automatic);
   }
 }
 

@@ -112,6 +112,15 @@ Request parse_request(std::string_view text) {
 
 namespace {
 
+std::string not_allowed(const Sender &s) {
+  return "error permission_denied " + s.describe() +
+         " may not use the control socket of "
+         "healthprobe (pid " +
+         std::to_string(::getpid()) +
+         "): add its uid to [control] allow_uids (report_uids: record only) or its gid as "
+         "allow_gid (report_gid) in that prober's config";
+}
+
 bool listed(const std::vector<std::uint32_t> &ids, std::uint32_t id) noexcept {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
@@ -198,11 +207,10 @@ std::size_t Control::serve(std::size_t max) noexcept {
     std::string reply;
     if ((msg.msg_flags & MSG_TRUNC) || static_cast<std::size_t>(n) > kControlRequestMax) {
       // Still authorize first: a refused sender learns nothing else.
-      reply = may_report(cfg_, sender) ? "error invalid_argument request longer than " +
-                                             std::to_string(kControlRequestMax) + " bytes"
-                                       : (refused(sender, "an oversized request"),
-                                          "error permission_denied " + sender.describe() +
-                                              " may not use this prober's control socket");
+      reply = may_report(cfg_, sender)
+                  ? "error invalid_argument request longer than " +
+                        std::to_string(kControlRequestMax) + " bytes"
+                  : (refused(sender, "an oversized request"), not_allowed(sender));
     } else {
       reply = handle(std::string_view(buf, static_cast<std::size_t>(n)), sender);
     }
@@ -241,8 +249,7 @@ std::string Control::handle(std::string_view text, const Sender &sender) noexcep
   try {
     if (!may_report(cfg_, sender)) {
       refused(sender, "a request");
-      return "error permission_denied " + sender.describe() +
-             " may not use this prober's control socket";
+      return not_allowed(sender);
     }
     Request r;
     try {
@@ -255,7 +262,9 @@ std::string Control::handle(std::string_view text, const Sender &sender) noexcep
       const std::string verb = r.verb == Request::Verb::set ? "set" : "reset";
       refused(sender, "'" + verb + "'");
       return "error permission_denied " + sender.describe() + " may send 'record' only; '" + verb +
-             "' needs a uid in [control] allow_uids or the allow_gid group";
+             "' needs its uid in [control] allow_uids or its gid as allow_gid in the config of "
+             "healthprobe (pid " +
+             std::to_string(::getpid()) + ")";
     }
     return "ok " + apply(r, sender);
   } catch (const Error &e) {
