@@ -29,8 +29,20 @@ cmake -S "$here" -B "$build" -DCMAKE_CXX_COMPILER=clang++ \
   -DHEALTHTABLE_FUZZ_SKIP_KNOWN_BUGS="$skip" >/dev/null
 cmake --build "$build" -j2 >/dev/null
 
+# A finding aborts the fuzzer before its atexit cleanup: remove the shm
+# objects of fuzzer processes that are gone.
+cleanup_shm() {
+  for f in /dev/shm/healthtable-fuzz-*; do
+    [ -e "$f" ] || continue
+    kill -0 "${f##*-}" 2>/dev/null || rm -f "$f"
+  done
+}
+
 if [ "$seconds" = 0 ]; then
-  exec "$build/fuzz_segment" "$here"/findings/*
+  rc=0
+  "$build/fuzz_segment" "$here"/findings/* || rc=$?
+  cleanup_shm
+  exit $rc
 fi
 
 if [ -n "${HEALTHTABLE_FUZZ_CORPUS:-}" ]; then
@@ -38,10 +50,13 @@ if [ -n "${HEALTHTABLE_FUZZ_CORPUS:-}" ]; then
   mkdir -p "$work"
 else
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
+  trap 'rm -rf "$work"; cleanup_shm' EXIT
 fi
 
 # -max_len: room for tables of ~30 slots; -timeout: a hang is a finding;
 # -rss_limit_mb: the asan build's footprint stays bounded.
-exec "$build/fuzz_segment" -max_total_time="$seconds" -max_len=16384 -timeout=10 \
-  -rss_limit_mb=2048 -print_final_stats=1 "$@" "$work" "$here/corpus"
+rc=0
+"$build/fuzz_segment" -max_total_time="$seconds" -max_len=16384 -timeout=10 \
+  -rss_limit_mb=2048 -print_final_stats=1 "$@" "$work" "$here/corpus" || rc=$?
+cleanup_shm
+exit $rc
