@@ -32,11 +32,9 @@ std::string where(std::string_view address) {
   return "@" + std::string(address.substr(1)); // how ss(8) and lsof print it
 }
 
-[[noreturn]] void no_prober(std::string_view segment, std::string_view address,
-                            std::string_view why) {
-  throw Error(Errc::writer_busy, "no prober is listening on the control socket " + where(address) +
-                                     " of segment '" + std::string(segment) + "' (" +
-                                     std::string(why) + ")");
+[[noreturn]] void no_prober(std::string_view address, std::string_view why) {
+  throw Error(Errc::writer_busy,
+              "no prober is listening on " + where(address) + " (" + std::string(why) + ")");
 }
 
 Errc errc_from_name(std::string_view name) noexcept {
@@ -176,9 +174,10 @@ std::string request(std::string_view segment, std::string_view line,
     if (n == static_cast<ssize_t>(line.size())) break;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == ECONNREFUSED || errno == ENOENT))
-      no_prober(segment, address, "nothing is bound to it");
+      no_prober(address, "nothing is bound to it: no healthprobe, [control] enabled = false, or "
+                         "another network namespace");
     if (n < 0 && errno == EAGAIN) { // the prober's queue is full: it is busy, wait a little
-      if (left_ms() == 0) no_prober(segment, address, "its queue stayed full");
+      if (left_ms() == 0) no_prober(address, "its queue stayed full");
       ::poll(nullptr, 0, std::min(left_ms(), 10));
       continue;
     }
@@ -196,8 +195,7 @@ std::string request(std::string_view segment, std::string_view line,
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) throw Error(Errc::system_error, std::string("poll: ") + std::strerror(errno));
     if (ready == 0)
-      no_prober(segment, address,
-                "no answer within " + format_duration(std::chrono::nanoseconds(timeout)));
+      no_prober(address, "no answer within " + format_duration(std::chrono::nanoseconds(timeout)));
     sockaddr_un from{};
     socklen_t from_len = sizeof from;
     const ssize_t n =

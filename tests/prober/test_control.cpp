@@ -443,8 +443,8 @@ TEST_CASE(
     FAIL("request() without a prober returned");
   } catch (const Error &e) {
     CHECK(e.code() == Errc::writer_busy);
-    CHECK(std::string(e.what()).find("no prober is listening on the control socket @healthtable/" +
-                                     seg.str()) != std::string::npos);
+    CHECK(std::string(e.what()).find("no prober is listening on @healthtable/" + seg.str()) !=
+          std::string::npos);
   }
   CHECK(Clock::now() - t0 < 500ms);
 
@@ -493,8 +493,8 @@ TEST_CASE("healthctl against a writer that does not answer: exit 11, saying so")
   CHECK(r.status == 11);
   CHECK(r.err.find("already has a writer (pid " + std::to_string(::getpid()) + ")") !=
         std::string::npos);
-  CHECK(r.err.find("the writer did not answer its control socket either (no prober is listening "
-                   "on the control socket @healthtable/" +
+  CHECK(r.err.find("; the writer did not answer its control socket either: no prober is "
+                   "listening on @healthtable/" +
                    seg.str()) != std::string::npos);
   CHECK(Clock::now() - t0 < 1500ms);
   CHECK_FALSE(held.table().get_state("groq"));

@@ -190,9 +190,9 @@ int write_or_ask_prober(const std::string &segment, const std::string &line,
       reply = healthtable::request(segment, line, kProberTimeout);
     } catch (const Error &asked) {
       if (asked.code() != Errc::writer_busy) throw; // the prober answered: its error
-      throw Error(e.code(), std::string(e.what()) +
-                                "; the writer did not answer its control socket either (" +
-                                asked.what() + ")");
+      throw Error(e.code(),
+                  std::string(e.what()) +
+                      "; the writer did not answer its control socket either: " + asked.what());
     }
     fmt::print("{}\n", printable(reply));
     return kExitOk;

@@ -237,7 +237,8 @@ void Control::refused(const Sender &s, std::string_view what) {
   std::string line = "control: refused " + std::string(what) + " from " + s.describe();
   if (s.known) line += " gid " + std::to_string(s.gid);
   line += ": not allowed by [control] (allow_uids, allow_gid";
-  line += what.starts_with("'record") ? ", report_uids, report_gid)" : ")";
+  // set and reset need an admin; anything else a reporter may send.
+  line += what == "'set'" || what == "'reset'" ? ")" : ", report_uids, report_gid)";
   if (q.suppressed > 0)
     line += "; " + std::to_string(q.suppressed) + " more from this uid not logged";
   q.last = now;
