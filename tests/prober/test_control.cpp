@@ -39,25 +39,32 @@ struct Prober {
   TempDir dir;
   std::unique_ptr<Child> child;
 
-  Prober(const std::string &seg, const std::string &extra = "",
-         const std::string &interval = "1h") {
-    const std::string text =
-        "segment = \"" + seg + "\"\ninterval = \"" + interval + "\"\ntimeout = \"" +
-        (interval == "1h" ? "1s" : interval) + "\"\n" + extra +
-        "\n[[provider]]\nname = \"dead\"\ntcp = \"127.0.0.1:" + std::to_string(refused_port()) +
-        "\"\n";
-    const auto config = dir.write("healthprobe.toml", text);
+  std::string seg;
+  std::string interval;
+  int port = refused_port();
+
+  Prober(const std::string &segment, const std::string &extra = "", const std::string &every = "1h")
+      : seg(segment), interval(every) {
+    const auto config = write(extra);
     child = std::make_unique<Child>(
         std::vector<std::string>{HEALTHPROBE_BIN, "--config", config.string(), "--verbose"},
         dir.path());
   }
+  /// Writes the config file with `extra` (a [control] section, say).
+  std::filesystem::path write(const std::string &extra) const {
+    return dir.write(
+        "healthprobe.toml",
+        "segment = \"" + seg + "\"\ninterval = \"" + interval + "\"\ntimeout = \"" +
+            (interval == "1h" ? "1s" : interval) + "\"\n" + extra +
+            "\n[[provider]]\nname = \"dead\"\ntcp = \"127.0.0.1:" + std::to_string(port) + "\"\n");
+  }
   /// Waits until the prober has started and its first tick has probed.
-  bool ready(const std::string &seg) const {
+  bool ready(const std::string &segment) const {
     return child->wait_for_err("started: pid", 5s) &&
            eventually(
                [&] {
                  try {
-                   auto s = Table::open(seg).get_state("dead");
+                   auto s = Table::open(segment).get_state("dead");
                    return s && s->last_check_unix_ns > 0;
                  } catch (const Error &) {
                    return false;
@@ -508,6 +515,32 @@ TEST_CASE("[control] enabled = false: no socket, healthctl gets writer_busy") {
   const Run r = healthctl({"record", seg, "dead", "success"});
   CHECK(r.status == 11);
   CHECK(r.err.find("did not answer its control socket") != std::string::npos);
+}
+
+TEST_CASE("SIGHUP applies [control]: the socket closes and opens again, new lists at once") {
+  SegmentName seg("ctl");
+  Prober prober(seg);
+  REQUIRE(prober.ready(seg));
+  CHECK(healthctl({"set", seg, "dead", "down"}).status == 0);
+
+  prober.write("[control]\nenabled = false\n");
+  prober.child->signal(SIGHUP);
+  REQUIRE(prober.child->wait_for_err(
+      "<6>control socket @healthtable/" + seg.str() + " closed ([control] enabled = false)", 3s));
+  CHECK(healthctl({"set", seg, "dead", "up"}).status == 11);
+  CHECK(state(seg, "dead")->override_mode == Override::forced_down);
+
+  // Back on, but root is no longer an admin: only the listed uid is.
+  prober.write("[control]\nallow_uids = [12345]\n");
+  prober.child->signal(SIGHUP);
+  REQUIRE(
+      prober.child->wait_for_err("<6>control socket @healthtable/" + seg.str() + " opened", 3s));
+  const Run r = healthctl({"set", seg, "dead", "up"});
+  if (::getuid() != 12345) {
+    CHECK(r.status == 7);
+    CHECK(state(seg, "dead")->override_mode == Override::forced_down);
+  }
+  CHECK(prober.child->running());
 }
 
 TEST_CASE("the control address taken by another process: a clear error, exit 1") {
