@@ -204,21 +204,25 @@ std::size_t Control::serve(std::size_t max) noexcept {
         sender = {true, cred.pid, cred.uid, cred.gid};
       }
     }
-    std::string reply;
-    if ((msg.msg_flags & MSG_TRUNC) || static_cast<std::size_t>(n) > kControlRequestMax) {
-      // Still authorize first: a refused sender learns nothing else.
-      reply = may_report(cfg_, sender)
-                  ? "error invalid_argument request longer than " +
-                        std::to_string(kControlRequestMax) + " bytes"
-                  : (refused(sender, "an oversized request"), not_allowed(sender));
-    } else {
-      reply = handle(std::string_view(buf, static_cast<std::size_t>(n)), sender);
-    }
-    // Only a sender with an address (healthctl autobinds) gets a reply; an
-    // unnamed one (a worker's Reporter) fires and forgets. Never block on it.
-    if (msg.msg_namelen > sizeof(sa_family_t)) {
-      ::sendto(fd_, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-               reinterpret_cast<const sockaddr *>(&from), msg.msg_namelen);
+    try {
+      std::string reply;
+      if ((msg.msg_flags & MSG_TRUNC) || static_cast<std::size_t>(n) > kControlRequestMax) {
+        // Still authorize first: a refused sender learns nothing else.
+        reply = may_report(cfg_, sender)
+                    ? "error invalid_argument request longer than " +
+                          std::to_string(kControlRequestMax) + " bytes"
+                    : (refused(sender, "an oversized request"), not_allowed(sender));
+      } else {
+        reply = handle(std::string_view(buf, static_cast<std::size_t>(n)), sender);
+      }
+      // Only a sender with an address (healthctl autobinds) gets a reply; an
+      // unnamed one (a worker's Reporter) fires and forgets. Never block on it.
+      if (msg.msg_namelen > sizeof(sa_family_t)) {
+        ::sendto(fd_, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
+                 reinterpret_cast<const sockaddr *>(&from), msg.msg_namelen);
+      }
+    } catch (...) {
+      // Out of memory building a reply: drop this request, keep the loop.
     }
   }
   return done;
