@@ -89,6 +89,12 @@ std::uint64_t random_generation() {
 
 std::string q(std::string_view s) { return "'" + std::string(s) + "'"; }
 
+std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
 } // namespace
 
 Writer::Impl::Impl(std::shared_ptr<detail::Mapping> m, int fd)
@@ -256,6 +262,12 @@ void validate_policy(const Policy &p) {
   if (p.backoff.count() < 0)
     throw Error(Errc::invalid_argument,
                 "backoff must not be negative, got " + format_duration(p.backoff));
+  if (p.backoff > kMaxBackoff)
+    throw Error(Errc::invalid_argument,
+                "backoff must be at most " + format_duration(kMaxBackoff) + ", got " +
+                    format_duration(p.backoff) +
+                    "; to keep a provider down indefinitely use an override ('healthctl set ... "
+                    "down')");
 }
 
 Writer::Writer(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
@@ -318,18 +330,20 @@ bool retire_existing(std::string_view segment) {
     throw Error(Errc::writer_busy, "segment " + q(segment) +
                                        " has a live writer; stop it before replacing the segment");
   }
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_size) >= sizeof(Header)) {
-    // Tell mapped readers: our own mapping of the old object, header only.
-    try {
-      auto m = detail::Mapping::open(segment, true);
-      m->header().state.store(static_cast<std::uint32_t>(SegmentState::retired),
-                              std::memory_order_release);
-    } catch (const Error &) {
-      // Not a valid table: nobody can be reading it as one.
-    }
+  // Map the old object while it still has its name, unlink it, and only
+  // then mark it retired: a process killed in between must never leave a
+  // *live* table marked retired (readers would re-open it forever).
+  std::unique_ptr<detail::Mapping> old;
+  try {
+    old = detail::Mapping::open(segment, true);
+  } catch (const Error &) {
+    // Not a valid table: nobody can be reading it as one.
   }
   detail::unlink_segment(segment);
+  if (old)
+    // release: pairs with the acquire in Table::replaced()
+    old->header().state.store(static_cast<std::uint32_t>(SegmentState::retired),
+                              std::memory_order_release);
   return true;
 }
 
@@ -392,6 +406,12 @@ Writer Writer::open(std::string_view segment) {
                                              std::to_string(::geteuid()) +
                                              "); refusing to write a table another user controls");
   const int fd = lock_or_throw(*m);
+  // We reached this object by its name, so it is the live table. A retired
+  // mark on it can only be left by an older build that marked before it
+  // unlinked, or by a stray write: clear it, or readers re-open forever.
+  auto &state = m->header().state;
+  if (state.load(std::memory_order_relaxed) != static_cast<std::uint32_t>(SegmentState::live))
+    state.store(static_cast<std::uint32_t>(SegmentState::live), std::memory_order_release);
   auto impl = std::make_unique<Impl>(std::move(m), fd);
   impl->repair();
   impl->attach();
@@ -447,8 +467,10 @@ Transition Writer::mark_unhealthy(std::string_view provider, std::string_view re
     t = Transition::rearmed; // inside the window or half-open: re-arm from now
   }
   if (t != Transition::none) {
-    v.unhealthy_until_mono_ns = now.mono_ns + p.backoff.count();
-    v.unhealthy_until_unix_ns = now.unix_ns + p.backoff.count();
+    // policy() caps the backoff at kMaxBackoff, and times are far from the
+    // int64 limits, but a caller's `now` is arbitrary: saturate, never wrap.
+    v.unhealthy_until_mono_ns = saturating_add(now.mono_ns, p.backoff.count());
+    v.unhealthy_until_unix_ns = saturating_add(now.unix_ns, p.backoff.count());
   }
   impl_->publish(i, v);
   return t;
@@ -505,6 +527,7 @@ Policy Writer::policy() const noexcept {
   if (p.failure_threshold < 1)
     p.failure_threshold = 1; // a corrupted header cannot disable tripping
   if (p.backoff.count() < 0) p.backoff = std::chrono::nanoseconds(0);
+  if (p.backoff > kMaxBackoff) p.backoff = kMaxBackoff; // a corrupted header cannot overflow
   return p;
 }
 

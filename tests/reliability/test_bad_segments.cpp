@@ -49,7 +49,7 @@ std::vector<std::uint8_t> golden_image() {
   return test::read_image(src.str());
 }
 
-template <class T> void put(std::vector<std::uint8_t>& img, std::size_t off, T v) {
+template <class T> void put(std::vector<std::uint8_t> &img, std::size_t off, T v) {
   std::memcpy(img.data() + off, &v, sizeof v);
 }
 
@@ -59,12 +59,12 @@ std::size_t slot_off(std::uint32_t i) {
 
 /// Every call the tools make on a table, bounded; nothing may escape but
 /// healthtable::Error.
-void exercise(const Table& t) {
+void exercise(const Table &t) {
   const auto info = t.info();
   CHECK(info.used <= info.capacity);
   const auto snap = t.snapshot(std::vector<std::string>{"ollama", "absent"});
   CHECK(snap.size() <= info.capacity + 2);
-  for (const auto& s : snap) {
+  for (const auto &s : snap) {
     CHECK(s.name.size() <= kProviderNameMax);
     if (s.last_error) CHECK(s.last_error->size() <= kReasonMax);
     if (!s.registered) continue;
@@ -88,8 +88,8 @@ struct Tally {
 Tally g_tally;
 
 /// Writes `img` as segment `seg` and expects `code` from every way in.
-void expect_error(const SegmentName& seg, const std::vector<std::uint8_t>& img, Errc code,
-                  const char* what) {
+void expect_error(const SegmentName &seg, const std::vector<std::uint8_t> &img, Errc code,
+                  const char *what) {
   test::write_image(seg.str(), img);
   CAPTURE(what);
   CHECK(test::error_of([&] { (void)Table::open(seg.str()); }) == code);
@@ -100,8 +100,8 @@ void expect_error(const SegmentName& seg, const std::vector<std::uint8_t>& img, 
 
 /// Writes `img`, expects it to open, and runs every reader call and the
 /// writer's repair on it. Returns the repaired count.
-std::uint32_t expect_bounded(const SegmentName& seg, const std::vector<std::uint8_t>& img,
-                             const char* what) {
+std::uint32_t expect_bounded(const SegmentName &seg, const std::vector<std::uint8_t> &img,
+                             const char *what) {
   test::write_image(seg.str(), img);
   CAPTURE(what);
   ++g_tally.tried;
@@ -117,7 +117,7 @@ std::uint32_t expect_bounded(const SegmentName& seg, const std::vector<std::uint
     repaired = w.repaired();
     exercise(w.table());
     // After repair, the writer can write every registered provider.
-    for (const auto& s : w.table().snapshot())
+    for (const auto &s : w.table().snapshot())
       if (!s.name.empty()) (void)test::error_of([&] { w.mark_healthy(s.name); });
     exercise(w.table());
   }
@@ -141,8 +141,8 @@ TEST_CASE("bad segments: empty, zeroed, truncated and extended objects") {
   auto unpublished = good;
   put<std::uint64_t>(unpublished, offsetof(Header, magic), 0);
   expect_error(seg, unpublished, Errc::not_ready, "complete but magic unpublished");
-  for (std::size_t n : {std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{100},
-                        sizeof(Header) - 1}) {
+  for (std::size_t n :
+       {std::size_t{1}, std::size_t{7}, std::size_t{8}, std::size_t{100}, sizeof(Header) - 1}) {
     expect_error(seg, std::vector<std::uint8_t>(good.begin(), good.begin() + static_cast<long>(n)),
                  Errc::corrupt, "truncated inside the header");
   }
@@ -168,10 +168,11 @@ TEST_CASE("bad segments: foreign objects and wrong magic") {
   }
   std::mt19937_64 rng(7);
   std::vector<std::uint8_t> garbage(good.size());
-  for (auto& c : garbage) c = static_cast<std::uint8_t>(rng());
+  for (auto &c : garbage)
+    c = static_cast<std::uint8_t>(rng());
   expect_error(seg, garbage, Errc::not_a_table, "random bytes");
   std::vector<std::uint8_t> text(4096, ' ');
-  const char* hello = "#!/bin/sh\necho this is not a health table\n";
+  const char *hello = "#!/bin/sh\necho this is not a health table\n";
   std::memcpy(text.data(), hello, std::strlen(hello));
   expect_error(seg, text, Errc::not_a_table, "a text file");
   expect_error(seg, std::vector<std::uint8_t>(hello, hello + 10), Errc::corrupt,
@@ -190,7 +191,7 @@ TEST_CASE("bad segments: another layout version or build") {
     test::write_image(seg.str(), img);
     try {
       (void)Table::open(seg.str());
-    } catch (const Error& e) { // "expected X, found Y"
+    } catch (const Error &e) { // "expected X, found Y"
       CHECK(std::string(e.what()).find("expected") != std::string::npos);
       CHECK(std::string(e.what()).find("layout v2") != std::string::npos);
     }
@@ -219,7 +220,7 @@ TEST_CASE("bad segments: absurd capacity, sizes and offsets") {
     std::size_t off;
     std::uint64_t value;
     std::size_t width;
-    const char* what;
+    const char *what;
   };
   const Case cases[] = {
       {offsetof(Header, header_size), 512, 4, "header_size 512"},
@@ -243,10 +244,12 @@ TEST_CASE("bad segments: absurd capacity, sizes and offsets") {
       {offsetof(Header, index_offset), 0, 8, "index over the header"},
       {offsetof(Header, index_offset), ~0ULL, 8, "index_offset -1"},
   };
-  for (const auto& c : cases) {
+  for (const auto &c : cases) {
     auto img = good;
-    if (c.width == 4) put<std::uint32_t>(img, c.off, static_cast<std::uint32_t>(c.value));
-    else put<std::uint64_t>(img, c.off, c.value);
+    if (c.width == 4)
+      put<std::uint32_t>(img, c.off, static_cast<std::uint32_t>(c.value));
+    else
+      put<std::uint64_t>(img, c.off, c.value);
     expect_error(seg, img, Errc::corrupt, c.what);
   }
   {
@@ -287,9 +290,10 @@ TEST_CASE("bad segments: hostile contents behind a sound header stay bounded") {
     expect_bounded(seg, img, "non-UTF-8 name bytes");
     if (test::kHealthctl) {
       test::write_image(seg.str(), img);
-      for (const char* fmt : {"--json", "--expect=groq,x"}) {
+      for (const char *fmt : {"--json", "--expect=groq,x"}) {
         const auto r = test::run({test::kHealthctl, "dump", seg.str(), fmt});
-        CHECK_MESSAGE(r.status.ok(), "healthctl dump " << fmt << ": " << r.status.describe() << " " << r.out);
+        CHECK_MESSAGE(r.status.ok(),
+                      "healthctl dump " << fmt << ": " << r.status.describe() << " " << r.out);
       }
     }
   }
@@ -313,14 +317,15 @@ TEST_CASE("bad segments: hostile contents behind a sound header stay bounded") {
     {
       const auto s = Table::open(seg.str()).get_state("groq");
       REQUIRE(s.has_value());
-      CHECK(s->last_error->size() == kReasonMax);                // clamped
+      CHECK(s->last_error->size() == kReasonMax);     // clamped
       CHECK(s->override_mode == Override::automatic); // override bits 3: not a mode
     }
     CHECK(expect_bounded(seg, img, "reason length 255, override 3") >= 1);
   }
   {
     auto img = good; // an index with no empty entry, all out of range
-    for (std::uint32_t i = 0; i < index_n; ++i) put<std::uint32_t>(img, idx + 4 * i, kCap + 1 + i);
+    for (std::uint32_t i = 0; i < index_n; ++i)
+      put<std::uint32_t>(img, idx + 4 * i, kCap + 1 + i);
     test::write_image(seg.str(), img);
     {
       auto t = Table::open(seg.str());
@@ -331,7 +336,8 @@ TEST_CASE("bad segments: hostile contents behind a sound header stay bounded") {
   }
   {
     auto img = good; // an index whose entries point at the wrong slots
-    for (std::uint32_t i = 0; i < index_n; ++i) put<std::uint32_t>(img, idx + 4 * i, 1 + i % kCap);
+    for (std::uint32_t i = 0; i < index_n; ++i)
+      put<std::uint32_t>(img, idx + 4 * i, 1 + i % kCap);
     test::write_image(seg.str(), img);
     {
       auto t = Table::open(seg.str());
@@ -371,7 +377,8 @@ TEST_CASE("bad segments: hostile contents behind a sound header stay bounded") {
   {
     auto img = good; // hot words of every shape
     for (std::uint32_t i = 0; i < 3; ++i)
-      put<std::uint64_t>(img, slot_off(i), i == 0 ? ~0ULL - 1 : (i == 1 ? 1 : 0x8000000000000000ULL));
+      put<std::uint64_t>(img, slot_off(i),
+                         i == 0 ? ~0ULL - 1 : (i == 1 ? 1 : 0x8000000000000000ULL));
     expect_bounded(seg, img, "odd hot words");
   }
   MESSAGE("bad inputs so far: " << g_tally.tried);
@@ -418,7 +425,8 @@ TEST_CASE("bad segments: byte flips of a live segment never crash a reader or th
     for (int i = 0; i < 10; ++i) {
       const std::string name = "p" + std::to_string(i);
       for (int k = 0; k <= i % 4; ++k)
-        test::write_outcome(w, name, w.table().get_state(name).value_or(ProviderState{}), k % 2 == 0);
+        test::write_outcome(w, name, w.table().get_state(name).value_or(ProviderState{}),
+                            k % 2 == 0);
     }
     w.set_override("p3", Override::forced_up);
     w.heartbeat();
@@ -448,7 +456,7 @@ TEST_CASE("bad segments: byte flips of a live segment never crash a reader or th
         exercise(w.table());
       });
     if (test::kHealthctl && it % 100 == 0) {
-      for (const char* fmt : {"--json", ""}) {
+      for (const char *fmt : {"--json", ""}) {
         std::vector<std::string> argv = {test::kHealthctl, "dump", seg.str()};
         if (*fmt) argv.push_back(fmt);
         const auto r = test::run(argv);
@@ -465,38 +473,50 @@ TEST_CASE("bad segments: byte flips of a live segment never crash a reader or th
   std::memcpy(raw.base(), golden.data(), golden.size());
   CHECK_NOTHROW(exercise(Table::open(seg.str())));
   std::string summary;
-  for (const auto& [k, v] : outcomes) summary += k + "=" + std::to_string(v) + " ";
+  for (const auto &[k, v] : outcomes)
+    summary += k + "=" + std::to_string(v) + " ";
   MESSAGE(kIterations << " flipped images: " << summary << "; healthctl dump runs " << tool_runs);
   CHECK(outcomes["opened"] > 0);
   CHECK(outcomes.size() >= 3); // the flips reached several checks
   g_tally.tried += kIterations;
 }
 
-// Found by fuzz/fuzz_segment (input fuzz/findings/backoff-overflow): a
-// backoff near INT64_MAX -- from a corrupt header, or simply
-// Policy{1, nanoseconds::max()}, which validate_policy() accepts -- makes
-// mark_unhealthy() compute now + backoff in signed 64-bit: undefined
-// behaviour (UBSan aborts the asan build), and in practice a wrapped,
-// negative deadline. LIBRARY BUG (reported to the lead): skipped until
-// lib/ saturates the deadline or bounds the backoff.
-TEST_CASE("bad segments: a huge backoff neither overflows nor wraps the deadline" * doctest::skip()) {
+// A backoff near the int64 limit, from the API or from a corrupted header,
+// must neither overflow now + backoff (undefined behaviour; UBSan aborts)
+// nor wrap the deadline negative. The fuzzer found it (fuzz/findings/
+// backoff-overflow): the API now refuses more than kMaxBackoff, policy()
+// caps what a header says, and the deadline saturates.
+TEST_CASE("bad segments: a huge backoff neither overflows nor wraps the deadline") {
   SegmentName seg("backoff-max");
   const Instant now = Instant::now();
-  for (int from_header = 0; from_header < 2; ++from_header) {
+  {
     CreateOptions o;
-    o.policy.failure_threshold = 1;
-    o.policy.backoff = from_header ? std::chrono::seconds(60) : std::chrono::nanoseconds::max();
-    if (from_header) o.replace = true;
-    { auto w = Writer::create(seg.str(), o); }
-    if (from_header) {
-      test::RawMapping raw(seg.str());
-      raw.at<Header>(0).backoff_ns.store(std::numeric_limits<std::int64_t>::max() - 5);
+    o.policy.backoff = std::chrono::nanoseconds::max();
+    try {
+      Writer::create(seg.str(), o);
+      FAIL("a backoff of 292 years was accepted");
+    } catch (const Error &e) {
+      CHECK(e.code() == Errc::invalid_argument);
     }
-    auto w = Writer::open(seg.str());
-    CHECK(w.mark_unhealthy("groq", "boom", now) == Transition::tripped);
-    const auto s = *w.table().get_state("groq");
-    CHECK(s.unhealthy_until_unix_ns > now.unix_ns); // saturated, never wrapped
-    CHECK(s.unhealthy_until_mono_ns > now.mono_ns);
-    CHECK_FALSE(w.table().is_healthy("groq", now.mono_ns + 3'600'000'000'000));
+    o.policy.backoff = kMaxBackoff;
+    CHECK_NOTHROW(Writer::create(seg.str(), o));
   }
+  {
+    test::RawMapping raw(seg.str());
+    raw.at<Header>(0).backoff_ns.store(std::numeric_limits<std::int64_t>::max() - 5);
+  }
+  auto w = Writer::open(seg.str());
+  CHECK(w.policy().backoff == kMaxBackoff);
+  CHECK(w.mark_unhealthy("groq", "boom", now) == Transition::none); // threshold 2
+  CHECK(w.mark_unhealthy("groq", "boom", now) == Transition::tripped);
+  const auto s = *w.table().get_state("groq");
+  CHECK(s.unhealthy_until_unix_ns == now.unix_ns + kMaxBackoff.count());
+  CHECK(s.unhealthy_until_mono_ns == now.mono_ns + kMaxBackoff.count());
+  CHECK_FALSE(w.table().is_healthy("groq", now.mono_ns + 3'600'000'000'000));
+  // A caller's arbitrary `now` near the limit saturates instead of wrapping.
+  const Instant late{std::numeric_limits<std::int64_t>::max() - 10,
+                     std::numeric_limits<std::int64_t>::max() - 10};
+  w.mark_unhealthy("groq", "again", late);
+  CHECK(w.table().get_state("groq")->unhealthy_until_mono_ns ==
+        std::numeric_limits<std::int64_t>::max());
 }

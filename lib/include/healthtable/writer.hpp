@@ -21,13 +21,18 @@
 
 namespace healthtable {
 
+/// The longest backoff window accepted: 365 days. Longer is not a backoff;
+/// an admin override keeps a provider down indefinitely.
+inline constexpr std::chrono::nanoseconds kMaxBackoff = std::chrono::hours(24 * 365);
+
 /// Circuit-breaker policy, stored in the segment header.
 struct Policy {
   std::uint32_t failure_threshold = kDefaultFailureThreshold; ///< >= 1
   std::chrono::nanoseconds backoff{kDefaultBackoffNs};        ///< >= 0
 };
 
-/// Throws Error(invalid_argument) for a threshold < 1 or a negative backoff.
+/// Throws Error(invalid_argument) for a threshold < 1, a negative backoff or
+/// one longer than kMaxBackoff.
 void validate_policy(const Policy &policy);
 
 struct CreateOptions {
