@@ -215,15 +215,18 @@ def main() -> int:
     before = load_1min(read(os.path.join(a.results, "load_before.txt")))
     after = load_1min(read(os.path.join(a.results, "load_after.txt")))
     cpus = os.cpu_count() or 1
-    busy = max(x for x in (before, after, 0.0) if x is not None)
+    # The load before the run is other work; the load after includes this
+    # run's own reader and writer processes, so it cannot say "busy".
+    busy = before if before is not None else 0.0
     if busy > 0.5 * cpus:
-        w("> **The machine was busy during this run** (1-minute load average up to %.2f on %d "
-          "CPUs: other builds shared it). Single-process CPU-time figures hold up; the "
+        w("> **The machine was busy when this run started** (1-minute load average %.2f on %d "
+          "CPUs: other work shared it). Single-process CPU-time figures hold up; the "
           "multi-process throughput figures, which are wall-clock, are depressed and noisy. "
           "Re-run `bench/run.sh` on a quiet machine before quoting them." % (busy, cpus))
     else:
-        w("The machine was quiet during this run (1-minute load average at most %.2f on %d CPUs)."
-          % (busy, cpus))
+        w("The machine was quiet when this run started (1-minute load average %.2f on %d CPUs; "
+          "the load after it, %s, is mostly this run's own reader and writer processes)."
+          % (busy, cpus, "%.2f" % after if after is not None else "unknown"))
     if rd.context.get("library_build_type") == "debug":
         w("")
         w("Debian's `libbenchmark` reports itself as a debug build. The timing loop "
@@ -315,25 +318,25 @@ def main() -> int:
         w("")
     if any(t.startswith("is_healthy(handle), healthy") or t.startswith("≥ 20×") for t in missed):
         lk = R("whatif/is_healthy_likely/healthy")
-        w("- **is_healthy(handle), healthy / the rwlock ratio.** The healthy call is one load, "
-          "like the floor, but GCC lays the inline `is_healthy` out with the `kUpWord` return as a "
-          "taken forward branch, so the benchmark loop takes two branches per call where the floor "
-          "takes one. A bench-local copy with the healthy branch marked `[[likely]]` "
-          "(`whatif/is_healthy_likely/healthy`) measures %s = %s the floor; with it the rwlock "
-          "ratio would be %s. The rwlock itself is cheap on this CPU (%s for an uncontended "
-          "read lock and unlock), which is what makes 20× tight; the multi-process section shows "
-          "where the lock really costs." % (ns(lk.median), ratio(lk.median / floor.median),
-                                             ratio(rw_h.median / lk.median), ns(rw_h.median)))
+        w("- **is_healthy(handle), healthy / the rwlock ratio.** The healthy call is one load "
+          "and a compare, like the floor; `Table::is_healthy` marks the healthy return "
+          "`[[likely]]` so it is the fall-through (`whatif/is_healthy_likely/healthy`, a "
+          "bench-local copy, measures %s = %s the floor). The rwlock itself is cheap on this CPU "
+          "(%s for an uncontended read lock and unlock), which is what makes 20× tight; the "
+          "multi-process section shows where the lock really costs." % (
+              ns(lk.median), ratio(lk.median / floor.median), ns(rw_h.median)))
     if any(t.startswith("is_healthy(name), 64") for t in missed):
         short = R("is_healthy_name/hit/providers:64/len:8")
         same = R("is_healthy_name/hit/providers:64/len:63/same_name")
-        w("- **is_healthy(name) at 64 providers.** The cost is the name hash: FNV-1a (the ABI's "
-          "`name_hash`, layout.hpp) is a byte-at-a-time multiply chain, 63 dependent multiplies "
-          "for a 63-byte name. The same lookup with 8-byte names costs %s (%s the floor); one "
-          "63-byte name repeated, so that nothing but hashing and comparing is left, still costs "
-          "%s. Closing it needs a hash that consumes 8 bytes per step (e.g. FNV-1a over 64-bit "
-          "words, or a wyhash-style hash), which changes the index's ABI (bump `kLayoutVersion`), "
-          "or callers resolving names to a `Handle` once with `find()` — which is what the table "
+        w("- **is_healthy(name) at 64 providers, 63-byte names.** A lookup hashes the name "
+          "(`name_hash`: eight bytes per step, so 8 dependent multiply steps for 63 bytes), "
+          "probes the index, compares all 63 bytes (the test names share a 57-byte prefix) and "
+          "loads the hot word: three cache lines and a chain of multiplies that a 0.28 ns load "
+          "cannot match 40 times over. The same lookup with 8-byte names costs %s (%s the "
+          "floor); one 63-byte name repeated, so that nothing but hashing and comparing is "
+          "left, costs %s. What would close it: a two-lane hash (halves the multiply chain) and "
+          "the name in the hot word's cache line (a shorter name limit), both ABI changes; or "
+          "callers resolving names to a `Handle` once with `find()`, which is what the table "
           "is built for (%s per call)." % (ns(short.median), ratio(short.median / floor.median),
                                             ns(same.median), ns(h_ok.median)))
     if any(t.startswith("is_healthy(name), 4,096") for t in missed):
@@ -356,29 +359,19 @@ def main() -> int:
         rc = R("part/pthread_rwlock_lock_copy_unlock/tripped")
         wz_h = R("whatif/get_state_without_zeroing/healthy")
         wz_t = R("whatif/get_state_without_zeroing/tripped")
+        into_h = R("get_state_handle_into/healthy")
+        into_t = R("get_state_handle_into/tripped")
         w("- **get_state(handle).** The consistent copy alone (`part/latch_copy`, the latch read "
-          "re-implemented) costs %s; the rwlock's lock, copy and unlock cost %s. The rest is "
-          "building the `ProviderState` in `Table::Impl::state_of()`, where `RecordValue v;` is "
-          "value-initialised (176 bytes, which GCC 12 clears with `rep stosq`, slow to start "
-          "on AMD) before every field is loaded over it, and the reason is copied with an "
-          "inlined `rep movsq`; `perf record` of `get_state_handle/tripped` (during development, "
-          "not part of this run) puts the largest share of `state_of` samples on those two "
-          "instructions, then on malloc/free of the two strings. A bench-local "
-          "re-implementation that reads into an uninitialised record "
-          "(`whatif/get_state_without_zeroing`) measures %s healthy and %s tripped, against "
-          "the rwlock's %s and %s. The first fix belongs in lib/src/record.hpp: no default member "
-          "initialisers on the record that `read_record()` fills (or a read into raw storage)."
-          % (ns(lc.median), ns(rc.median), ns(wz_h.median), ns(wz_t.median),
+          "re-implemented) costs %s; the rwlock's lock, copy and unlock cost %s. The rest of "
+          "`get_state(handle)` is building a fresh `ProviderState`: two heap strings per call "
+          "(the 63-byte name, and the reason when tripped), the same allocations the rwlock "
+          "baseline makes, so the latch's lead shrinks to what it saves over the lock. The "
+          "overload that fills a caller's `ProviderState` (`get_state(handle, out)`, reusing its "
+          "strings' capacity) allocates nothing once warm: %s healthy and %s tripped, against "
+          "the rwlock's %s and %s. A reader that polls records should use it."
+          % (ns(lc.median), ns(rc.median), ns(into_h.median), ns(into_t.median),
              ns(R("baseline/pthread_rwlock/get_state/healthy").median),
              ns(R("baseline/pthread_rwlock/get_state/tripped").median)))
-        rw_gt = R("baseline/pthread_rwlock/get_state/tripped").median
-        if wz_t.median >= rw_gt:
-            w("  That alone does not make the tripped case faster than the rwlock: both sides "
-              "then spend most of the call allocating two heap strings (the 63-byte name and the "
-              "reason), and the latch saves only %s over the lock. To win clearly, `get_state` "
-              "must stop allocating per call: an overload that fills a caller's `ProviderState` "
-              "(reusing its strings' capacity), or fixed-size name and reason buffers in "
-              "`ProviderState`." % ns(max(0.0, rc.median - lc.median)))
     if any(t.startswith("per-reader") for t in missed):
         w("- **Throughput with a writer at 1,000 updates/s.** Half the updates go to the 8 read "
           "providers, so each is written %.1f times a second: too rarely for cache-line "
@@ -416,6 +409,8 @@ def main() -> int:
         "is_healthy_name/hit/providers:64/len:63/same_name")
     row("`get_state(handle)`, healthy", "get_state_handle/healthy")
     row("`get_state(handle)`, tripped (with a 63-byte reason)", "get_state_handle/tripped")
+    row("`get_state(handle, out)`, healthy (reuses the caller's strings)", "get_state_handle_into/healthy")
+    row("`get_state(handle, out)`, tripped", "get_state_handle_into/tripped")
     row("`get_state(name)`, tripped", "get_state_name/tripped")
     row("`snapshot()`, 64 providers", "snapshot/providers:64")
     row("`snapshot()`, 1,024 providers", "snapshot/providers:1024")
