@@ -41,7 +41,8 @@ namespace {
 constexpr std::uint32_t kProviders = 64;
 constexpr std::uint32_t kRead = 8; // readers read slots 0..7, the gateway's chain
 constexpr int kMaxReaders = 8;
-constexpr std::string_view kReason = "probe-exception: ConnectionError: [Errno 111] Connection refused";
+constexpr std::string_view kReason =
+    "probe-exception: ConnectionError: [Errno 111] Connection refused";
 
 int g_duration_ms = 300;
 
@@ -97,8 +98,7 @@ double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-template <Op op>
-void read_until_stopped(Control& c, int me) {
+template <Op op> void read_until_stopped(Control& c, int me) {
   Fixture& f = fixture();
   // Each reader maps the table itself, as a worker process would.
   ht::Table t = ht::Table::open(f.table.segment);
@@ -109,7 +109,8 @@ void read_until_stopped(Control& c, int me) {
                                         *t.find(f.table.names[6]), *t.find(f.table.names[7])};
   ReaderResult r{};
   c.ready.fetch_add(1);
-  while (c.go.load(std::memory_order_acquire) == 0) sched_yield();
+  while (c.go.load(std::memory_order_acquire) == 0)
+    sched_yield();
   const auto t0 = std::chrono::steady_clock::now();
   std::uint32_t i = 0;
   while (c.stop.load(std::memory_order_relaxed) == 0) {
@@ -129,7 +130,8 @@ void read_until_stopped(Control& c, int me) {
           ++r.gave_up;
         } else {
           r.retries += static_cast<std::uint64_t>(retries);
-          r.max_retries = std::max<std::uint64_t>(r.max_retries, static_cast<std::uint64_t>(retries));
+          r.max_retries =
+              std::max<std::uint64_t>(r.max_retries, static_cast<std::uint64_t>(retries));
         }
       } else {
         bool ok = f.rwlock.is_healthy(k);
@@ -160,17 +162,22 @@ struct UpdateStream {
 
   void next(Op op) {
     Fixture& f = fixture();
-    const auto p = static_cast<std::uint32_t>(
-        (k & 1) ? (k / 2) % kRead : kRead + (k / 2) % (kProviders - kRead));
+    const auto p = static_cast<std::uint32_t>((k & 1) ? (k / 2) % kRead
+                                                      : kRead + (k / 2) % (kProviders - kRead));
     ++k;
     if (op == Op::rwlock_is_healthy) {
-      if (down[p]) f.rwlock.mark_unhealthy(p, kReason, std::chrono::nanoseconds(60s).count() + static_cast<std::int64_t>(k));
-      else f.rwlock.mark_healthy(p);
+      if (down[p])
+        f.rwlock.mark_unhealthy(
+            p, kReason, std::chrono::nanoseconds(60s).count() + static_cast<std::int64_t>(k));
+      else
+        f.rwlock.mark_healthy(p);
     } else {
       // A distinct deadline per update, whatever the coarse clock's tick.
       const ht::Instant now = ht::Instant::now() + std::chrono::nanoseconds(k);
-      if (down[p]) f.table.writer->mark_unhealthy(f.table.names[p], kReason, now);
-      else f.table.writer->mark_healthy(f.table.names[p], now);
+      if (down[p])
+        f.table.writer->mark_unhealthy(f.table.names[p], kReason, now);
+      else
+        f.table.writer->mark_healthy(f.table.names[p], now);
     }
   }
 };
@@ -189,7 +196,8 @@ void write_for(UpdateStream& s, Op op, long rate, std::chrono::nanoseconds durat
   }
   if (rate < 0) {
     while (std::chrono::steady_clock::now() < end)
-      for (int n = 0; n < 64; ++n) s.next(op);
+      for (int n = 0; n < 64; ++n)
+        s.next(op);
     return;
   }
   // Absolute deadlines, so a late wake-up does not lower the rate.
@@ -224,8 +232,8 @@ void experiment(benchmark::State& state, Op op, int readers, long rate) {
       }
     }
 
-    void* mem = mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                     -1, 0);
+    void* mem =
+        mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
       state.SkipWithError("mmap of the control block failed");
       return;
@@ -255,7 +263,8 @@ void experiment(benchmark::State& state, Op op, int readers, long rate) {
       }
       pids.push_back(pid);
     }
-    while (c->ready.load() < static_cast<int>(pids.size())) usleep(100);
+    while (c->ready.load() < static_cast<int>(pids.size()))
+      usleep(100);
 
     const auto t0 = std::chrono::steady_clock::now();
     c->go.store(1, std::memory_order_release);
@@ -307,9 +316,9 @@ void register_all() {
   for (const Op op : {Op::is_healthy, Op::get_state, Op::latch_read, Op::rwlock_is_healthy})
     for (const long rate : {0L, 1000L, -1L})
       for (const int k : {1, 2, 4}) {
-        const std::string name = std::string("processes/") + op_name(op) +
-                                 "/readers:" + std::to_string(k) + "/updates_per_s:" +
-                                 (rate < 0 ? std::string("max") : std::to_string(rate));
+        const std::string name =
+            std::string("processes/") + op_name(op) + "/readers:" + std::to_string(k) +
+            "/updates_per_s:" + (rate < 0 ? std::string("max") : std::to_string(rate));
         benchmark::RegisterBenchmark(name.c_str(), experiment, op, k, rate)
             ->Iterations(1)
             ->UseManualTime()
@@ -324,8 +333,10 @@ int main(int argc, char** argv) {
   int out = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
-    if (a.rfind("--duration_ms=", 0) == 0) g_duration_ms = std::max(1, std::atoi(argv[i] + 14));
-    else argv[out++] = argv[i];
+    if (a.rfind("--duration_ms=", 0) == 0)
+      g_duration_ms = std::max(1, std::atoi(argv[i] + 14));
+    else
+      argv[out++] = argv[i];
   }
   argc = out;
   benchmark::Initialize(&argc, argv);

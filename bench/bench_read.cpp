@@ -28,7 +28,8 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::size_t kMaxName = ht::kProviderNameMax; // 63 bytes, the worst case
-constexpr std::string_view kReason = "probe-exception: ConnectionError: [Errno 111] Connection refused";
+constexpr std::string_view kReason =
+    "probe-exception: ConnectionError: [Errno 111] Connection refused";
 
 // Slots of the "states" table.
 enum StateSlot : std::uint32_t { kHealthy = 0, kTripped = 1, kHalfOpen = 2, kForcedDown = 3 };
@@ -298,9 +299,10 @@ void register_all() {
   RegisterBenchmark("floor/coarse_clock", floor_coarse_clock);
   RegisterBenchmark("floor/acquire_load+coarse_clock", floor_load_and_clock);
 
-  const std::pair<const char*, StateSlot> slots[] = {
-      {"healthy", kHealthy}, {"tripped", kTripped}, {"half_open", kHalfOpen},
-      {"forced_down", kForcedDown}};
+  const std::pair<const char*, StateSlot> slots[] = {{"healthy", kHealthy},
+                                                     {"tripped", kTripped},
+                                                     {"half_open", kHalfOpen},
+                                                     {"forced_down", kForcedDown}};
   for (const auto& [label, slot] : slots)
     RegisterBenchmark(("is_healthy_handle/" + std::string(label)).c_str(), is_healthy_handle, slot);
 
@@ -311,8 +313,8 @@ void register_all() {
                             .c_str(),
                         is_healthy_name, n, kMaxName, hit, false);
   // Context for the 63-byte worst case: short names, and one name repeated.
-  RegisterBenchmark("is_healthy_name/hit/providers:64/len:8", is_healthy_name, 64u,
-                    std::size_t{8}, true, false);
+  RegisterBenchmark("is_healthy_name/hit/providers:64/len:8", is_healthy_name, 64u, std::size_t{8},
+                    true, false);
   RegisterBenchmark("is_healthy_name/hit/providers:64/len:63/same_name", is_healthy_name, 64u,
                     kMaxName, true, true);
 

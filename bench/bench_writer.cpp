@@ -18,7 +18,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr std::string_view kReason = "probe-exception: ConnectionError: [Errno 111] Connection refused";
+constexpr std::string_view kReason =
+    "probe-exception: ConnectionError: [Errno 111] Connection refused";
 
 /// 64 providers, 63-byte names, the default policy (threshold 2, 60 s).
 htbench::BenchTable& table64() {
@@ -45,7 +46,8 @@ htbench::BenchTable& table1024() {
 void mark_healthy_steady(benchmark::State& state) {
   auto& t = table64();
   const std::string& name = t.names[0];
-  for (auto _ : state) benchmark::DoNotOptimize(t.writer->mark_healthy(name));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(t.writer->mark_healthy(name));
 }
 
 /// Failure on a tripped provider: re-arms the window from now.
@@ -54,7 +56,8 @@ void mark_unhealthy_rearm(benchmark::State& state) {
   const std::string& name = t.names[1];
   t.writer->mark_unhealthy(name, kReason);
   t.writer->mark_unhealthy(name, kReason);
-  for (auto _ : state) benchmark::DoNotOptimize(t.writer->mark_unhealthy(name, kReason));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(t.writer->mark_unhealthy(name, kReason));
 }
 
 /// One failure then one success on a healthy provider (threshold 2: the
@@ -86,7 +89,8 @@ void mark_healthy_given_instant(benchmark::State& state) {
   auto& t = table64();
   const std::string& name = t.names[3];
   const ht::Instant now = ht::Instant::now();
-  for (auto _ : state) benchmark::DoNotOptimize(t.writer->mark_healthy(name, now));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(t.writer->mark_healthy(name, now));
 }
 
 /// `healthctl dump`: every slot copied out of the writer's own mapping.

@@ -37,7 +37,8 @@ std::string provider_name(std::size_t i, std::size_t len, bool registered) {
   if (len < tag_len + 2 || len > ht::kProviderNameMax)
     throw std::invalid_argument("provider name length out of range");
   std::string name(kPrefix.substr(0, std::min(kPrefix.size(), len - tag_len)));
-  while (name.size() < len - tag_len) name += 'q';
+  while (name.size() < len - tag_len)
+    name += 'q';
   name += tag;
   return name;
 }
@@ -79,7 +80,8 @@ ReadOnlyMap::ReadOnlyMap(const std::string& segment) {
   size_ = static_cast<std::size_t>(st.st_size);
   base_ = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
   ::close(fd);
-  if (base_ == MAP_FAILED) throw std::runtime_error("mmap " + segment + ": " + std::strerror(errno));
+  if (base_ == MAP_FAILED)
+    throw std::runtime_error("mmap " + segment + ": " + std::strerror(errno));
   const auto* h = static_cast<const ht::Header*>(base_);
   slots_ = reinterpret_cast<const ht::Slot*>(static_cast<const char*>(base_) + h->slots_offset);
 }
@@ -99,7 +101,8 @@ int read_record_counting(const ht::Slot& s, RecordCopy& v) noexcept {
     v.last_check_unix_ns = r.last_check_unix_ns.load(o);
     v.unhealthy_until_unix_ns = r.unhealthy_until_unix_ns.load(o);
     v.unhealthy_until_mono_ns = r.unhealthy_until_mono_ns.load(o);
-    for (std::size_t i = 0; i < ht::kReasonWords; ++i) v.reason[i] = r.reason[i].load(o);
+    for (std::size_t i = 0; i < ht::kReasonWords; ++i)
+      v.reason[i] = r.reason[i].load(o);
     std::atomic_thread_fence(std::memory_order_acquire);
     if (s.seq.load(std::memory_order_relaxed) == s1) return attempt;
 #if defined(__x86_64__) || defined(__i386__)
@@ -183,9 +186,7 @@ LockedTable::~LockedTable() {
   switch (kind_) {
   case LockKind::pthread_rwlock: pthread_rwlock_destroy(&shared_->rwlock); break;
   case LockKind::boost_mutex: shared_->mutex.~interprocess_mutex(); break;
-  case LockKind::boost_sharable_mutex:
-    shared_->sharable.~interprocess_sharable_mutex();
-    break;
+  case LockKind::boost_sharable_mutex: shared_->sharable.~interprocess_sharable_mutex(); break;
   }
   ::munmap(shared_, size_);
   ::shm_unlink(("/" + segment_).c_str());
@@ -250,7 +251,8 @@ ht::ProviderState LockedTable::get_state(std::uint32_t i) const {
   st.healthy = r.healthy;
   st.consecutive_failures = r.consecutive_failures;
   st.last_check_unix_ns = r.last_check_unix_ns;
-  if (r.has_error) st.last_error.emplace(r.reason, std::min<std::size_t>(r.reason_len, ht::kReasonMax));
+  if (r.has_error)
+    st.last_error.emplace(r.reason, std::min<std::size_t>(r.reason_len, ht::kReasonMax));
   st.unhealthy_until_unix_ns = r.unhealthy_until_unix_ns;
   st.unhealthy_until_mono_ns = r.unhealthy_until_mono_ns;
   st.override_mode = static_cast<ht::Override>(r.override_mode);
@@ -260,7 +262,8 @@ ht::ProviderState LockedTable::get_state(std::uint32_t i) const {
   return st;
 }
 
-void LockedTable::mark_unhealthy(std::uint32_t i, std::string_view reason, std::int64_t backoff_ns) {
+void LockedTable::mark_unhealthy(std::uint32_t i, std::string_view reason,
+                                 std::int64_t backoff_ns) {
   const ht::Instant now = ht::Instant::now();
   const std::size_t n = std::min(reason.size(), ht::kReasonMax);
   lock();

@@ -44,7 +44,8 @@ std::vector<std::uint8_t> table(std::uint32_t capacity, int providers, bool trip
     o.policy.failure_threshold = 1;
     auto w = Writer::create(seg, o);
     const char* names[] = {"ollama", "groq", "openrouter", "together", "google"};
-    for (int i = 0; i < providers; ++i) w.add(names[i % 5]);
+    for (int i = 0; i < providers; ++i)
+      w.add(names[i % 5]);
     if (tripped && providers > 0) w.mark_unhealthy(names[0], "http 503: upstream timed out");
     if (providers > 1) w.set_override(names[1], Override::forced_down);
     if (providers > 2) w.mark_healthy(names[2]);

@@ -79,7 +79,7 @@ void validate_provider_name(std::string_view name) {
 }
 
 std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view what) {
-  const auto bad = [&](const std::string &why) {
+  const auto bad = [&](const std::string& why) {
     return Error(Errc::invalid_argument, std::string(what) + " '" + printable(text) + "' " + why +
                                              " (use e.g. 60s, 500ms, 2m, 1h; a plain number is "
                                              "seconds)");
@@ -115,7 +115,7 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
 
 std::string format_duration(std::chrono::nanoseconds d) {
   const std::int64_t ns = d.count();
-  const auto fmt = [](std::int64_t v, std::int64_t unit, const char *suffix) {
+  const auto fmt = [](std::int64_t v, std::int64_t unit, const char* suffix) {
     char buf[48];
     if (v % unit == 0) {
       std::snprintf(buf, sizeof buf, "%lld%s", static_cast<long long>(v / unit), suffix);

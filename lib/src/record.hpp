@@ -124,7 +124,7 @@ struct RecordValue {
   }
 };
 
-inline void load_record(const Record &r, RecordValue &v) noexcept {
+inline void load_record(const Record& r, RecordValue& v) noexcept {
   constexpr auto o = std::memory_order_relaxed;
   v.status = r.status.load(o);
   v.transitions = r.transitions.load(o);
@@ -137,7 +137,7 @@ inline void load_record(const Record &r, RecordValue &v) noexcept {
     v.reason[i] = r.reason[i].load(o);
 }
 
-inline void store_record(Record &r, const RecordValue &v) noexcept {
+inline void store_record(Record& r, const RecordValue& v) noexcept {
   constexpr auto o = std::memory_order_relaxed;
   r.status.store(v.status, o);
   r.transitions.store(v.transitions, o);
@@ -156,7 +156,7 @@ inline constexpr int kMaxReadAttempts = 1 << 16;
 
 /// Copies the stable record. Returns false only if a live writer changed it
 /// kMaxReadAttempts times in a row while we copied.
-inline bool read_record(const Slot &s, RecordValue &v) noexcept {
+inline bool read_record(const Slot& s, RecordValue& v) noexcept {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     // acquire: pairs with the release stores of seq in write_record()
     const std::uint64_t s1 = s.seq.load(std::memory_order_acquire);
@@ -172,7 +172,7 @@ inline bool read_record(const Slot &s, RecordValue &v) noexcept {
 }
 
 /// Writes `v` into both copies through the latch. Single writer only.
-inline void write_record(Slot &s, const RecordValue &v) noexcept {
+inline void write_record(Slot& s, const RecordValue& v) noexcept {
   std::uint64_t q = s.seq.load(std::memory_order_relaxed); // we are the only writer
   const auto bump = [&] {
     ++q;
@@ -195,9 +195,9 @@ namespace healthtable {
 
 struct Table::Impl {
   std::shared_ptr<detail::Mapping> mapping;
-  const Header *header = nullptr;
-  const Slot *slots = nullptr;
-  const std::atomic<std::uint32_t> *index = nullptr;
+  const Header* header = nullptr;
+  const Slot* slots = nullptr;
+  const std::atomic<std::uint32_t>* index = nullptr;
   std::uint32_t capacity = 0;
   std::uint32_t index_mask = 0;
 
@@ -208,7 +208,7 @@ struct Table::Impl {
   std::uint32_t used() const noexcept;
   /// Slot number of a provider, or -1.
   std::int64_t lookup(std::string_view provider) const noexcept;
-  void state_of(std::uint32_t slot, ProviderState &out) const;
+  void state_of(std::uint32_t slot, ProviderState& out) const;
   ProviderState state_of(std::uint32_t slot) const {
     ProviderState st;
     state_of(slot, st);

@@ -21,7 +21,7 @@ constexpr std::string_view kPrefix = "healthtable/";
 
 /// Fills `sa` with `address` (abstract: it starts with a NUL); returns the
 /// address length to pass to sendto().
-socklen_t fill(sockaddr_un &sa, std::string_view address) noexcept {
+socklen_t fill(sockaddr_un& sa, std::string_view address) noexcept {
   std::memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, address.data(), address.size());
@@ -84,10 +84,10 @@ Reporter::~Reporter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Reporter::Reporter(Reporter &&other) noexcept
+Reporter::Reporter(Reporter&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), address_(std::move(other.address_)) {}
 
-Reporter &Reporter::operator=(Reporter &&other) noexcept {
+Reporter& Reporter::operator=(Reporter&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
@@ -103,7 +103,7 @@ bool Reporter::send(std::string_view line) noexcept {
   ssize_t n = -1;
   do {
     n = ::sendto(fd_, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                 reinterpret_cast<const sockaddr *>(&sa), len);
+                 reinterpret_cast<const sockaddr*>(&sa), len);
   } while (n < 0 && errno == EINTR);
   return n == static_cast<ssize_t>(line.size());
 }
@@ -156,7 +156,7 @@ std::string request(std::string_view segment, std::string_view line,
   // address to answer to.
   sockaddr_un self{};
   self.sun_family = AF_UNIX;
-  if (::bind(fd, reinterpret_cast<const sockaddr *>(&self), sizeof(sa_family_t)) != 0)
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&self), sizeof(sa_family_t)) != 0)
     throw Error(Errc::system_error,
                 std::string("cannot bind a control socket: ") + std::strerror(errno));
 
@@ -170,7 +170,7 @@ std::string request(std::string_view segment, std::string_view line,
   const socklen_t to_len = fill(to, address);
   for (;;) {
     const ssize_t n = ::sendto(fd, line.data(), line.size(), MSG_NOSIGNAL,
-                               reinterpret_cast<const sockaddr *>(&to), to_len);
+                               reinterpret_cast<const sockaddr*>(&to), to_len);
     if (n == static_cast<ssize_t>(line.size())) break;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == ECONNREFUSED || errno == ENOENT))
@@ -199,7 +199,7 @@ std::string request(std::string_view segment, std::string_view line,
     sockaddr_un from{};
     socklen_t from_len = sizeof from;
     const ssize_t n =
-        ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr *>(&from), &from_len);
+        ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) throw Error(Errc::system_error, std::string("recvfrom: ") + std::strerror(errno));
     // Only the prober's address answers; anything else is a stray.

@@ -48,7 +48,7 @@ std::string describe_format(std::uint64_t f) {
   return buf;
 }
 
-[[noreturn]] void corrupt(std::string_view segment, const std::string &what) {
+[[noreturn]] void corrupt(std::string_view segment, const std::string& what) {
   throw Error(Errc::corrupt, "segment " + quoted(segment) + " is corrupt: " + what +
                                  "; recreate it with 'healthctl create " + std::string(segment) +
                                  " --force'");
@@ -107,7 +107,7 @@ void throw_errno(int err, std::string_view what, std::string_view segment) {
   }
 }
 
-void validate_image(const std::uint8_t *base, std::uint64_t size, std::string_view segment) {
+void validate_image(const std::uint8_t* base, std::uint64_t size, std::string_view segment) {
   if (size == 0)
     throw Error(Errc::not_ready, "segment " + quoted(segment) +
                                      " is still being created (size 0); retry in a moment, or "
@@ -115,7 +115,7 @@ void validate_image(const std::uint8_t *base, std::uint64_t size, std::string_vi
   if (size < sizeof(Header))
     corrupt(segment, "truncated to " + std::to_string(size) + " bytes, smaller than the " +
                          std::to_string(sizeof(Header)) + "-byte header");
-  const auto &h = *reinterpret_cast<const Header *>(base);
+  const auto& h = *reinterpret_cast<const Header*>(base);
   // acquire: pairs with the release store that publishes the magic in
   // Writer::create(); everything below was written before it.
   const std::uint64_t magic = h.magic.load(std::memory_order_acquire);
@@ -176,9 +176,9 @@ std::unique_ptr<Mapping> Mapping::open(std::string_view segment, bool writable) 
     m->size_ = static_cast<std::uint64_t>(st.st_size);
     if (m->size_ == 0) validate_image(nullptr, 0, segment); // throws not_ready
     bip::mapped_region region(shm, mode, 0, static_cast<std::size_t>(m->size_));
-    m->base_ = static_cast<std::uint8_t *>(region.get_address());
+    m->base_ = static_cast<std::uint8_t*>(region.get_address());
     m->native_.reset(new Native{std::move(shm), std::move(region)});
-  } catch (const bip::interprocess_exception &e) {
+  } catch (const bip::interprocess_exception& e) {
     throw_errno(e.get_native_error() ? e.get_native_error() : EIO, "cannot open", segment);
   }
   validate_image(m->base_, m->size_, segment);
@@ -217,7 +217,7 @@ std::unique_ptr<Mapping> Mapping::create(std::string_view segment, std::uint64_t
     m->owner_ = st.st_uid;
     m->size_ = size;
     bip::mapped_region region(shm, bip::read_write, 0, static_cast<std::size_t>(size));
-    m->base_ = static_cast<std::uint8_t *>(region.get_address());
+    m->base_ = static_cast<std::uint8_t*>(region.get_address());
     m->native_.reset(new Native{std::move(shm), std::move(region)});
   } catch (...) {
     // Leave nothing behind: a half-made segment would read as "not ready"
@@ -225,7 +225,7 @@ std::unique_ptr<Mapping> Mapping::create(std::string_view segment, std::uint64_t
     if (created) ::shm_unlink(name.c_str());
     try {
       throw;
-    } catch (const bip::interprocess_exception &e) {
+    } catch (const bip::interprocess_exception& e) {
       throw_errno(e.get_native_error() ? e.get_native_error() : EIO, "cannot create", segment);
     }
   }
@@ -237,7 +237,7 @@ void unlink_segment(std::string_view segment) {
   if (::shm_unlink(name.c_str()) != 0) throw_errno(errno, "cannot remove", segment);
 }
 
-int open_lock_fd(const Mapping &same_as) {
+int open_lock_fd(const Mapping& same_as) {
   const std::string name = shm_name(same_as.segment());
   const int fd = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
   if (fd < 0) throw_errno(errno, "cannot open", same_as.segment());

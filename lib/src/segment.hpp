@@ -18,8 +18,8 @@ namespace healthtable::detail {
 class Mapping {
 public:
   ~Mapping();
-  Mapping(const Mapping &) = delete;
-  Mapping &operator=(const Mapping &) = delete;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
 
   /// Opens an existing segment and validates its header. `writable` maps
   /// PROT_READ|PROT_WRITE from an O_RDWR descriptor, else PROT_READ from
@@ -32,18 +32,18 @@ public:
   static std::unique_ptr<Mapping> create(std::string_view segment, std::uint64_t size,
                                          std::uint32_t mode);
 
-  const std::string &segment() const noexcept { return segment_; }
+  const std::string& segment() const noexcept { return segment_; }
   int fd() const noexcept { return fd_; }
-  std::uint8_t *base() const noexcept { return base_; }
+  std::uint8_t* base() const noexcept { return base_; }
   std::uint64_t size() const noexcept { return size_; }
   dev_t dev() const noexcept { return dev_; }
   ino_t ino() const noexcept { return ino_; }
   uid_t owner() const noexcept { return owner_; }
 
-  Header &header() const noexcept { return *reinterpret_cast<Header *>(base_); }
-  Slot *slots() const noexcept { return reinterpret_cast<Slot *>(base_ + header().slots_offset); }
-  std::atomic<std::uint32_t> *index() const noexcept {
-    return reinterpret_cast<std::atomic<std::uint32_t> *>(base_ + header().index_offset);
+  Header& header() const noexcept { return *reinterpret_cast<Header*>(base_); }
+  Slot* slots() const noexcept { return reinterpret_cast<Slot*>(base_ + header().slots_offset); }
+  std::atomic<std::uint32_t>* index() const noexcept {
+    return reinterpret_cast<std::atomic<std::uint32_t>*>(base_ + header().index_offset);
   }
 
   struct Native; // the Boost objects
@@ -53,7 +53,7 @@ private:
   std::string segment_;
   std::unique_ptr<Native> native_;
   int fd_ = -1;
-  std::uint8_t *base_ = nullptr;
+  std::uint8_t* base_ = nullptr;
   std::uint64_t size_ = 0;
   dev_t dev_ = 0;
   ino_t ino_ = 0;
@@ -63,7 +63,7 @@ private:
 /// Checks a mapped image of `size` bytes: magic, format, then every size and
 /// offset against what the capacity implies. Throws not_ready, not_a_table,
 /// incompatible_layout or corrupt. Reads nothing outside [base, base+size).
-void validate_image(const std::uint8_t *base, std::uint64_t size, std::string_view segment);
+void validate_image(const std::uint8_t* base, std::uint64_t size, std::string_view segment);
 
 /// The POSIX name with its leading '/', after validation.
 std::string shm_name(std::string_view segment);
@@ -76,7 +76,7 @@ void unlink_segment(std::string_view segment);
 
 /// Opens the object again, O_RDWR|O_CLOEXEC, for the writer lock, and checks
 /// it is the same object as `same_as`. Returns the fd.
-int open_lock_fd(const Mapping &same_as);
+int open_lock_fd(const Mapping& same_as);
 
 /// Takes the exclusive open-file-description lock on `fd` without waiting.
 /// Returns false if another open file description holds it.

@@ -30,7 +30,7 @@ void RecordValue::clear_reason() noexcept {
 }
 
 std::string RecordValue::reason_text() const {
-  return std::string(reinterpret_cast<const char *>(reason), reason_len());
+  return std::string(reinterpret_cast<const char*>(reason), reason_len());
 }
 
 } // namespace detail
@@ -76,7 +76,7 @@ std::int64_t Table::Impl::lookup(std::string_view provider) const noexcept {
     const std::uint32_t e = index[(h + i) & index_mask].load(std::memory_order_acquire);
     if (e == 0) return -1;
     if (e > capacity) continue; // corrupt entry: never follow it out of bounds
-    const Slot &s = slots[e - 1];
+    const Slot& s = slots[e - 1];
     if (s.name_hash == h && s.name_len == provider.size() &&
         std::memcmp(s.name, provider.data(), provider.size()) == 0)
       return e - 1;
@@ -84,8 +84,8 @@ std::int64_t Table::Impl::lookup(std::string_view provider) const noexcept {
   return -1;
 }
 
-void Table::Impl::state_of(std::uint32_t slot, ProviderState &st) const {
-  const Slot &s = slots[slot];
+void Table::Impl::state_of(std::uint32_t slot, ProviderState& st) const {
+  const Slot& s = slots[slot];
   st.name.assign(s.name, std::min<std::size_t>(s.name_len, kProviderNameMax));
   st.registered = true;
   detail::RecordValue v; // filled whole by read_record()
@@ -99,7 +99,7 @@ void Table::Impl::state_of(std::uint32_t slot, ProviderState &st) const {
   if (v.has_error()) {
     // assign() into the existing string keeps its capacity
     if (!st.last_error) st.last_error.emplace();
-    st.last_error->assign(reinterpret_cast<const char *>(v.reason), v.reason_len());
+    st.last_error->assign(reinterpret_cast<const char*>(v.reason), v.reason_len());
   } else {
     st.last_error.reset();
   }
@@ -112,11 +112,11 @@ void Table::Impl::state_of(std::uint32_t slot, ProviderState &st) const {
 }
 
 Table::Table(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
-Table::Table(Table &&) noexcept = default;
-Table &Table::operator=(Table &&) noexcept = default;
+Table::Table(Table&&) noexcept = default;
+Table& Table::operator=(Table&&) noexcept = default;
 Table::~Table() = default;
 
-Table Table::open(std::string_view segment, const OpenOptions &options) {
+Table Table::open(std::string_view segment, const OpenOptions& options) {
   std::shared_ptr<detail::Mapping> m = detail::Mapping::open(segment, /*writable=*/false);
   if (options.require_owner && m->owner() != *options.require_owner)
     throw Error(Errc::permission_denied,
@@ -151,7 +151,7 @@ std::optional<ProviderState> Table::get_state(std::string_view provider) const {
 
 ProviderState Table::get_state(Handle h) const { return impl_->state_of(h.slot()); }
 
-void Table::get_state(Handle h, ProviderState &out) const { impl_->state_of(h.slot(), out); }
+void Table::get_state(Handle h, ProviderState& out) const { impl_->state_of(h.slot(), out); }
 
 std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected) const {
   std::vector<ProviderState> out;
@@ -162,7 +162,7 @@ std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected
     out.push_back(impl_->state_of(i));
     seen.insert(out.back().name);
   }
-  for (const auto &name : expected) {
+  for (const auto& name : expected) {
     if (!seen.insert(name).second) continue; // never overwrite a real state
     ProviderState placeholder;
     placeholder.name = name;
@@ -172,7 +172,7 @@ std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected
 }
 
 TableInfo Table::info() const {
-  const Header &h = *impl_->header;
+  const Header& h = *impl_->header;
   constexpr auto o = std::memory_order_relaxed;
   TableInfo i;
   i.segment = impl_->mapping->segment();
@@ -215,6 +215,6 @@ bool Table::replaced() const {
   return now.st_dev != impl_->mapping->dev() || now.st_ino != impl_->mapping->ino();
 }
 
-const std::string &Table::segment() const noexcept { return impl_->mapping->segment(); }
+const std::string& Table::segment() const noexcept { return impl_->mapping->segment(); }
 
 } // namespace healthtable

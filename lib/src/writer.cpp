@@ -25,27 +25,27 @@ using detail::RecordValue;
 
 struct Writer::Impl {
   std::shared_ptr<detail::Mapping> mapping;
-  Header *header = nullptr;
-  Slot *slots = nullptr;
-  std::atomic<std::uint32_t> *index = nullptr;
+  Header* header = nullptr;
+  Slot* slots = nullptr;
+  std::atomic<std::uint32_t>* index = nullptr;
   std::uint32_t capacity = 0;
   std::uint32_t index_mask = 0;
   int lock_fd = -1;    // its own open file description, holding the OFD lock
   bool forked = false; // set in a fork child: the lock stayed with the parent
   std::uint32_t repaired = 0;
-  Table::Impl *view; // owned by `reader`: one lookup serves both sides
+  Table::Impl* view; // owned by `reader`: one lookup serves both sides
   Table reader;      // a read-only view of our own mapping
 
   Impl(std::shared_ptr<detail::Mapping> m, int fd);
   ~Impl();
 
   void check_owner() const;
-  Slot &slot(std::uint32_t i) const noexcept { return slots[i]; }
+  Slot& slot(std::uint32_t i) const noexcept { return slots[i]; }
   std::int64_t lookup(std::string_view provider) const noexcept;
   void index_insert(std::uint32_t slot) noexcept;
   std::uint32_t add(std::string_view provider);
   RecordValue current(std::uint32_t i) const noexcept;
-  void publish(std::uint32_t i, const RecordValue &v) noexcept;
+  void publish(std::uint32_t i, const RecordValue& v) noexcept;
   void repair();
   void attach();
 };
@@ -58,8 +58,8 @@ struct Writer::Impl {
 namespace {
 
 std::mutex g_registry_mutex;
-std::vector<Writer::Impl *> &registry() {
-  static auto *r = new std::vector<Writer::Impl *>(); // never destroyed: used in atfork
+std::vector<Writer::Impl*>& registry() {
+  static auto* r = new std::vector<Writer::Impl*>(); // never destroyed: used in atfork
   return *r;
 }
 
@@ -67,16 +67,16 @@ void atfork_prepare() { g_registry_mutex.lock(); }
 void atfork_parent() { g_registry_mutex.unlock(); }
 void atfork_child();
 
-void register_impl(Writer::Impl *impl) {
+void register_impl(Writer::Impl* impl) {
   static std::once_flag once;
   std::call_once(once, [] { ::pthread_atfork(atfork_prepare, atfork_parent, atfork_child); });
   std::lock_guard lock(g_registry_mutex);
   registry().push_back(impl);
 }
 
-void unregister_impl(Writer::Impl *impl) {
+void unregister_impl(Writer::Impl* impl) {
   std::lock_guard lock(g_registry_mutex);
-  auto &r = registry();
+  auto& r = registry();
   r.erase(std::remove(r.begin(), r.end(), impl), r.end());
 }
 
@@ -110,7 +110,7 @@ Writer::Impl::~Impl() {
 
 namespace {
 void atfork_child() {
-  for (Writer::Impl *impl : registry()) {
+  for (Writer::Impl* impl : registry()) {
     if (impl->lock_fd >= 0) ::close(impl->lock_fd);
     impl->lock_fd = -1;
     impl->forked = true;
@@ -134,7 +134,7 @@ std::int64_t Writer::Impl::lookup(std::string_view provider) const noexcept {
 void Writer::Impl::index_insert(std::uint32_t slot) noexcept {
   std::uint64_t h = slots[slot].name_hash;
   for (std::uint32_t i = 0; i <= index_mask; ++i, ++h) {
-    auto &e = index[h & index_mask];
+    auto& e = index[h & index_mask];
     if (e.load(std::memory_order_relaxed) == 0) {
       // release: pairs with the acquire in Table::Impl::lookup(); the slot's
       // name was written before.
@@ -161,7 +161,7 @@ std::uint32_t Writer::Impl::add(std::string_view provider) {
                                       ") and cannot register " + q(provider) + advice);
   }
   // Fill the slot while no reader can reach it ...
-  Slot &s = slots[n];
+  Slot& s = slots[n];
   s.name_hash = name_hash(provider.data(), provider.size());
   s.name_len = static_cast<std::uint32_t>(provider.size());
   std::memset(s.name, 0, sizeof s.name);
@@ -189,8 +189,8 @@ RecordValue Writer::Impl::current(std::uint32_t i) const noexcept {
   return v;
 }
 
-void Writer::Impl::publish(std::uint32_t i, const RecordValue &v) noexcept {
-  Slot &s = slots[i];
+void Writer::Impl::publish(std::uint32_t i, const RecordValue& v) noexcept {
+  Slot& s = slots[i];
   detail::write_record(s, v);
   const std::uint64_t word = v.down_word();
   // Skip an unchanged store: the hot word's cache line is read by every
@@ -205,7 +205,7 @@ void Writer::Impl::publish(std::uint32_t i, const RecordValue &v) noexcept {
 void Writer::Impl::repair() {
   const std::uint32_t n = std::min(header->used.load(std::memory_order_relaxed), capacity);
   for (std::uint32_t i = 0; i < n; ++i) {
-    Slot &s = slots[i];
+    Slot& s = slots[i];
     bool fixed = false;
     // A slot published in `used` but missing from the index (writer died
     // between the two stores in add()).
@@ -255,7 +255,7 @@ std::string_view transition_name(Transition t) noexcept {
   return "none";
 }
 
-void validate_policy(const Policy &p) {
+void validate_policy(const Policy& p) {
   if (p.failure_threshold < 1)
     throw Error(Errc::invalid_argument,
                 "failure_threshold must be at least 1, got " + std::to_string(p.failure_threshold));
@@ -271,8 +271,8 @@ void validate_policy(const Policy &p) {
 }
 
 Writer::Writer(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
-Writer::Writer(Writer &&) noexcept = default;
-Writer &Writer::operator=(Writer &&other) noexcept {
+Writer::Writer(Writer&&) noexcept = default;
+Writer& Writer::operator=(Writer&& other) noexcept {
   if (this != &other) {
     if (impl_) unregister_impl(impl_.get());
     impl_ = std::move(other.impl_);
@@ -285,7 +285,7 @@ Writer::~Writer() {
 
 namespace {
 
-[[noreturn]] void throw_busy(const detail::Mapping &m) {
+[[noreturn]] void throw_busy(const detail::Mapping& m) {
   const auto pid = m.header().magic.load(std::memory_order_acquire) == kMagic
                        ? m.header().writer_pid.load(std::memory_order_relaxed)
                        : 0;
@@ -295,7 +295,7 @@ namespace {
                   "; only one process may write a table: stop it first");
 }
 
-int lock_or_throw(const detail::Mapping &m) {
+int lock_or_throw(const detail::Mapping& m) {
   const int fd = detail::open_lock_fd(m);
   try {
     if (!detail::try_writer_lock(fd)) throw_busy(m);
@@ -324,7 +324,7 @@ bool retire_existing(std::string_view segment) {
     try {
       auto m = detail::Mapping::open(segment, false);
       throw_busy(*m);
-    } catch (const Error &e) {
+    } catch (const Error& e) {
       if (e.code() == Errc::writer_busy) throw;
     }
     throw Error(Errc::writer_busy, "segment " + q(segment) +
@@ -336,7 +336,7 @@ bool retire_existing(std::string_view segment) {
   std::unique_ptr<detail::Mapping> old;
   try {
     old = detail::Mapping::open(segment, true);
-  } catch (const Error &) {
+  } catch (const Error&) {
     // Not a valid table: nobody can be reading it as one.
   }
   detail::unlink_segment(segment);
@@ -349,7 +349,7 @@ bool retire_existing(std::string_view segment) {
 
 } // namespace
 
-Writer Writer::create(std::string_view segment, const CreateOptions &options) {
+Writer Writer::create(std::string_view segment, const CreateOptions& options) {
   validate_segment_name(segment);
   validate_policy(options.policy);
   if (options.capacity < 1 || options.capacity > kMaxCapacity)
@@ -372,7 +372,7 @@ Writer Writer::create(std::string_view segment, const CreateOptions &options) {
     throw;
   }
   // The object is zero-filled; write everything but the magic ...
-  Header &h = m->header();
+  Header& h = m->header();
   h.format = kFormat;
   h.layout_version = kLayoutVersion;
   h.header_size = sizeof(Header);
@@ -409,7 +409,7 @@ Writer Writer::open(std::string_view segment) {
   // We reached this object by its name, so it is the live table. A retired
   // mark on it can only be left by an older build that marked before it
   // unlinked, or by a stray write: clear it, or readers re-open forever.
-  auto &state = m->header().state;
+  auto& state = m->header().state;
   if (state.load(std::memory_order_relaxed) != static_cast<std::uint32_t>(SegmentState::live))
     state.store(static_cast<std::uint32_t>(SegmentState::live), std::memory_order_release);
   auto impl = std::make_unique<Impl>(std::move(m), fd);
@@ -513,7 +513,7 @@ void Writer::reset(std::string_view provider) {
   impl_->publish(static_cast<std::uint32_t>(i), zero_state());
 }
 
-void Writer::set_policy(const Policy &policy) {
+void Writer::set_policy(const Policy& policy) {
   impl_->check_owner();
   validate_policy(policy);
   impl_->header->failure_threshold.store(policy.failure_threshold, std::memory_order_relaxed);
@@ -543,7 +543,7 @@ void Writer::set_heartbeat_interval(std::chrono::nanoseconds interval) {
                                              std::memory_order_relaxed);
 }
 
-const Table &Writer::table() const noexcept { return impl_->reader; }
+const Table& Writer::table() const noexcept { return impl_->reader; }
 
 std::uint32_t Writer::repaired() const noexcept { return impl_->repaired; }
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-extern char **environ;
+extern char** environ;
 
 namespace healthtable::test {
 
@@ -26,7 +26,7 @@ struct Run {
 };
 
 /// healthctl ARGS..., stdout and stderr captured separately, stdin empty.
-inline Run healthctl(const std::vector<std::string> &args) {
+inline Run healthctl(const std::vector<std::string>& args) {
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe failed");
@@ -37,8 +37,8 @@ inline Run healthctl(const std::vector<std::string> &args) {
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
   std::vector<std::string> argv_s{HEALTHCTL_PATH};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char *> argv;
-  for (auto &a : argv_s)
+  std::vector<char*> argv;
+  for (auto& a : argv_s)
     argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = -1;
@@ -53,7 +53,7 @@ inline Run healthctl(const std::vector<std::string> &args) {
   }
   Run r;
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string *sinks[2] = {&r.out, &r.err};
+  std::string* sinks[2] = {&r.out, &r.err};
   int open_fds = 2;
   while (open_fds > 0) {
     if (::poll(fds, 2, -1) < 0) {
@@ -80,14 +80,14 @@ inline Run healthctl(const std::vector<std::string> &args) {
   return r;
 }
 
-inline std::size_t count_lines(const std::string &s) {
+inline std::size_t count_lines(const std::string& s) {
   return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
 }
 
 /// A failure as healthctl must report one: the exit code, nothing on
 /// stdout, and exactly one line on stderr, "healthctl: ...", containing
 /// `needle`.
-inline void check_error(const Run &r, int code, const std::string &needle) {
+inline void check_error(const Run& r, int code, const std::string& needle) {
   INFO("stdout: ", r.out);
   INFO("stderr: ", r.err);
   CHECK(r.status == code);
@@ -99,7 +99,7 @@ inline void check_error(const Run &r, int code, const std::string &needle) {
 }
 
 /// A success: exit 0, nothing on stderr. Returns stdout.
-inline std::string check_ok(const Run &r) {
+inline std::string check_ok(const Run& r) {
   INFO("stdout: ", r.out);
   INFO("stderr: ", r.err);
   CHECK(r.status == 0);
@@ -107,7 +107,7 @@ inline std::string check_ok(const Run &r) {
   return r.out;
 }
 
-inline bool contains(const std::string &haystack, const std::string &needle) {
+inline bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 

@@ -23,7 +23,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-json dump_json(const std::string &segment, const std::vector<std::string> &extra = {}) {
+json dump_json(const std::string& segment, const std::vector<std::string>& extra = {}) {
   std::vector<std::string> args{"dump", segment, "--json"};
   args.insert(args.end(), extra.begin(), extra.end());
   const Run r = healthctl(args);
@@ -32,14 +32,14 @@ json dump_json(const std::string &segment, const std::vector<std::string> &extra
   return json::parse(r.out);
 }
 
-const json &provider(const json &doc, const std::string &name) {
-  for (const json &p : doc.at("providers"))
+const json& provider(const json& doc, const std::string& name) {
+  for (const json& p : doc.at("providers"))
     if (p.at("name") == name) return p;
   FAIL("provider " << name << " not in dump");
   throw std::logic_error("unreachable");
 }
 
-std::vector<std::string> lines_of(const std::string &text) {
+std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);)
@@ -52,7 +52,7 @@ std::vector<std::string> lines_of(const std::string &text) {
 TEST_CASE("--help and --version exit 0 and print to stdout, for every subcommand") {
   const Run top = healthctl({"--help"});
   CHECK(check_ok(top).find("Usage: healthctl") != std::string::npos);
-  for (const char *sub : {"create", "info", "dump", "check", "record", "set", "reset", "destroy"}) {
+  for (const char* sub : {"create", "info", "dump", "check", "record", "set", "reset", "destroy"}) {
     CAPTURE(sub);
     CHECK(contains(top.out, std::string("  ") + sub + " "));
     const Run help = healthctl({sub, "--help"});
@@ -141,7 +141,7 @@ TEST_CASE("record walks the circuit breaker, and check and dump --json follow it
   json doc = dump_json(seg);
   CHECK(doc.at("segment") == seg.str());
   CHECK(doc.at("providers").size() == 1);
-  const json &g = provider(doc, "groq");
+  const json& g = provider(doc, "groq");
   CHECK(g.at("healthy") == false);
   CHECK(g.at("available") == false);
   CHECK(g.at("registered") == true);
@@ -163,7 +163,7 @@ TEST_CASE("record walks the circuit breaker, and check and dump --json follow it
         "groq: recovered; healthy again\n");
   CHECK(check_ok(healthctl({"check", seg, "groq"})) == "groq: healthy\n");
   doc = dump_json(seg);
-  const json &r = provider(doc, "groq");
+  const json& r = provider(doc, "groq");
   CHECK(r.at("healthy") == true);
   CHECK(r.at("available") == true);
   CHECK(r.at("consecutive_failures") == 0);
@@ -192,7 +192,7 @@ TEST_CASE("threshold 1 trips on one failure, and a zero backoff is half-open at 
   CHECK(r.status == 0);
   CHECK(contains(r.out, "p: healthy (half-open"));
   const json doc = dump_json(seg);
-  const json &p = provider(doc, "p");
+  const json& p = provider(doc, "p");
   CHECK(p.at("healthy") == false);
   CHECK(p.at("available") == true);
   const std::string text = check_ok(healthctl({"dump", seg}));
@@ -216,7 +216,7 @@ TEST_CASE("dump prints a header, the writer and an aligned table") {
   CHECK(lines[2].empty());
   CHECK(lines[3].starts_with("PROVIDER    AVAILABLE  HEALTHY  FAILURES  LAST CHECK"));
   // Every column starts where its heading does.
-  for (const char *heading : {"AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNHEALTHY FOR",
+  for (const char* heading : {"AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNHEALTHY FOR",
                               "OVERRIDE", "LAST ERROR"}) {
     CAPTURE(heading);
     const std::size_t col = lines[3].find(heading);
@@ -243,13 +243,13 @@ TEST_CASE("dump --expect adds placeholders and never overwrites a real state") {
   const json doc = dump_json(seg, {"--expect", "ollama,groq,google"});
   REQUIRE(doc.at("providers").size() == 3);
   CHECK(doc.at("providers")[0].at("name") == "groq"); // registration order, then expected
-  const json &groq = provider(doc, "groq");
+  const json& groq = provider(doc, "groq");
   CHECK(groq.at("registered") == true);
   CHECK(groq.at("consecutive_failures") == 1);
   CHECK(groq.at("last_error") == "timeout");
-  for (const char *name : {"ollama", "google"}) {
+  for (const char* name : {"ollama", "google"}) {
     CAPTURE(name);
-    const json &p = provider(doc, name);
+    const json& p = provider(doc, name);
     CHECK(p.at("registered") == false);
     CHECK(p.at("healthy") == true);
     CHECK(p.at("available") == true);
@@ -305,7 +305,7 @@ TEST_CASE("set down/up/auto decides what check answers") {
   CHECK(r.status == 0);
   CHECK(r.out == "groq: healthy (forced up by override)\n");
   const json doc = dump_json(seg);
-  const json &up = provider(doc, "groq");
+  const json& up = provider(doc, "groq");
   CHECK(up.at("healthy") == false);
   CHECK(up.at("available") == true);
 
@@ -318,7 +318,7 @@ TEST_CASE("set down/up/auto decides what check answers") {
 TEST_CASE("reset puts all, or the listed providers, back to the zero state") {
   SegmentName seg("cli-reset");
   check_ok(healthctl({"create", seg, "--failure-threshold", "1"}));
-  for (const char *p : {"a", "b", "c"})
+  for (const char* p : {"a", "b", "c"})
     check_ok(healthctl({"record", seg, p, "failure"}));
 
   CHECK(check_ok(healthctl({"reset", seg, "a", "b"})) == "reset a, b of '" + seg.str() + "'\n");
@@ -334,7 +334,7 @@ TEST_CASE("reset puts all, or the listed providers, back to the zero state") {
   doc = dump_json(seg);
   CHECK(doc.at("generation").get<std::uint64_t>() == generation + 1);
   CHECK(doc.at("providers").size() == 3); // names stay registered
-  for (const json &p : doc.at("providers")) {
+  for (const json& p : doc.at("providers")) {
     CHECK(p.at("healthy") == true);
     CHECK(p.at("consecutive_failures") == 0);
     CHECK(p.at("last_check") == 0);

@@ -24,13 +24,13 @@ namespace {
 
 constexpr int code(Errc e) { return static_cast<int>(e); }
 
-bool segment_exists(const SegmentName &seg) {
+bool segment_exists(const SegmentName& seg) {
   struct stat st {};
   return ::stat(seg.path().c_str(), &st) == 0;
 }
 
 /// A shared-memory object holding `bytes`, made without the library.
-void write_object(const SegmentName &seg, const std::string &bytes) {
+void write_object(const SegmentName& seg, const std::string& bytes) {
   const int fd = ::shm_open(("/" + seg.str()).c_str(), O_CREAT | O_EXCL | O_RDWR, 0644);
   REQUIRE(fd >= 0);
   REQUIRE(::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
@@ -39,7 +39,7 @@ void write_object(const SegmentName &seg, const std::string &bytes) {
 
 /// A valid table made by the library, then changed by `edit` through a
 /// read-write mapping of the whole object.
-void make_and_edit(const SegmentName &seg, const std::function<void(std::uint8_t *)> &edit) {
+void make_and_edit(const SegmentName& seg, const std::function<void(std::uint8_t*)>& edit) {
   {
     Writer w = Writer::create(seg.str(), CreateOptions{.capacity = 4});
     w.mark_unhealthy("groq", "http 503");
@@ -47,16 +47,16 @@ void make_and_edit(const SegmentName &seg, const std::function<void(std::uint8_t
   const int fd = ::shm_open(("/" + seg.str()).c_str(), O_RDWR, 0);
   REQUIRE(fd >= 0);
   const std::size_t size = total_size_for(4);
-  void *p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   REQUIRE(p != MAP_FAILED);
-  edit(static_cast<std::uint8_t *>(p));
+  edit(static_cast<std::uint8_t*>(p));
   ::munmap(p, size);
   ::close(fd);
 }
 
 /// Every read command against `seg` fails with `errc` and says `needle`.
-void every_reader_fails(const SegmentName &seg, Errc errc, const std::string &needle) {
-  for (const std::vector<std::string> &args :
+void every_reader_fails(const SegmentName& seg, Errc errc, const std::string& needle) {
+  for (const std::vector<std::string>& args :
        std::vector<std::vector<std::string>>{{"info", seg},
                                              {"info", seg, "--json"},
                                              {"dump", seg},
@@ -112,7 +112,7 @@ TEST_CASE("garbage bytes: 4, not a health table") {
 
 TEST_CASE("a bumped format word: 5, incompatible layout, expected X found Y") {
   SegmentName seg("cli-format");
-  make_and_edit(seg, [](std::uint8_t *base) {
+  make_and_edit(seg, [](std::uint8_t* base) {
     std::uint64_t format = 0;
     std::memcpy(&format, base + 8, 8);
     REQUIRE(format == kFormat);
@@ -127,7 +127,7 @@ TEST_CASE("a bumped format word: 5, incompatible layout, expected X found Y") {
 
 TEST_CASE("magic not yet published, or an empty object: 6, not ready") {
   SegmentName seg("cli-notready");
-  make_and_edit(seg, [](std::uint8_t *base) { std::memset(base, 0, 8); });
+  make_and_edit(seg, [](std::uint8_t* base) { std::memset(base, 0, 8); });
   every_reader_fails(seg, Errc::not_ready, "is still being created (magic not yet published)");
 
   SegmentName empty("cli-empty");
@@ -172,7 +172,7 @@ TEST_CASE("table full: 8, naming the capacity and how to grow it") {
 TEST_CASE("invalid names: 9, for segments and providers") {
   SegmentName seg("cli-names");
   REQUIRE(healthctl({"create", seg}).status == 0);
-  for (const char *bad : {"../x", "a/b", ".", "..", "sp ace"}) {
+  for (const char* bad : {"../x", "a/b", ".", "..", "sp ace"}) {
     CAPTURE(bad);
     check_error(healthctl({"create", bad}), 9, "segment name");
     check_error(healthctl({"info", bad}), 9, "segment name");
@@ -257,7 +257,7 @@ TEST_CASE("reset of an unknown provider: 14, and nothing is reset") {
 
 TEST_CASE("bad option values: 15, and a failed create leaves nothing behind") {
   SegmentName seg("cli-values");
-  const auto create_fails = [&](std::vector<std::string> extra, const std::string &needle) {
+  const auto create_fails = [&](std::vector<std::string> extra, const std::string& needle) {
     std::vector<std::string> args{"create", seg};
     args.insert(args.end(), extra.begin(), extra.end());
     CAPTURE(extra[1]);

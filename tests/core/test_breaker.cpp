@@ -16,7 +16,7 @@ using test::SegmentName;
 
 namespace {
 
-Writer make(const SegmentName &seg, std::uint32_t threshold = 2,
+Writer make(const SegmentName& seg, std::uint32_t threshold = 2,
             std::chrono::nanoseconds backoff = 60s) {
   CreateOptions o;
   o.policy.failure_threshold = threshold;
@@ -46,7 +46,7 @@ TEST_CASE("construction: invalid threshold rejected") {
   try {
     Writer::create(seg.str(), o);
     FAIL("threshold 0 was accepted");
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     CHECK(e.code() == Errc::invalid_argument);
     CHECK(std::string(e.what()).find("failure_threshold") != std::string::npos);
   }
@@ -61,7 +61,7 @@ TEST_CASE("construction: invalid backoff rejected") {
   try {
     Writer::create(seg.str(), o);
     FAIL("negative backoff was accepted");
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     CHECK(e.code() == Errc::invalid_argument);
     CHECK(std::string(e.what()).find("backoff") != std::string::npos);
   }
@@ -91,7 +91,7 @@ TEST_CASE("defaults: snapshot includes expected names as zero state") {
   REQUIRE(snap.size() == 2);
   CHECK(snap[0].name == "ollama");
   CHECK(snap[1].name == "groq");
-  for (const auto &s : snap) {
+  for (const auto& s : snap) {
     CHECK(s.healthy);
     CHECK(s.consecutive_failures == 0);
     CHECK_FALSE(s.registered);
@@ -331,7 +331,7 @@ TEST_CASE("reset: one provider or all return to the zero state, names stay") {
 
   w.reset();
   CHECK(t.info().generation == gen + 1);
-  for (const auto &s : t.snapshot()) {
+  for (const auto& s : t.snapshot()) {
     CHECK(s.healthy);
     CHECK(s.consecutive_failures == 0);
     CHECK_FALSE(s.last_error.has_value());
@@ -344,7 +344,7 @@ TEST_CASE("reset: one provider or all return to the zero state, names stay") {
   try {
     w.reset("never-seen");
     FAIL("reset of an unknown provider succeeded");
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     CHECK(e.code() == Errc::unknown_provider);
   }
 }

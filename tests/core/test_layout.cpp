@@ -16,12 +16,12 @@ using test::SegmentName;
 
 namespace {
 
-std::vector<unsigned char> raw_bytes(const SegmentName &seg) {
+std::vector<unsigned char> raw_bytes(const SegmentName& seg) {
   std::ifstream in(seg.path(), std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-template <class T> T at(const std::vector<unsigned char> &b, std::size_t off) {
+template <class T> T at(const std::vector<unsigned char>& b, std::size_t off) {
   T v;
   REQUIRE(off + sizeof(T) <= b.size());
   std::memcpy(&v, b.data() + off, sizeof(T));
@@ -117,7 +117,7 @@ TEST_CASE("layout: a real segment's bytes at the documented offsets") {
   CHECK(((at<std::uint64_t>(b, slots + 512 + 136) >> 1) & 3) == 1);
 
   // The index: each name's entry (slot + 1) is on its linear-probe path.
-  for (const auto &[name, slot] : {std::pair{std::string("groq"), 0u}, {"ollama", 1u}}) {
+  for (const auto& [name, slot] : {std::pair{std::string("groq"), 0u}, {"ollama", 1u}}) {
     std::uint64_t h = name_hash(name.data(), name.size());
     bool found = false;
     for (std::uint32_t i = 0; i < 32 && !found; ++i, ++h) {

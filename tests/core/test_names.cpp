@@ -12,10 +12,10 @@ using namespace healthtable;
 using namespace std::chrono_literals;
 
 namespace {
-Errc code_of(auto &&f) {
+Errc code_of(auto&& f) {
   try {
     f();
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     return e.code();
   }
   FAIL("no error thrown");
@@ -27,7 +27,7 @@ TEST_CASE("names: segment names") {
   CHECK_NOTHROW(validate_segment_name("gateway"));
   CHECK_NOTHROW(validate_segment_name("a.b_c-D9"));
   CHECK_NOTHROW(validate_segment_name(std::string(kSegmentNameMax, 'x')));
-  for (const std::string &bad :
+  for (const std::string& bad :
        std::vector<std::string>{"", ".", "..", "../x", "a/b", "with space", "tab\t", "ü",
                                 std::string(kSegmentNameMax + 1, 'x'), std::string("nul\0x", 5)})
     CHECK_MESSAGE(code_of([&] { validate_segment_name(bad); }) == Errc::invalid_name, bad);
@@ -37,7 +37,7 @@ TEST_CASE("names: provider names") {
   CHECK_NOTHROW(validate_provider_name("groq"));
   CHECK_NOTHROW(validate_provider_name("openrouter/anthropic:claude@eu+1.x_y-z"));
   CHECK_NOTHROW(validate_provider_name(std::string(kProviderNameMax, 'p')));
-  for (const std::string &bad : std::vector<std::string>{"", "a b", "x\n", "semi;colon", "quote\"",
+  for (const std::string& bad : std::vector<std::string>{"", "a b", "x\n", "semi;colon", "quote\"",
                                                          std::string(kProviderNameMax + 1, 'p')})
     CHECK_MESSAGE(code_of([&] { validate_provider_name(bad); }) == Errc::invalid_name, bad);
 }
@@ -51,11 +51,11 @@ TEST_CASE("durations: units, plain seconds, errors") {
   CHECK(parse_duration("1.5s") == 1500ms);
   CHECK(parse_duration("250us") == 250us);
   CHECK(parse_duration("0") == 0s);
-  for (const char *bad : {"", "s", "-1s", "5 s", "5x", "1e999", "abc", "1..2s"})
+  for (const char* bad : {"", "s", "-1s", "5 s", "5x", "1e999", "abc", "1..2s"})
     CHECK_MESSAGE(code_of([&] { parse_duration(bad, "backoff"); }) == Errc::invalid_argument, bad);
   try {
     parse_duration("5x", "--backoff");
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     CHECK(std::string(e.what()).find("--backoff") != std::string::npos);
   }
 }

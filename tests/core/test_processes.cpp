@@ -36,7 +36,7 @@ std::string reason_for(std::uint64_t k, std::uint32_t failures) {
 }
 
 /// Checks one record. Returns an empty string when consistent.
-std::string check(const ProviderState &s) {
+std::string check(const ProviderState& s) {
   if (!s.last_error) {
     if (s.consecutive_failures != 0) return "failures without a reason";
     if (!s.healthy) return "unhealthy without a reason";
@@ -55,7 +55,7 @@ std::string check(const ProviderState &s) {
 
 /// The writer's loop: flaps every provider through failures and successes,
 /// update k stamped into last_check, the window and the reason.
-void write_forever(Writer &w, std::uint64_t k0, std::chrono::steady_clock::time_point until) {
+void write_forever(Writer& w, std::uint64_t k0, std::chrono::steady_clock::time_point until) {
   std::uint64_t k = k0;
   while (std::chrono::steady_clock::now() < until) {
     for (int p = 0; p < kProviders; ++p) {
@@ -75,7 +75,7 @@ void write_forever(Writer &w, std::uint64_t k0, std::chrono::steady_clock::time_
 
 /// A reader process: reads every provider for `duration`, returns the
 /// number of bad records through its exit status (0 = all good).
-pid_t spawn_reader(const std::string &seg, std::chrono::milliseconds duration, int report_fd) {
+pid_t spawn_reader(const std::string& seg, std::chrono::milliseconds duration, int report_fd) {
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::alarm(30); // a hang fails the test instead of hanging CTest
@@ -94,7 +94,7 @@ pid_t spawn_reader(const std::string &seg, std::chrono::milliseconds duration, i
         (void)t.is_healthy(provider(p));
       }
     }
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     std::fprintf(stderr, "reader: %s\n", e.what());
     ::_exit(100);
   }
@@ -167,7 +167,7 @@ TEST_CASE("processes: a writer SIGKILLed in a loop never blocks readers; the nex
       try {
         auto w = Writer::open(seg.str());
         write_forever(w, k0, std::chrono::steady_clock::now() + 60s);
-      } catch (const std::exception &e) {
+      } catch (const std::exception& e) {
         std::fprintf(stderr, "writer child: %s\n", e.what());
         ::_exit(3);
       }
@@ -184,7 +184,7 @@ TEST_CASE("processes: a writer SIGKILLed in a loop never blocks readers; the nex
     repaired += w.repaired();
     const auto snap = w.table().snapshot();
     REQUIRE(snap.size() == kProviders); // no registered provider lost
-    for (const auto &s : snap)
+    for (const auto& s : snap)
       CHECK_MESSAGE(check(s).empty(), check(s));
   }
   int status = 0;
@@ -213,7 +213,7 @@ TEST_CASE("processes: a second writer is refused at once, naming the holder's pi
     try {
       Writer::open(seg.str());
       code = 1;
-    } catch (const Error &e) {
+    } catch (const Error& e) {
       const std::string msg = e.what();
       code = e.code() == Errc::writer_busy &&
                      msg.find("pid " + std::to_string(::getppid())) != std::string::npos
@@ -243,7 +243,7 @@ TEST_CASE("processes: a forked child of the writer does not hold the writer lock
     int code = 3;
     try {
       w.mark_healthy("x");
-    } catch (const Error &e) {
+    } catch (const Error& e) {
       code = e.code() == Errc::writer_busy ? 0 : 4;
     }
     // Wait until the parent released its writer, then take the lock: the
@@ -252,7 +252,7 @@ TEST_CASE("processes: a forked child of the writer does not hold the writer lock
     try {
       auto w2 = Writer::open(seg.str());
       w2.mark_healthy("from-child");
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
       std::fprintf(stderr, "child: %s\n", e.what());
       ::_exit(6);
     }

@@ -22,9 +22,9 @@ struct Run {
   std::string out;
 };
 
-Run run(const std::string &cmd) {
+Run run(const std::string& cmd) {
   Run r{-1, {}};
-  FILE *p = ::popen(cmd.c_str(), "r");
+  FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   char buf[4096];
   std::size_t n;
@@ -60,8 +60,8 @@ TEST_CASE("python reader: agrees with the C++ reader, field by field") {
   const auto mine = w.table().snapshot();
   REQUIRE(snap.size() == mine.size());
   for (std::size_t i = 0; i < mine.size(); ++i) {
-    const auto &j = snap[i];
-    const auto &s = mine[i];
+    const auto& j = snap[i];
+    const auto& s = mine[i];
     CHECK(j["name"] == s.name);
     CHECK(j["healthy"] == s.healthy);
     CHECK(j["consecutive_failures"] == s.consecutive_failures);
@@ -78,7 +78,7 @@ TEST_CASE("python reader: agrees with the C++ reader, field by field") {
     CHECK(j["available"] == w.table().is_healthy(s.name));
   }
 
-  for (const char *p : {"groq", "google", "ollama", "never-seen"}) {
+  for (const char* p : {"groq", "google", "ollama", "never-seen"}) {
     const Run one = run(kReader + seg.str() + " " + p);
     REQUIRE(one.status == 0);
     const auto j = nlohmann::json::parse(one.out);
@@ -89,7 +89,7 @@ TEST_CASE("python reader: agrees with the C++ reader, field by field") {
 TEST_CASE("python reader: refuses a missing segment and a foreign one") {
   SegmentName seg("pyforeign");
   CHECK(run(kReader + seg.str() + " 2>/dev/null").status == 3);
-  FILE *f = std::fopen(seg.path().c_str(), "w");
+  FILE* f = std::fopen(seg.path().c_str(), "w");
   REQUIRE(f != nullptr);
   const std::string junk(4096, 'x');
   std::fwrite(junk.data(), 1, junk.size(), f);

@@ -120,7 +120,8 @@ void HttpServer::loop() {
     fds.clear();
     fds.push_back({wake_[0], POLLIN, 0});
     fds.push_back({listen_fd_, POLLIN, 0});
-    for (const auto& c : conns) fds.push_back({c.fd, static_cast<short>(c.answer_at ? 0 : POLLIN), 0});
+    for (const auto& c : conns)
+      fds.push_back({c.fd, static_cast<short>(c.answer_at ? 0 : POLLIN), 0});
     if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) break;
     if (fds[0].revents) break;
     if (fds[1].revents & POLLIN) {
@@ -187,7 +188,8 @@ void HttpServer::loop() {
     }
     conns = std::move(keep);
   }
-  for (auto& c : conns) ::close(c.fd);
+  for (auto& c : conns)
+    ::close(c.fd);
 }
 
 // --- TcpListener ------------------------------------------------------------
@@ -269,9 +271,11 @@ Child::Child(const std::vector<std::string>& argv, const std::filesystem::path& 
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    for (const auto& [k, v] : env)
+      ::setenv(k.c_str(), v.c_str(), 1);
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     ::execvp(args[0], args.data());
     _exit(127);
@@ -354,9 +358,11 @@ TlsServer::TlsServer(const TempDir& dir) {
   ca_ = dir / "ca.pem";
   // A throwaway CA, and a server certificate it signs for 127.0.0.1.
   run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1"
-      " -subj /CN=healthprobe-test-ca -keyout " + d + "/ca.key -out " + d + "/ca.pem");
+      " -subj /CN=healthprobe-test-ca -keyout " +
+      d + "/ca.key -out " + d + "/ca.pem");
   run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-      " -subj /CN=localhost -keyout " + d + "/server.key -out " + d + "/server.csr");
+      " -subj /CN=localhost -keyout " +
+      d + "/server.key -out " + d + "/server.csr");
   dir.write("ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
   run("openssl x509 -req -in " + d + "/server.csr -CA " + d + "/ca.pem -CAkey " + d +
       "/ca.key -CAcreateserial -days 1 -extfile " + d + "/ext.cnf -out " + d + "/server.pem");

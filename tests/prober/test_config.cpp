@@ -14,8 +14,10 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::map<std::string, std::string> kEnv = {
-    {"GROQ_API_KEY", "gsk-test"},     {"OPENROUTER_API_KEY", "or-test"},
-    {"TOGETHER_API_KEY", "tg-test"},  {"GOOGLE_API_KEY", "g-test"},
+    {"GROQ_API_KEY", "gsk-test"},
+    {"OPENROUTER_API_KEY", "or-test"},
+    {"TOGETHER_API_KEY", "tg-test"},
+    {"GOOGLE_API_KEY", "g-test"},
     {"EMPTY", ""},
 };
 
@@ -39,7 +41,8 @@ void expect_error(const std::string& text, std::uint32_t line, const std::string
     INFO(what);
     CHECK(e.line() == line);
     CHECK(e.key() == key);
-    CHECK(what.rfind("probe.toml:" + std::to_string(line) + ": " + (key.empty() ? "" : key + ": "), 0) == 0);
+    CHECK(what.rfind("probe.toml:" + std::to_string(line) + ": " + (key.empty() ? "" : key + ": "),
+                     0) == 0);
     CHECK(what.find(fragment) != std::string::npos);
     CHECK(what.find('\n') == std::string::npos); // one line
   }
@@ -129,9 +132,11 @@ TEST_CASE("the shipped example configurations are valid") {
   const Config llm = load_config(dir + "healthprobe.toml", fake_env);
   CHECK(llm.segment == "gateway");
   std::vector<std::string> names;
-  for (const auto& p : llm.providers) names.push_back(p.name);
+  for (const auto& p : llm.providers)
+    names.push_back(p.name);
   CHECK(names == std::vector<std::string>{"ollama", "groq", "openrouter", "together", "google"});
-  CHECK(llm.providers[1].probe.headers == std::vector<std::string>{"Authorization: Bearer gsk-test"});
+  CHECK(llm.providers[1].probe.headers ==
+        std::vector<std::string>{"Authorization: Bearer gsk-test"});
   CHECK(llm.providers[4].probe.headers == std::vector<std::string>{"x-goog-api-key: g-test"});
 
   const Config demo = load_config(dir + "demo.toml", fake_env);
@@ -168,8 +173,10 @@ TEST_CASE("missing names, segments and probes") {
 TEST_CASE("bad names") {
   expect_error("segment = \"../etc\"\n[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n", 1, "segment",
                "");
-  expect_error(kHead + "[[provider]]\nname = \"has space\"\ntcp = \"h:1\"\n", 3, "provider.name", "");
-  expect_error(kHead + "[[provider]]\nname = 7\ntcp = \"h:1\"\n", 3, "provider.name", "must be a string");
+  expect_error(kHead + "[[provider]]\nname = \"has space\"\ntcp = \"h:1\"\n", 3, "provider.name",
+               "");
+  expect_error(kHead + "[[provider]]\nname = 7\ntcp = \"h:1\"\n", 3, "provider.name",
+               "must be a string");
 }
 
 TEST_CASE("bad URLs") {
@@ -177,7 +184,8 @@ TEST_CASE("bad URLs") {
     return kHead + "[[provider]]\nname = \"a\"\n" + key + " = \"" + url + "\"\n";
   };
   expect_error(with("http", "not a url"), 4, "provider.http", "bad URL");
-  expect_error(with("http", "ftp://example.org/"), 4, "provider.http", "scheme must be http or https");
+  expect_error(with("http", "ftp://example.org/"), 4, "provider.http",
+               "scheme must be http or https");
   expect_error(with("https", "https://"), 4, "provider.https", "bad URL");
   expect_error(with("http", "127.0.0.1:8080"), 4, "provider.http", "bad URL");
 }
@@ -199,10 +207,12 @@ TEST_CASE("bad durations and cadences") {
   expect_error(kHead + "interval = \"30 parsecs\"\n", 2, "interval", "interval");
   expect_error(kHead + "timeout = \"0s\"\n", 2, "timeout", "greater than zero");
   expect_error(kHead + "jitter = true\n", 2, "jitter", "must be a duration");
-  expect_error(kHead + "interval = \"2s\"\ntimeout = \"5s\"\n", 3, "timeout", "must not exceed interval");
+  expect_error(kHead + "interval = \"2s\"\ntimeout = \"5s\"\n", 3, "timeout",
+               "must not exceed interval");
   expect_error(kHead + "[table]\nbackoff = \"soon\"\n", 3, "table.backoff", "");
-  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\ninterval = \"1s\"\ntimeout = \"2s\"\n", 2,
-               "provider.timeout", "must not exceed its interval");
+  expect_error(
+      kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\ninterval = \"1s\"\ntimeout = \"2s\"\n", 2,
+      "provider.timeout", "must not exceed its interval");
   // An unset timeout never exceeds the interval: it shrinks to fit.
   const Config c = parse("segment = \"gw\"\ninterval = \"1s\"\n[[provider]]\nname = \"a\"\n"
                          "tcp = \"h:1\"\n[[provider]]\nname = \"b\"\ntcp = \"h:1\"\n"
@@ -217,15 +227,18 @@ TEST_CASE("bad durations and cadences") {
 
 TEST_CASE("table values out of range") {
   expect_error(kHead + "[table]\nslots = 0\n", 3, "table.slots", "out of range");
-  expect_error(kHead + "[table]\nfailure_threshold = 0\n", 3, "table.failure_threshold", "out of range");
+  expect_error(kHead + "[table]\nfailure_threshold = 0\n", 3, "table.failure_threshold",
+               "out of range");
   expect_error(kHead + "[table]\nmode = \"0999\"\n", 3, "table.mode", "not an octal mode");
   expect_error(kHead + "[table]\ncreate = \"yes\"\n", 3, "table.create", "true or false");
   expect_error(kHead + "table = 3\n", 2, "table", "must be a table");
 }
 
 TEST_CASE("duplicate providers name both lines") {
-  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n[[provider]]\nname = \"a\"\ntcp = \"h:2\"\n",
-               6, "provider.name", "duplicate provider \"a\" (first defined at line 3)");
+  expect_error(
+      kHead +
+          "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n[[provider]]\nname = \"a\"\ntcp = \"h:2\"\n",
+      6, "provider.name", "duplicate provider \"a\" (first defined at line 3)");
 }
 
 TEST_CASE("headers: env variables, names, and where they apply") {

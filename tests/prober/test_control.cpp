@@ -43,7 +43,7 @@ struct Prober {
   std::string interval;
   int port = refused_port();
 
-  Prober(const std::string &segment, const std::string &extra = "", const std::string &every = "1h")
+  Prober(const std::string& segment, const std::string& extra = "", const std::string& every = "1h")
       : seg(segment), interval(every) {
     const auto config = write(extra);
     child = std::make_unique<Child>(
@@ -51,7 +51,7 @@ struct Prober {
         dir.path());
   }
   /// Writes the config file with `extra` (a [control] section, say).
-  std::filesystem::path write(const std::string &extra) const {
+  std::filesystem::path write(const std::string& extra) const {
     return dir.write(
         "healthprobe.toml",
         "segment = \"" + seg + "\"\ninterval = \"" + interval + "\"\ntimeout = \"" +
@@ -59,14 +59,14 @@ struct Prober {
             "\n[[provider]]\nname = \"dead\"\ntcp = \"127.0.0.1:" + std::to_string(port) + "\"\n");
   }
   /// Waits until the prober has started and its first tick has probed.
-  bool ready(const std::string &segment) const {
+  bool ready(const std::string& segment) const {
     return child->wait_for_err("started: pid", 5s) &&
            eventually(
                [&] {
                  try {
                    auto s = Table::open(segment).get_state("dead");
                    return s && s->last_check_unix_ns > 0;
-                 } catch (const Error &) {
+                 } catch (const Error&) {
                    return false;
                  }
                },
@@ -74,11 +74,11 @@ struct Prober {
   }
 };
 
-std::optional<ProviderState> state(const std::string &seg, const std::string &provider) {
+std::optional<ProviderState> state(const std::string& seg, const std::string& provider) {
   return Table::open(seg).get_state(provider);
 }
 
-std::size_t count(const std::string &text, const std::string &needle) {
+std::size_t count(const std::string& text, const std::string& needle) {
   std::size_t n = 0;
   for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
     ++n;
@@ -87,20 +87,20 @@ std::size_t count(const std::string &text, const std::string &needle) {
 
 /// Sends raw bytes to the prober's control socket from an autobound socket
 /// and returns its reply ("" when none came within `wait`).
-std::string raw_request(const std::string &seg, const std::string &bytes,
+std::string raw_request(const std::string& seg, const std::string& bytes,
                         std::chrono::milliseconds wait = 2s) {
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   REQUIRE(fd >= 0);
   sockaddr_un self{};
   self.sun_family = AF_UNIX;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&self), sizeof(sa_family_t)) == 0);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&self), sizeof(sa_family_t)) == 0);
   const std::string address = control_address(seg);
   sockaddr_un to{};
   to.sun_family = AF_UNIX;
   std::memcpy(to.sun_path, address.data(), address.size());
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
   const ssize_t sent =
-      ::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr *>(&to), len);
+      ::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), len);
   CHECK(sent == static_cast<ssize_t>(bytes.size()));
   timeval tv{};
   tv.tv_sec = wait.count() / 1000;
@@ -114,7 +114,7 @@ std::string raw_request(const std::string &seg, const std::string &bytes,
 
 /// Runs `fn` in a forked child under uid/gid `id` (all of real, effective
 /// and saved); returns the child's exit code. Needs root.
-int as_user(std::uint32_t id, const std::function<int()> &fn) {
+int as_user(std::uint32_t id, const std::function<int()>& fn) {
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -142,14 +142,14 @@ int as_user(std::uint32_t id, const std::function<int()> &fn) {
 }
 
 std::uint32_t nobody() {
-  const passwd *pw = ::getpwnam("nobody");
+  const passwd* pw = ::getpwnam("nobody");
   return pw ? pw->pw_uid : 65534;
 }
 
-Errc error_of(const std::function<void()> &fn) {
+Errc error_of(const std::function<void()>& fn) {
   try {
     fn();
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     return e.code();
   }
   FAIL("no error thrown");
@@ -285,7 +285,7 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
     CHECK(as_user(uid, [&] {
             try {
               request(seg.str(), "record dead success", 2s);
-            } catch (const Error &e) {
+            } catch (const Error& e) {
               return e.code() == Errc::permission_denied &&
                              std::string(e.what()).find("may not use the control socket of "
                                                         "healthprobe (pid ") != std::string::npos
@@ -326,19 +326,19 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
             try {
               request(seg.str(), "set dead up", 2s);
               rc |= 1;
-            } catch (const Error &e) {
+            } catch (const Error& e) {
               if (e.code() != Errc::permission_denied) rc |= 2;
             }
             try {
               request(seg.str(), "reset", 2s);
               rc |= 4;
-            } catch (const Error &e) {
+            } catch (const Error& e) {
               if (e.code() != Errc::permission_denied) rc |= 8;
             }
             try {
               request(seg.str(), "record made-up success", 2s);
               rc |= 16;
-            } catch (const Error &e) {
+            } catch (const Error& e) {
               if (e.code() != Errc::unknown_provider) rc |= 32;
             }
             return rc;
@@ -388,7 +388,7 @@ TEST_CASE("hostile datagrams get an error or nothing; the prober keeps probing")
   Prober prober(seg, "", "200ms");
   REQUIRE(prober.ready(seg));
 
-  auto error_reply = [&](const std::string &bytes, const std::string &prefix) {
+  auto error_reply = [&](const std::string& bytes, const std::string& prefix) {
     CAPTURE(bytes.substr(0, 40));
     const std::string reply = raw_request(seg, bytes);
     CAPTURE(reply);
@@ -424,7 +424,7 @@ TEST_CASE("hostile datagrams get an error or nothing; the prober keeps probing")
     std::string junk;
     for (int i = 0; i < 500; ++i) {
       junk.assign(static_cast<std::size_t>(i * 7 % 600), static_cast<char>(i * 31));
-      ::sendto(fd, junk.data(), junk.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr *>(&to), len);
+      ::sendto(fd, junk.data(), junk.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), len);
     }
     ::close(fd);
   }
@@ -448,7 +448,7 @@ TEST_CASE(
   try {
     request(seg.str(), "set x down", 500ms);
     FAIL("request() without a prober returned");
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     CHECK(e.code() == Errc::writer_busy);
     CHECK(std::string(e.what()).find("no prober is listening on @healthtable/" + seg.str()) !=
           std::string::npos);
@@ -469,7 +469,7 @@ TEST_CASE(
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, address.data(), address.size());
-  REQUIRE(::bind(mute, reinterpret_cast<sockaddr *>(&sa),
+  REQUIRE(::bind(mute, reinterpret_cast<sockaddr*>(&sa),
                  static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size())) == 0);
   t0 = Clock::now();
   CHECK(error_of([&] { request(seg.str(), "set x down", 300ms); }) == Errc::writer_busy);
@@ -550,7 +550,7 @@ TEST_CASE("the control address taken by another process: a clear error, exit 1")
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::memcpy(sa.sun_path, address.data(), address.size());
-  REQUIRE(::bind(squat, reinterpret_cast<sockaddr *>(&sa),
+  REQUIRE(::bind(squat, reinterpret_cast<sockaddr*>(&sa),
                  static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size())) == 0);
   Prober prober(seg);
   CHECK(prober.child->wait(5s) == 1);
@@ -615,10 +615,10 @@ TEST_CASE("[control] in the config: defaults, names, and errors with file, line 
   CHECK(cfg.control.report_uids == std::vector<std::uint32_t>{1000});
   CHECK(cfg.control.report_gid == 0u);
 
-  auto error = [](const std::string &text) {
+  auto error = [](const std::string& text) {
     try {
       parse_config(text, "p.toml");
-    } catch (const prober::ConfigError &e) {
+    } catch (const prober::ConfigError& e) {
       return std::string(e.what());
     }
     return std::string("no error");

@@ -79,9 +79,9 @@ TEST_CASE("one healthy and one tripped provider, the trip logged, the heartbeat 
   run.start(head(seg) + "[table]\nfailure_threshold = 2\nbackoff = \"45s\"\n" +
             http_provider("web", web.url("/status/200")) + tcp_provider("dead", dead));
 
-  REQUIRE(run.child->wait_for_err(
-      "provider dead marked unhealthy after 2 consecutive failures (connect: connection refused); backoff 45s",
-      5s));
+  REQUIRE(run.child->wait_for_err("provider dead marked unhealthy after 2 consecutive failures "
+                                  "(connect: connection refused); backoff 45s",
+                                  5s));
   const auto w = state(seg, "web");
   REQUIRE(w);
   CHECK(w->healthy);
@@ -122,7 +122,8 @@ TEST_CASE("a provider that comes back is logged as recovered") {
   web.set_default_status(503);
   Run run;
   run.start(head(seg) + http_provider("web", web.url("/")));
-  REQUIRE(run.child->wait_for_err("provider web marked unhealthy after 2 consecutive failures (http 503)", 5s));
+  REQUIRE(run.child->wait_for_err(
+      "provider web marked unhealthy after 2 consecutive failures (http 503)", 5s));
   web.set_default_status(200);
   REQUIRE(run.child->wait_for_err("<5>provider web recovered", 5s));
   const auto s = state(seg, "web");
@@ -186,13 +187,15 @@ TEST_CASE("SIGHUP reloads: a new provider is probed at once, a removed one no lo
   HttpServer web;
   Run run;
   // "old" is probed every 200ms; the default interval is 30s.
-  run.start(head(seg, "30s", "1s") + http_provider("old", web.url("/status/200"), "interval = \"200ms\"\ntimeout = \"200ms\"\n"));
+  run.start(head(seg, "30s", "1s") + http_provider("old", web.url("/status/200"),
+                                                   "interval = \"200ms\"\ntimeout = \"200ms\"\n"));
   REQUIRE(eventually([&] { return checked(seg, "old"); }, 5s));
 
   run.rewrite(head(seg, "30s", "1s") + http_provider("new", web.url("/status/200")));
   const auto t0 = Clock::now();
   run.child->signal(SIGHUP);
-  REQUIRE(run.child->wait_for_err("reloaded " + run.config.string() + ": 1 providers (1 added, 1 removed, 0 changed)", 3s));
+  REQUIRE(run.child->wait_for_err(
+      "reloaded " + run.config.string() + ": 1 providers (1 added, 1 removed, 0 changed)", 3s));
   // Probed at once, not 30s from now.
   REQUIRE(eventually([&] { return checked(seg, "new"); }, 2s));
   CHECK(Clock::now() - t0 < 2s);
@@ -240,15 +243,21 @@ TEST_CASE("a bad config exits 78 with file, line and key, and touches no table")
     std::string message;
   };
   const std::vector<Case> cases = {
-      {"[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\nport = 3\n", ":8: provider.port: unknown key"},
+      {"[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\nport = 3\n",
+       ":8: provider.port: unknown key"},
       {"[[provider]]\ntcp = \"127.0.0.1:1\"\n", ":5: provider.name: missing"},
       {"[[provider]]\nname = \"a\"\nhttp = \"htp:/x\"\n", ":7: provider.http: bad URL"},
-      {"[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\ninterval = \"5 furlongs\"\n", ":8: provider.interval:"},
-      {"[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\n[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:2\"\n",
+      {"[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\ninterval = \"5 furlongs\"\n",
+       ":8: provider.interval:"},
+      {"[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\n[[provider]]\nname = \"a\"\ntcp = "
+       "\"127.0.0.1:2\"\n",
        ":9: provider.name: duplicate provider \"a\" (first defined at line 6)"},
-      {"[[provider]]\nname = \"a\"\nhttp = \"http://127.0.0.1:1/\"\nheaders = { Authorization = \"${HEALTHPROBE_TEST_UNSET}\" }\n",
-       ":8: provider.headers.Authorization: environment variable HEALTHPROBE_TEST_UNSET is not set"},
-      {"[table]\nslots = -1\n[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\n", ":6: table.slots: "},
+      {"[[provider]]\nname = \"a\"\nhttp = \"http://127.0.0.1:1/\"\nheaders = { Authorization = "
+       "\"${HEALTHPROBE_TEST_UNSET}\" }\n",
+       ":8: provider.headers.Authorization: environment variable HEALTHPROBE_TEST_UNSET is not "
+       "set"},
+      {"[table]\nslots = -1\n[[provider]]\nname = \"a\"\ntcp = \"127.0.0.1:1\"\n",
+       ":6: table.slots: "},
   };
   for (const auto& segment : {fresh.str(), existing.str()}) {
     for (const auto& c : cases) {
@@ -282,8 +291,9 @@ TEST_CASE("command line: usage errors exit 2, --check validates, --version") {
     CHECK(c.wait(5s) == prober::kExitUsage);
   }
   {
-    Child c({HEALTHPROBE_BIN, "--config", HEALTHTABLE_SOURCE_DIR "/docs/examples/demo.toml", "--check"},
-            dir.path());
+    Child c(
+        {HEALTHPROBE_BIN, "--config", HEALTHTABLE_SOURCE_DIR "/docs/examples/demo.toml", "--check"},
+        dir.path());
     CHECK(c.wait(5s) == 0);
     CHECK(c.out().find("OK, 2 providers, segment \"demo\"") != std::string::npos);
   }
@@ -331,7 +341,8 @@ TEST_CASE("an existing table is opened and the configured policy applied to it")
   run.start(head(seg) + "[table]\nslots = 999\nfailure_threshold = 4\n" +
             http_provider("web", web.url("/status/200")));
   INFO(run.child->err());
-  REQUIRE(run.child->wait_for_err("policy of \"" + seg.str() + "\" set to failure threshold 4, backoff 60s", 5s));
+  REQUIRE(run.child->wait_for_err(
+      "policy of \"" + seg.str() + "\" set to failure threshold 4, backoff 60s", 5s));
   const auto info = Table::open(seg.str()).info();
   CHECK(info.capacity == 8); // slots only matter when creating
   CHECK(info.failure_threshold == 4);
@@ -353,7 +364,8 @@ TEST_CASE("SIGHUP re-applies the policy and probes a changed provider at once") 
               http_provider("web", web.url("/status/204")));
   run.child->signal(SIGHUP);
   REQUIRE(run.child->wait_for_err("(0 added, 0 removed, 1 changed)", 3s));
-  CHECK(run.child->err().find("<5>policy set to failure threshold 7, backoff 60s") != std::string::npos);
+  CHECK(run.child->err().find("<5>policy set to failure threshold 7, backoff 60s") !=
+        std::string::npos);
   CHECK(Table::open(seg.str()).info().failure_threshold == 7);
   REQUIRE(eventually([&] { return web.requests().size() == 2; }, 2s));
   CHECK(web.requests()[1].find("GET /status/204") == 0);

@@ -41,7 +41,8 @@ std::vector<Outcome> tick(const std::vector<ProbeSpec>& probes, TickStats* stats
     out[o.index] = o;
     ++seen[o.index];
   });
-  for (std::size_t i = 0; i < probes.size(); ++i) CHECK_MESSAGE(seen[i] == 1, "probe " << i);
+  for (std::size_t i = 0; i < probes.size(); ++i)
+    CHECK_MESSAGE(seen[i] == 1, "probe " << i);
   if (stats) *stats = s;
   return out;
 }
@@ -119,7 +120,8 @@ TEST_CASE("a connection closed without an answer is an empty reply") {
 
 TEST_CASE("tcp probes: a listener is healthy, a closed port is refused") {
   TcpListener listener;
-  const auto out = tick({tcp(listener.address()), tcp("127.0.0.1:" + std::to_string(refused_port()))});
+  const auto out =
+      tick({tcp(listener.address()), tcp("127.0.0.1:" + std::to_string(refused_port()))});
   CHECK(out[0].healthy);
   CHECK_FALSE(out[1].healthy);
   CHECK(out[1].reason == "connect: connection refused");
@@ -159,7 +161,8 @@ TEST_CASE("https with a self-signed CA: accepted with ca_file, refused without")
 TEST_CASE("five probes of 100ms each finish one tick well under 500ms") {
   HttpServer server;
   std::vector<ProbeSpec> probes;
-  for (int i = 0; i < 5; ++i) probes.push_back(http(server.url("/slow/100/200"), 2000ms));
+  for (int i = 0; i < 5; ++i)
+    probes.push_back(http(server.url("/slow/100/200"), 2000ms));
   TickStats stats;
   const auto out = tick(probes, &stats);
   for (const auto& o : out) {
@@ -227,7 +230,12 @@ TEST_CASE("the wake fd interrupts a tick at once and abandons what is in flight"
   int wakes = 0;
   const auto t0 = Clock::now();
   const TickStats stats = engine.run(
-      probes, [&](const Outcome& o) { ++outcomes; CHECK(o.healthy); }, efd,
+      probes,
+      [&](const Outcome& o) {
+        ++outcomes;
+        CHECK(o.healthy);
+      },
+      efd,
       [&] {
         ++wakes;
         std::uint64_t v = 0;
@@ -244,8 +252,9 @@ TEST_CASE("the wake fd interrupts a tick at once and abandons what is in flight"
   CHECK(took < 1000ms);
   // The engine is reusable after an interrupted tick; the abandoned
   // connections were closed (the server saw them go away).
-  CHECK(engine.run(std::vector<ProbeSpec>{http(server.url("/status/200"))},
-                   [](const Outcome& o) { CHECK(o.healthy); })
+  CHECK(engine
+            .run(std::vector<ProbeSpec>{http(server.url("/status/200"))},
+                 [](const Outcome& o) { CHECK(o.healthy); })
             .healthy == 1);
 }
 

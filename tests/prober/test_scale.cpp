@@ -74,8 +74,9 @@ TEST_CASE("engine: 1,000 answering providers in one tick") {
     const auto cpu0 = thread_cpu_time();
     const TickStats s = engine.run(m.probes, [](const Outcome&) {});
     const auto cpu = thread_cpu_time() - cpu0;
-    std::printf("scale: engine, %d providers (%zu healthy, %zu refused): tick %.1f ms, CPU %.1f ms\n",
-                kProviders, s.healthy, s.failed, ms(s.elapsed), ms(cpu));
+    std::printf(
+        "scale: engine, %d providers (%zu healthy, %zu refused): tick %.1f ms, CPU %.1f ms\n",
+        kProviders, s.healthy, s.failed, ms(s.elapsed), ms(cpu));
     CHECK(s.healthy == m.expect_healthy);
     CHECK(s.failed == kProviders - m.expect_healthy);
     CHECK(s.elapsed < kTimeout);

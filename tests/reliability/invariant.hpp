@@ -25,7 +25,8 @@ inline constexpr std::int64_t kBaseMono = 5'000'000'000'000'000LL;
 inline constexpr std::int64_t kBaseUnix = 1'800'000'000'000'000'000LL;
 
 inline Instant instant_for(std::uint64_t n) {
-  return Instant{kBaseMono + static_cast<std::int64_t>(n), kBaseUnix + static_cast<std::int64_t>(n)};
+  return Instant{kBaseMono + static_cast<std::int64_t>(n),
+                 kBaseUnix + static_cast<std::int64_t>(n)};
 }
 
 /// The reason the writer gives for its n-th outcome, which will leave the

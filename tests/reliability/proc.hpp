@@ -65,8 +65,8 @@ template <class F> pid_t spawn(F&& fn, unsigned limit_s = 30) {
 /// What became of a child.
 struct ChildResult {
   bool exited = false;
-  int code = -1;   ///< exit code if exited
-  int signal = 0;  ///< terminating signal otherwise
+  int code = -1;  ///< exit code if exited
+  int signal = 0; ///< terminating signal otherwise
   bool timed_out = false;
   bool ok() const noexcept { return exited && code == kChildOk; }
   std::string describe() const {
@@ -88,7 +88,8 @@ inline ChildResult decode(int status) {
 }
 
 /// Waits for `pid` at most `limit`; on timeout SIGKILLs and reaps it.
-inline ChildResult wait_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+inline ChildResult wait_child(pid_t pid,
+                              std::chrono::milliseconds limit = std::chrono::seconds(30)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   int status = 0;
   for (;;) {
@@ -291,7 +292,8 @@ inline RunResult run(const std::vector<std::string>& argv, bool as_nobody = fals
         ::_exit(kChildFailed);
     }
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
@@ -301,7 +303,8 @@ inline RunResult run(const std::vector<std::string>& argv, bool as_nobody = fals
   char buf[4096];
   ssize_t n;
   // The child's alarm bounds this read.
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) r.out.append(buf, static_cast<std::size_t>(n));
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0)
+    r.out.append(buf, static_cast<std::size_t>(n));
   ::close(pipefd[0]);
   r.status = wait_child(pid, limit);
   return r;

@@ -49,7 +49,7 @@ std::vector<std::uint8_t> golden_image() {
   return test::read_image(src.str());
 }
 
-template <class T> void put(std::vector<std::uint8_t> &img, std::size_t off, T v) {
+template <class T> void put(std::vector<std::uint8_t>& img, std::size_t off, T v) {
   std::memcpy(img.data() + off, &v, sizeof v);
 }
 
@@ -59,12 +59,12 @@ std::size_t slot_off(std::uint32_t i) {
 
 /// Every call the tools make on a table, bounded; nothing may escape but
 /// healthtable::Error.
-void exercise(const Table &t) {
+void exercise(const Table& t) {
   const auto info = t.info();
   CHECK(info.used <= info.capacity);
   const auto snap = t.snapshot(std::vector<std::string>{"ollama", "absent"});
   CHECK(snap.size() <= info.capacity + 2);
-  for (const auto &s : snap) {
+  for (const auto& s : snap) {
     CHECK(s.name.size() <= kProviderNameMax);
     if (s.last_error) CHECK(s.last_error->size() <= kReasonMax);
     if (!s.registered) continue;
@@ -88,8 +88,8 @@ struct Tally {
 Tally g_tally;
 
 /// Writes `img` as segment `seg` and expects `code` from every way in.
-void expect_error(const SegmentName &seg, const std::vector<std::uint8_t> &img, Errc code,
-                  const char *what) {
+void expect_error(const SegmentName& seg, const std::vector<std::uint8_t>& img, Errc code,
+                  const char* what) {
   test::write_image(seg.str(), img);
   CAPTURE(what);
   CHECK(test::error_of([&] { (void)Table::open(seg.str()); }) == code);
@@ -100,8 +100,8 @@ void expect_error(const SegmentName &seg, const std::vector<std::uint8_t> &img, 
 
 /// Writes `img`, expects it to open, and runs every reader call and the
 /// writer's repair on it. Returns the repaired count.
-std::uint32_t expect_bounded(const SegmentName &seg, const std::vector<std::uint8_t> &img,
-                             const char *what) {
+std::uint32_t expect_bounded(const SegmentName& seg, const std::vector<std::uint8_t>& img,
+                             const char* what) {
   test::write_image(seg.str(), img);
   CAPTURE(what);
   ++g_tally.tried;
@@ -117,7 +117,7 @@ std::uint32_t expect_bounded(const SegmentName &seg, const std::vector<std::uint
     repaired = w.repaired();
     exercise(w.table());
     // After repair, the writer can write every registered provider.
-    for (const auto &s : w.table().snapshot())
+    for (const auto& s : w.table().snapshot())
       if (!s.name.empty()) (void)test::error_of([&] { w.mark_healthy(s.name); });
     exercise(w.table());
   }
@@ -168,11 +168,11 @@ TEST_CASE("bad segments: foreign objects and wrong magic") {
   }
   std::mt19937_64 rng(7);
   std::vector<std::uint8_t> garbage(good.size());
-  for (auto &c : garbage)
+  for (auto& c : garbage)
     c = static_cast<std::uint8_t>(rng());
   expect_error(seg, garbage, Errc::not_a_table, "random bytes");
   std::vector<std::uint8_t> text(4096, ' ');
-  const char *hello = "#!/bin/sh\necho this is not a health table\n";
+  const char* hello = "#!/bin/sh\necho this is not a health table\n";
   std::memcpy(text.data(), hello, std::strlen(hello));
   expect_error(seg, text, Errc::not_a_table, "a text file");
   expect_error(seg, std::vector<std::uint8_t>(hello, hello + 10), Errc::corrupt,
@@ -191,7 +191,7 @@ TEST_CASE("bad segments: another layout version or build") {
     test::write_image(seg.str(), img);
     try {
       (void)Table::open(seg.str());
-    } catch (const Error &e) { // "expected X, found Y"
+    } catch (const Error& e) { // "expected X, found Y"
       CHECK(std::string(e.what()).find("expected") != std::string::npos);
       CHECK(std::string(e.what()).find("layout v2") != std::string::npos);
     }
@@ -220,7 +220,7 @@ TEST_CASE("bad segments: absurd capacity, sizes and offsets") {
     std::size_t off;
     std::uint64_t value;
     std::size_t width;
-    const char *what;
+    const char* what;
   };
   const Case cases[] = {
       {offsetof(Header, header_size), 512, 4, "header_size 512"},
@@ -244,7 +244,7 @@ TEST_CASE("bad segments: absurd capacity, sizes and offsets") {
       {offsetof(Header, index_offset), 0, 8, "index over the header"},
       {offsetof(Header, index_offset), ~0ULL, 8, "index_offset -1"},
   };
-  for (const auto &c : cases) {
+  for (const auto& c : cases) {
     auto img = good;
     if (c.width == 4)
       put<std::uint32_t>(img, c.off, static_cast<std::uint32_t>(c.value));
@@ -290,7 +290,7 @@ TEST_CASE("bad segments: hostile contents behind a sound header stay bounded") {
     expect_bounded(seg, img, "non-UTF-8 name bytes");
     if (test::kHealthctl) {
       test::write_image(seg.str(), img);
-      for (const char *fmt : {"--json", "--expect=groq,x"}) {
+      for (const char* fmt : {"--json", "--expect=groq,x"}) {
         const auto r = test::run({test::kHealthctl, "dump", seg.str(), fmt});
         CHECK_MESSAGE(r.status.ok(),
                       "healthctl dump " << fmt << ": " << r.status.describe() << " " << r.out);
@@ -456,7 +456,7 @@ TEST_CASE("bad segments: byte flips of a live segment never crash a reader or th
         exercise(w.table());
       });
     if (test::kHealthctl && it % 100 == 0) {
-      for (const char *fmt : {"--json", ""}) {
+      for (const char* fmt : {"--json", ""}) {
         std::vector<std::string> argv = {test::kHealthctl, "dump", seg.str()};
         if (*fmt) argv.push_back(fmt);
         const auto r = test::run(argv);
@@ -473,7 +473,7 @@ TEST_CASE("bad segments: byte flips of a live segment never crash a reader or th
   std::memcpy(raw.base(), golden.data(), golden.size());
   CHECK_NOTHROW(exercise(Table::open(seg.str())));
   std::string summary;
-  for (const auto &[k, v] : outcomes)
+  for (const auto& [k, v] : outcomes)
     summary += k + "=" + std::to_string(v) + " ";
   MESSAGE(kIterations << " flipped images: " << summary << "; healthctl dump runs " << tool_runs);
   CHECK(outcomes["opened"] > 0);
@@ -495,7 +495,7 @@ TEST_CASE("bad segments: a huge backoff neither overflows nor wraps the deadline
     try {
       Writer::create(seg.str(), o);
       FAIL("a backoff of 292 years was accepted");
-    } catch (const Error &e) {
+    } catch (const Error& e) {
       CHECK(e.code() == Errc::invalid_argument);
     }
     o.policy.backoff = kMaxBackoff;

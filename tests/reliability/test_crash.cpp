@@ -67,10 +67,10 @@ struct CrashState {
   std::atomic<int> readers_started{0};
   char first_torn[256] = {};
   // writers
-  std::atomic<std::uint32_t> ready{0};        // iteration whose writer is in its loop
+  std::atomic<std::uint32_t> ready{0};          // iteration whose writer is in its loop
   std::atomic<std::uint32_t> repaired_iters{0}; // writers that found something to repair
   std::atomic<std::uint64_t> repaired_records{0};
-  std::atomic<std::uint64_t> lost{0};           // a slot below `used` not findable
+  std::atomic<std::uint64_t> lost{0}; // a slot below `used` not findable
   std::atomic<std::int64_t> max_open_ns{0};
   std::atomic<std::uint64_t> ops{0};
 };
@@ -135,7 +135,8 @@ int writer_main(const std::string& seg, CrashState& st, std::uint32_t iter) {
 }
 
 unsigned iterations() {
-  if (const char* e = std::getenv("HEALTHTABLE_CRASH_ITERATIONS")) return static_cast<unsigned>(std::atoi(e));
+  if (const char* e = std::getenv("HEALTHTABLE_CRASH_ITERATIONS"))
+    return static_cast<unsigned>(std::atoi(e));
   return 1000;
 }
 
@@ -149,12 +150,14 @@ TEST_CASE("crash: writer SIGKILLed at random points 1000 times while readers rea
     o.capacity = kCapacity;
     o.policy.backoff = 1s;
     auto w = Writer::create(seg.str(), o);
-    for (std::uint32_t k = 0; k < kInitialProviders; ++k) w.add(provider(k));
+    for (std::uint32_t k = 0; k < kInitialProviders; ++k)
+      w.add(provider(k));
   } // the creator exits cleanly; the segment stays
   test::Shared<CrashState> st;
 
   pid_t readers[kReaders];
-  for (auto& r : readers) r = test::spawn([&] { return reader_main(seg.str(), *st); }, 300);
+  for (auto& r : readers)
+    r = test::spawn([&] { return reader_main(seg.str(), *st); }, 300);
 
   const unsigned n = iterations();
   std::mt19937 rng(12345);
@@ -189,7 +192,8 @@ TEST_CASE("crash: writer SIGKILLed at random points 1000 times while readers rea
       early = res.describe();
     }
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   st->stop = true;
   bool readers_ok = true;
@@ -206,14 +210,17 @@ TEST_CASE("crash: writer SIGKILLed at random points 1000 times while readers rea
   auto w = Writer::open(seg.str());
   const auto info = w.table().info();
   const auto snap = w.table().snapshot();
-  for (std::uint32_t k = 0; k < info.used; ++k) CHECK(w.table().find(provider(k)).has_value());
-  for (const auto& s : snap) CHECK_MESSAGE(test::check_invariant(s).empty(), s.name);
+  for (std::uint32_t k = 0; k < info.used; ++k)
+    CHECK(w.table().find(provider(k)).has_value());
+  for (const auto& s : snap)
+    CHECK_MESSAGE(test::check_invariant(s).empty(), s.name);
 
-  MESSAGE(n << " kills in " << secs << " s; writer ops " << st->ops.load() << "; writers that repaired "
-            << st->repaired_iters.load() << " (" << st->repaired_records.load()
-            << " records); reader passes " << st->reads.load() << ", busy " << st->busy.load()
-            << ", max read " << st->max_read_ns.load() / 1000 << " us; max writer open "
-            << st->max_open_ns.load() / 1000 << " us; providers " << info.used);
+  MESSAGE(n << " kills in " << secs << " s; writer ops " << st->ops.load()
+            << "; writers that repaired " << st->repaired_iters.load() << " ("
+            << st->repaired_records.load() << " records); reader passes " << st->reads.load()
+            << ", busy " << st->busy.load() << ", max read " << st->max_read_ns.load() / 1000
+            << " us; max writer open " << st->max_open_ns.load() / 1000 << " us; providers "
+            << info.used);
   CHECK_MESSAGE(early_exits == 0, "a writer exited before being killed: " << early);
   CHECK(not_ready == 0);
   CHECK(readers_ok);

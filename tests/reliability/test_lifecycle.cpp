@@ -29,7 +29,7 @@ std::int64_t mono_ns() {
 
 /// Forks `n` creators that wait at one barrier, then all create at once.
 /// Returns their exit codes.
-template <class F> std::vector<int> race(int n, F &&create) {
+template <class F> std::vector<int> race(int n, F&& create) {
   test::Barrier barrier;
   std::vector<pid_t> pids;
   for (int i = 0; i < n; ++i)
@@ -83,7 +83,7 @@ TEST_CASE("lifecycle: many `healthctl create` at once, exactly one wins") {
       ::dup2(devnull, 1);
       ::dup2(devnull, 2);
       ::execl(test::kHealthctl, test::kHealthctl, "create", seg.str().c_str(), "--slots", "16",
-              static_cast<char *>(nullptr));
+              static_cast<char*>(nullptr));
       return 127;
     });
     CHECK(std::count(codes.begin(), codes.end(), 0) == 1);
@@ -130,7 +130,7 @@ TEST_CASE("lifecycle: a reader opening during creation sees not_ready, never gar
           if (i.capacity != 32 || i.format != kFormat || i.failure_threshold != 3) c->bad++;
           (void)t.snapshot();
           c->opened++;
-        } catch (const Error &e) {
+        } catch (const Error& e) {
           if (e.code() == Errc::no_such_segment)
             c->absent++;
           else if (e.code() == Errc::not_ready)
@@ -176,7 +176,7 @@ TEST_CASE("lifecycle: create --force, reset and destroy under mapped readers: no
     std::atomic<int> stage{0}; // how far the reader got, for diagnostics
   };
   test::Shared<Shared> sh;
-  const auto fill = [](Writer &w) {
+  const auto fill = [](Writer& w) {
     const std::uint32_t cap = w.table().info().capacity;
     for (std::uint32_t i = 0; i < cap; ++i)
       w.mark_unhealthy("p" + std::to_string(i), "x");
@@ -194,7 +194,7 @@ TEST_CASE("lifecycle: create --force, reset and destroy under mapped readers: no
     sh->stage = 1;
     auto t = Table::open(seg.str()); // the parent waits for this before changing anything
     sh->stage = 2;
-    auto publish = [&](const Table &table) {
+    auto publish = [&](const Table& table) {
       sh->generation.store(table.info().generation);
       sh->attached_at.store(mono_ns());
     };
@@ -202,7 +202,7 @@ TEST_CASE("lifecycle: create --force, reset and destroy under mapped readers: no
     std::int64_t next_check = mono_ns();
     while (!sh->stop.load()) {
       // Touch every page of the mapping: a shrunk object would SIGBUS here.
-      for (const auto &s : t.snapshot())
+      for (const auto& s : t.snapshot())
         (void)t.is_healthy(s.name);
       sh->reads++;
       if (mono_ns() < next_check) {
@@ -218,7 +218,7 @@ TEST_CASE("lifecycle: create --force, reset and destroy under mapped readers: no
         t = Table::open(seg.str());
         sh->reattaches++;
         publish(t);
-      } catch (const Error &e) {
+      } catch (const Error& e) {
         if (e.code() == Errc::no_such_segment || e.code() == Errc::not_ready)
           sh->absent_seen++;
         else
@@ -230,7 +230,7 @@ TEST_CASE("lifecycle: create --force, reset and destroy under mapped readers: no
 
   // Each step changes the segment and returns the generation a reader must
   // reach; the reader must get there within a second.
-  auto await_generation = [&](std::uint64_t gen, const std::string &what) {
+  auto await_generation = [&](std::uint64_t gen, const std::string& what) {
     const std::int64_t t0 = mono_ns();
     while (sh->generation.load() != gen && mono_ns() - t0 < 3'000'000'000)
       std::this_thread::sleep_for(1ms);
@@ -290,9 +290,9 @@ TEST_CASE("lifecycle: create --force, reset and destroy under mapped readers: no
   await_generation(gen, "destroy, then create");
 
   if (test::kHealthctl) {
-    auto cli = [&](const std::vector<std::string> &args) {
+    auto cli = [&](const std::vector<std::string>& args) {
       std::vector<std::string> argv{test::kHealthctl};
-      for (const auto &a : args)
+      for (const auto& a : args)
         argv.push_back(a);
       const auto r = test::run(argv);
       CHECK_MESSAGE(r.status.ok(), args[0] << ": " << r.status.describe() << " " << r.out);
@@ -330,7 +330,7 @@ TEST_CASE("lifecycle: replace and destroy are refused while a writer is live") {
       else
         Writer::destroy(seg.str());
       FAIL("a live writer's segment was replaced");
-    } catch (const Error &e) {
+    } catch (const Error& e) {
       CHECK(e.code() == Errc::writer_busy);
       CHECK(std::string(e.what()).find("pid " + std::to_string(::getpid())) != std::string::npos);
     }

@@ -66,14 +66,16 @@ int beating_writer(const std::string& seg, Beat& b) {
 
 } // namespace
 
-TEST_CASE("liveness: a stopped writer goes stale after 3 intervals, a killed one is replaced at once") {
+TEST_CASE(
+    "liveness: a stopped writer goes stale after 3 intervals, a killed one is replaced at once") {
   test::Watchdog dog(60);
   SegmentName seg("live");
   { auto w = Writer::create(seg.str()); }
   test::Shared<Beat> b;
   const pid_t pid = test::spawn([&] { return beating_writer(seg.str(), *b); });
   auto t = Table::open(seg.str());
-  for (int i = 0; i < 2000 && !b->ready; ++i) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 2000 && !b->ready; ++i)
+    std::this_thread::sleep_for(1ms);
   REQUIRE(b->ready == 1);
   std::this_thread::sleep_for(100ms);
   CHECK(t.info().writer_pid == pid);
@@ -118,7 +120,8 @@ TEST_CASE("liveness: a second writer fails at once naming the holder's pid") {
   { auto w = Writer::create(seg.str()); }
   test::Shared<Beat> b;
   const pid_t pid = test::spawn([&] { return beating_writer(seg.str(), *b); });
-  for (int i = 0; i < 2000 && !b->ready; ++i) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 2000 && !b->ready; ++i)
+    std::this_thread::sleep_for(1ms);
   REQUIRE(b->ready == 1);
   const auto t0 = std::chrono::steady_clock::now();
   try {
@@ -163,13 +166,16 @@ TEST_CASE("liveness: a forked child of the writer does not hold the writer lock"
     s->grandchild = test::spawn([&]() -> int {
       s->child_write_before = code([&] { w.mark_healthy("groq"); });
       s->child_open_before = code([&] { (void)Writer::open(seg.str()); });
-      while (!s->go_after) std::this_thread::sleep_for(1ms);
+      while (!s->go_after)
+        std::this_thread::sleep_for(1ms);
       s->child_write_after = code([&] { w.mark_healthy("groq"); });
       s->child_done = 1;
-      for (;;) std::this_thread::sleep_for(1s); // lives on until killed
+      for (;;)
+        std::this_thread::sleep_for(1s); // lives on until killed
     });
     s->writer_ready = 1;
-    for (;;) std::this_thread::sleep_for(1s);
+    for (;;)
+      std::this_thread::sleep_for(1s);
   });
   for (int i = 0; i < 5000 && !(s->writer_ready && s->child_open_before != -1); ++i)
     std::this_thread::sleep_for(1ms);
@@ -180,9 +186,11 @@ TEST_CASE("liveness: a forked child of the writer does not hold the writer lock"
   REQUIRE(::kill(s->grandchild, 0) == 0);
   {
     auto w = Writer::open(seg.str());
-    CHECK(w.table().get_state("groq")->last_error == "parent wrote this"); // the child wrote nothing
+    CHECK(w.table().get_state("groq")->last_error ==
+          "parent wrote this"); // the child wrote nothing
     s->go_after = 1;
-    for (int i = 0; i < 5000 && !s->child_done; ++i) std::this_thread::sleep_for(1ms);
+    for (int i = 0; i < 5000 && !s->child_done; ++i)
+      std::this_thread::sleep_for(1ms);
     CHECK(s->child_write_after == static_cast<int>(Errc::writer_busy));
     CHECK(w.table().get_state("groq")->last_error == "parent wrote this");
   }
@@ -201,12 +209,14 @@ TEST_CASE("liveness: an exec'd child of the writer does not hold the lock (O_CLO
     char* argv[] = {arg0, arg1, nullptr};
     if (::posix_spawnp(&child, "sleep", nullptr, nullptr, argv, environ) != 0) return 50;
     *sleeper = child;
-    for (;;) std::this_thread::sleep_for(1s);
+    for (;;)
+      std::this_thread::sleep_for(1s);
   });
-  for (int i = 0; i < 5000 && *sleeper == 0; ++i) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 5000 && *sleeper == 0; ++i)
+    std::this_thread::sleep_for(1ms);
   REQUIRE(*sleeper != 0);
   test::kill_and_reap(writer);
-  CHECK(::kill(*sleeper, 0) == 0); // the exec'd child lives on ...
+  CHECK(::kill(*sleeper, 0) == 0);        // the exec'd child lives on ...
   CHECK_NOTHROW(Writer::open(seg.str())); // ... without the lock
   ::kill(*sleeper, SIGKILL);
 }
@@ -216,7 +226,10 @@ TEST_CASE("liveness: kill -9 of any process mid-operation never makes the next o
   SegmentName seg("kill-any");
   CreateOptions o;
   o.capacity = 16;
-  { auto w = Writer::create(seg.str(), o); w.add("groq"); }
+  {
+    auto w = Writer::create(seg.str(), o);
+    w.add("groq");
+  }
   std::mt19937 rng(99);
   std::map<std::string, int> outcomes;
   const int kIterations = 300;
@@ -227,15 +240,53 @@ TEST_CASE("liveness: kill -9 of any process mid-operation never makes the next o
       CreateOptions force = o;
       force.replace = true;
       switch (op) {
-      case 0: { auto w = Writer::create(seg.str(), force); for (int k = 0; k < 16; ++k) w.mark_unhealthy("p" + std::to_string(k), "x"); break; }
-      case 1: { auto w = Writer::open(seg.str()); for (int k = 0; k < 1000; ++k) w.mark_unhealthy("groq", "y"); break; }
-      case 2: { auto w = Writer::open(seg.str()); for (int k = 0; k < 100; ++k) w.reset(); break; }
-      case 3: { Writer::destroy(seg.str()); auto w = Writer::create(seg.str(), o); break; }
-      case 4: { auto t = Table::open(seg.str()); for (int k = 0; k < 1000; ++k) (void)t.snapshot(); break; }
-      case 5: { auto w = Writer::open(seg.str()); for (int k = 0; k < 1000; ++k) w.set_override("groq", Override::forced_down); break; }
-      case 6: ::execl(test::kHealthctl, test::kHealthctl, "record", seg.str().c_str(), "groq", "failure", static_cast<char*>(nullptr)); break;
-      case 7: ::execl(test::kHealthctl, test::kHealthctl, "create", seg.str().c_str(), "--force", "--slots", "16", static_cast<char*>(nullptr)); break;
-      case 8: ::execl(test::kHealthctl, test::kHealthctl, "reset", seg.str().c_str(), static_cast<char*>(nullptr)); break;
+      case 0: {
+        auto w = Writer::create(seg.str(), force);
+        for (int k = 0; k < 16; ++k)
+          w.mark_unhealthy("p" + std::to_string(k), "x");
+        break;
+      }
+      case 1: {
+        auto w = Writer::open(seg.str());
+        for (int k = 0; k < 1000; ++k)
+          w.mark_unhealthy("groq", "y");
+        break;
+      }
+      case 2: {
+        auto w = Writer::open(seg.str());
+        for (int k = 0; k < 100; ++k)
+          w.reset();
+        break;
+      }
+      case 3: {
+        Writer::destroy(seg.str());
+        auto w = Writer::create(seg.str(), o);
+        break;
+      }
+      case 4: {
+        auto t = Table::open(seg.str());
+        for (int k = 0; k < 1000; ++k)
+          (void)t.snapshot();
+        break;
+      }
+      case 5: {
+        auto w = Writer::open(seg.str());
+        for (int k = 0; k < 1000; ++k)
+          w.set_override("groq", Override::forced_down);
+        break;
+      }
+      case 6:
+        ::execl(test::kHealthctl, test::kHealthctl, "record", seg.str().c_str(), "groq", "failure",
+                static_cast<char*>(nullptr));
+        break;
+      case 7:
+        ::execl(test::kHealthctl, test::kHealthctl, "create", seg.str().c_str(), "--force",
+                "--slots", "16", static_cast<char*>(nullptr));
+        break;
+      case 8:
+        ::execl(test::kHealthctl, test::kHealthctl, "reset", seg.str().c_str(),
+                static_cast<char*>(nullptr));
+        break;
       }
       return 0;
     });
@@ -261,6 +312,8 @@ TEST_CASE("liveness: kill -9 of any process mid-operation never makes the next o
     CHECK(std::chrono::steady_clock::now() - wt0 < 1s);
   }
   std::string summary;
-  for (const auto& [k, v] : outcomes) summary += k + "=" + std::to_string(v) + " ";
-  MESSAGE(kIterations << " kills mid-operation; next open: " << summary << "; recreated " << recreated);
+  for (const auto& [k, v] : outcomes)
+    summary += k + "=" + std::to_string(v) + " ";
+  MESSAGE(kIterations << " kills mid-operation; next open: " << summary << "; recreated "
+                      << recreated);
 }

@@ -56,7 +56,8 @@ void fill_dev_shm() {
 
 } // namespace
 
-TEST_CASE("namespaces: /dev/shm full at create gives no_space, leaves nothing, never SIGBUS later") {
+TEST_CASE(
+    "namespaces: /dev/shm full at create gives no_space, leaves nothing, never SIGBUS later") {
   if (::geteuid() != 0) {
     MESSAGE("not root: no mount namespace; skipped");
     return;
@@ -96,10 +97,14 @@ TEST_CASE("namespaces: /dev/shm full at create gives no_space, leaves nothing, n
   CHECK_MESSAGE(r.ok(), r.describe());
 }
 
-TEST_CASE("namespaces: a reader in another IPC namespace with its own /dev/shm reports absent at once") {
+TEST_CASE(
+    "namespaces: a reader in another IPC namespace with its own /dev/shm reports absent at once") {
   if (::geteuid() != 0) return;
   SegmentName seg("ipcns");
-  { auto w = Writer::create(seg.str()); w.mark_unhealthy("groq", "x"); }
+  {
+    auto w = Writer::create(seg.str());
+    w.mark_unhealthy("groq", "x");
+  }
   struct Result {
     std::atomic<std::int64_t> open_ns{-1};
   };
@@ -109,9 +114,9 @@ TEST_CASE("namespaces: a reader in another IPC namespace with its own /dev/shm r
     if (!private_dev_shm("64m", /*new_ipc=*/true)) return 50;
     const auto t0 = std::chrono::steady_clock::now();
     const auto code = test::error_of([&] { (void)Table::open(seg.str()); });
-    res->open_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::steady_clock::now() - t0)
-                       .count();
+    res->open_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     if (code != Errc::no_such_segment) return 51;
     if (test::error_of([&] { (void)Writer::open(seg.str()); }) != Errc::no_such_segment) return 52;
     if (test::kHealthctl) {
@@ -153,12 +158,14 @@ TEST_CASE("namespaces: a writer in another pid namespace is seen by its lock, no
       auto w = Writer::open(seg.str());
       s->pid_inside = ::getpid();
       s->ready = 1;
-      for (;;) ::pause();
+      for (;;)
+        ::pause();
     });
     s->pid_outside = inner;
     return test::wait_child(inner, 60s).signal == SIGKILL ? 0 : 51;
   });
-  for (int i = 0; i < 5000 && !(s->ready && s->pid_outside); ++i) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 5000 && !(s->ready && s->pid_outside); ++i)
+    std::this_thread::sleep_for(1ms);
   REQUIRE(s->ready == 1);
   auto t = Table::open(seg.str());
   CHECK(s->pid_inside.load() == 1);

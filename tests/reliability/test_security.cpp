@@ -52,7 +52,8 @@ std::string maps_line(const std::string& path) {
   std::ifstream maps("/proc/self/maps");
   std::string line;
   while (std::getline(maps, line))
-    if (line.size() >= path.size() && line.compare(line.size() - path.size(), path.size(), path) == 0)
+    if (line.size() >= path.size() &&
+        line.compare(line.size() - path.size(), path.size(), path) == 0)
       return line;
   return {};
 }
@@ -117,14 +118,19 @@ TEST_CASE("security: the mode given at create is exactly the segment's mode, wha
         return 127;
       });
       CHECK(test::wait_child(p).ok());
-      CHECK_MESSAGE(mode_of(seg.path()) == 0640, "healthctl create --mode 0640 under umask " << mask);
+      CHECK_MESSAGE(mode_of(seg.path()) == 0640,
+                    "healthctl create --mode 0640 under umask " << mask);
     }
   }
 }
 
-TEST_CASE("security: readers open O_RDONLY and map PROT_READ, and a write through the mapping faults") {
+TEST_CASE(
+    "security: readers open O_RDONLY and map PROT_READ, and a write through the mapping faults") {
   SegmentName seg("prot");
-  { auto w = Writer::create(seg.str()); w.mark_unhealthy("groq", "x"); }
+  {
+    auto w = Writer::create(seg.str());
+    w.mark_unhealthy("groq", "x");
+  }
   const pid_t p = test::spawn([&]() -> int {
     auto t = Table::open(seg.str());
     const std::string line = maps_line(seg.path());
@@ -142,11 +148,13 @@ TEST_CASE("security: readers open O_RDONLY and map PROT_READ, and a write throug
     // from anything else.
     struct sigaction sa {};
     sa.sa_flags = SA_SIGINFO;
-    sa.sa_sigaction = [](int, siginfo_t* si, void*) { ::_exit(si->si_code == SEGV_ACCERR ? 42 : 43); };
+    sa.sa_sigaction = [](int, siginfo_t* si, void*) {
+      ::_exit(si->si_code == SEGV_ACCERR ? 42 : 43);
+    };
     ::sigaction(SIGSEGV, &sa, nullptr);
     auto* target = reinterpret_cast<volatile std::uint8_t*>(std::stoull(range, nullptr, 16));
     target[0] = 0; // the magic's first byte
-    return 64; // the write went through
+    return 64;     // the write went through
   });
   const auto r = test::wait_child(p, 20s);
   // 42: SIGSEGV with SEGV_ACCERR. A SIGSEGV death also proves it (if a
@@ -155,13 +163,17 @@ TEST_CASE("security: readers open O_RDONLY and map PROT_READ, and a write throug
   CHECK_NOTHROW(Table::open(seg.str())); // the magic is intact
 }
 
-TEST_CASE("security: a user who may read but not write can read, and every write is permission_denied") {
+TEST_CASE(
+    "security: a user who may read but not write can read, and every write is permission_denied") {
   if (!root()) {
     MESSAGE("not root: cannot become nobody; skipped");
     return;
   }
   SegmentName seg("ro-user");
-  { auto w = Writer::create(seg.str()); w.mark_unhealthy("groq", "http 503"); }
+  {
+    auto w = Writer::create(seg.str());
+    w.mark_unhealthy("groq", "http 503");
+  }
   const pid_t p = test::spawn([&]() -> int {
     if (!test::become_nobody()) return 50;
     auto t = Table::open(seg.str());
@@ -207,7 +219,8 @@ TEST_CASE("security: a user who may read but not write can read, and every write
       argv.insert(argv.end(), c.args.begin(), c.args.end());
       const auto res = test::run(argv, /*as_nobody=*/true);
       CHECK_MESSAGE((res.status.exited && res.status.code == c.want),
-                    "healthctl " << c.args[0] << " as nobody: " << res.status.describe() << ": " << res.out);
+                    "healthctl " << c.args[0] << " as nobody: " << res.status.describe() << ": "
+                                 << res.out);
     }
   }
   // Nothing the reader tried changed the table.
@@ -222,7 +235,10 @@ TEST_CASE("security: mode 0640 admits the segment's group and no one else") {
   SegmentName seg("group");
   CreateOptions o;
   o.mode = 0640;
-  { auto w = Writer::create(seg.str(), o); w.add("groq"); }
+  {
+    auto w = Writer::create(seg.str(), o);
+    w.add("groq");
+  }
   REQUIRE(::chown(seg.path().c_str(), static_cast<uid_t>(-1), kNogroup) == 0);
   const auto as = [&](gid_t gid) {
     const pid_t p = test::spawn([&]() -> int {
@@ -237,14 +253,28 @@ TEST_CASE("security: mode 0640 admits the segment's group and no one else") {
   const auto in_group = as(kNogroup);
   CHECK_MESSAGE(in_group.ok(), in_group.describe());
   const auto other = as(1); // daemon: not the segment's group
-  CHECK_MESSAGE((other.exited && other.code == static_cast<int>(Errc::permission_denied)), other.describe());
+  CHECK_MESSAGE((other.exited && other.code == static_cast<int>(Errc::permission_denied)),
+                other.describe());
 }
 
 TEST_CASE("security: names with '/', '..' or other characters are refused") {
-  const std::vector<std::string> bad = {
-      "../x", "..", ".", "a/b", "/abs", "x/../../etc/passwd", "", "a b", "tab\there", "nl\n",
-      "semi;colon", "star*", "q?", "dollar$", "\xc3\xa9t\xc3\xa9", std::string("nul\0x", 5),
-      std::string(kSegmentNameMax + 1, 'a')};
+  const std::vector<std::string> bad = {"../x",
+                                        "..",
+                                        ".",
+                                        "a/b",
+                                        "/abs",
+                                        "x/../../etc/passwd",
+                                        "",
+                                        "a b",
+                                        "tab\there",
+                                        "nl\n",
+                                        "semi;colon",
+                                        "star*",
+                                        "q?",
+                                        "dollar$",
+                                        "\xc3\xa9t\xc3\xa9",
+                                        std::string("nul\0x", 5),
+                                        std::string(kSegmentNameMax + 1, 'a')};
   int tried = 0;
   for (const auto& name : bad) {
     CAPTURE(name);
@@ -274,7 +304,10 @@ TEST_CASE("security: names with '/', '..' or other characters are refused") {
 TEST_CASE("security: a symlink at /dev/shm/NAME is refused and its target untouched") {
   SegmentName target("symlink-target");
   SegmentName seg("symlink");
-  { auto w = Writer::create(target.str()); w.mark_unhealthy("groq", "original"); }
+  {
+    auto w = Writer::create(target.str());
+    w.mark_unhealthy("groq", "original");
+  }
   const auto before = test::read_image(target.str());
   REQUIRE(::symlink(target.path().c_str(), seg.path().c_str()) == 0);
   CHECK(test::error_of([&] { (void)Table::open(seg.str()); }) == Errc::permission_denied);
@@ -292,7 +325,8 @@ TEST_CASE("security: a symlink at /dev/shm/NAME is refused and its target untouc
   if (test::kHealthctl)
     for (const char* cmd : {"dump", "info"}) {
       const auto r = test::run({test::kHealthctl, cmd, seg.str()});
-      CHECK_MESSAGE(r.status.code == static_cast<int>(Errc::permission_denied), cmd << ": " << r.out);
+      CHECK_MESSAGE(r.status.code == static_cast<int>(Errc::permission_denied),
+                    cmd << ": " << r.out);
     }
   struct stat st {};
   CHECK(::lstat(seg.path().c_str(), &st) == 0);
@@ -308,7 +342,8 @@ TEST_CASE("security: a symlink at /dev/shm/NAME is refused and its target untouc
   ::unlink(seg.path().c_str());
 }
 
-TEST_CASE("security: a segment owned by another user is refused for writing and by owner-checking readers") {
+TEST_CASE("security: a segment owned by another user is refused for writing and by owner-checking "
+          "readers") {
   if (!root()) return;
   SegmentName seg("squat");
   // nobody squats the name first (/dev/shm is world-writable).

@@ -46,20 +46,23 @@ TEST_CASE("threads: readers never see a torn record while a writer flaps states"
   o.policy.backoff = 1s;
   auto w = Writer::create(seg.str(), o);
   const std::vector<std::string> names = {"ollama", "groq", "openrouter"};
-  for (const auto& n : names) w.add(n);
+  for (const auto& n : names)
+    w.add(n);
   const Table& t = w.table(); // one mapping, so TSan sees both sides
 
   Counts c;
   auto reader = [&](bool use_snapshot) {
     std::vector<Handle> handles;
-    for (const auto& n : names) handles.push_back(*t.find(n));
+    for (const auto& n : names)
+      handles.push_back(*t.find(n));
     while (!c.stop.load(std::memory_order_relaxed)) {
       try {
         std::vector<ProviderState> states;
         if (use_snapshot) {
           states = t.snapshot();
         } else {
-          for (const auto& h : handles) states.push_back(t.get_state(h));
+          for (const auto& h : handles)
+            states.push_back(t.get_state(h));
         }
         for (const auto& s : states) {
           const std::string why = test::check_invariant(s);
@@ -67,7 +70,8 @@ TEST_CASE("threads: readers never see a torn record while a writer flaps states"
         }
         c.reads.fetch_add(states.size(), std::memory_order_relaxed);
         // The hot path reads the same slots concurrently.
-        for (const auto& h : handles) (void)t.is_healthy(h);
+        for (const auto& h : handles)
+          (void)t.is_healthy(h);
       } catch (const Error& e) {
         if (e.code() != Errc::writer_busy) throw;
         c.busy.fetch_add(1);
@@ -104,7 +108,8 @@ TEST_CASE("threads: readers never see a torn record while a writer flaps states"
     std::this_thread::sleep_for(10ms);
   c.stop = true;
   writer.join();
-  for (auto& r : readers) r.join();
+  for (auto& r : readers)
+    r.join();
 
   MESSAGE("reads " << c.reads.load() << ", writes " << c.writes.load() << ", busy retries "
                    << c.busy.load());
@@ -113,7 +118,8 @@ TEST_CASE("threads: readers never see a torn record while a writer flaps states"
   CHECK(c.writes.load() >= 2000);
   // Starvation is possible in principle but must stay the exception.
   CHECK(c.busy.load() * 100 <= c.reads.load());
-  for (const auto& s : t.snapshot()) CHECK(test::check_invariant(s).empty());
+  for (const auto& s : t.snapshot())
+    CHECK(test::check_invariant(s).empty());
 }
 
 TEST_CASE("threads: registration is published whole (names, index, used) to concurrent readers") {
@@ -164,7 +170,8 @@ TEST_CASE("threads: registration is published whole (names, index, used) to conc
     CHECK(e.code() == Errc::table_full);
   }
   stop = true;
-  for (auto& r : readers) r.join();
+  for (auto& r : readers)
+    r.join();
   MESSAGE("reader passes " << checks.load());
   CHECK(bad.load() == 0);
   CHECK(checks.load() > 0);

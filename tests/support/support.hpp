@@ -18,16 +18,16 @@ namespace healthtable::test {
 /// the guard goes out of scope, whatever the test did.
 class SegmentName {
 public:
-  explicit SegmentName(const std::string &tag = "t") {
+  explicit SegmentName(const std::string& tag = "t") {
     static std::atomic<unsigned> counter{0};
     name_ = "healthtable-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
             std::to_string(counter.fetch_add(1));
   }
   ~SegmentName() { ::shm_unlink(("/" + name_).c_str()); }
-  SegmentName(const SegmentName &) = delete;
-  SegmentName &operator=(const SegmentName &) = delete;
-  const std::string &str() const noexcept { return name_; }
-  operator const std::string &() const noexcept { return name_; }
+  SegmentName(const SegmentName&) = delete;
+  SegmentName& operator=(const SegmentName&) = delete;
+  const std::string& str() const noexcept { return name_; }
+  operator const std::string&() const noexcept { return name_; }
   std::string path() const { return "/dev/shm/" + name_; }
 
 private:

@@ -21,8 +21,8 @@ struct CheckOptions {
   bool quiet = false;
 };
 
-std::string explain(const healthtable::ProviderState &p, bool available, std::int64_t now_mono_ns,
-                    const std::string &segment) {
+std::string explain(const healthtable::ProviderState& p, bool available, std::int64_t now_mono_ns,
+                    const std::string& segment) {
   const std::string name = printable(p.name);
   const std::string error =
       p.last_error ? fmt::format("; last error: {}", printable(*p.last_error)) : "";
@@ -48,7 +48,7 @@ std::string explain(const healthtable::ProviderState &p, bool available, std::in
                      name, error);
 }
 
-int run_check(const CheckOptions &o) {
+int run_check(const CheckOptions& o) {
   // Validate first: an invalid name is never in the table, and "unknown,
   // so healthy" would hide the typo.
   healthtable::validate_provider_name(o.provider);
@@ -68,9 +68,9 @@ int run_check(const CheckOptions &o) {
 
 } // namespace
 
-void setup_check(CLI::App &app) {
+void setup_check(CLI::App& app) {
   auto opt = std::make_shared<CheckOptions>();
-  CLI::App *sub = app.add_subcommand(
+  CLI::App* sub = app.add_subcommand(
       "check", "Exit 0 if PROVIDER is available now (or unknown), 1 if it is not");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->add_option("PROVIDER", opt->provider, "Provider name")->required();

@@ -29,7 +29,7 @@ std::string version_string() {
 
 std::uint32_t parse_count(std::string_view text, std::string_view option) {
   std::uint32_t value = 0;
-  const char *end = text.data() + text.size();
+  const char* end = text.data() + text.size();
   const bool digits = !text.empty() && std::all_of(text.begin(), text.end(),
                                                    [](char c) { return c >= '0' && c <= '9'; });
   const auto [ptr, ec] = std::from_chars(text.data(), end, value);
@@ -44,7 +44,7 @@ std::uint32_t parse_mode(std::string_view text) {
   std::string_view digits = text;
   if (digits.starts_with("0o")) digits.remove_prefix(2);
   std::uint32_t value = 0;
-  const char *end = digits.data() + digits.size();
+  const char* end = digits.data() + digits.size();
   const auto [ptr, ec] = std::from_chars(digits.data(), end, value, 8);
   if (digits.empty() || digits.size() > 4 || ec != std::errc() || ptr != end || value > 0777)
     throw Error(Errc::invalid_argument,
@@ -103,7 +103,7 @@ std::string printable(std::string_view text) {
   return healthtable::sanitize_reason(text, text.size());
 }
 
-WriterView view_writer(const healthtable::Table &table, const healthtable::TableInfo &info,
+WriterView view_writer(const healthtable::Table& table, const healthtable::TableInfo& info,
                        std::optional<std::chrono::nanoseconds> stale_after,
                        std::int64_t now_mono_ns) {
   WriterView w;
@@ -126,7 +126,7 @@ WriterView view_writer(const healthtable::Table &table, const healthtable::Table
   return w;
 }
 
-std::string describe_writer(const WriterView &w) {
+std::string describe_writer(const WriterView& w) {
   std::string line;
   if (w.attached)
     line = w.pid > 0 ? fmt::format("pid {} attached", w.pid) : "attached (pid unknown)";
@@ -145,7 +145,7 @@ std::string describe_writer(const WriterView &w) {
   return line;
 }
 
-nlohmann::ordered_json writer_json(const WriterView &w) {
+nlohmann::ordered_json writer_json(const WriterView& w) {
   using json = nlohmann::ordered_json;
   // Durations to the microsecond: 0.024, not 0.023999999.
   const auto seconds = [](std::int64_t ns) {
@@ -163,16 +163,16 @@ nlohmann::ordered_json writer_json(const WriterView &w) {
   return j;
 }
 
-std::string to_json_text(const nlohmann::ordered_json &doc) {
+std::string to_json_text(const nlohmann::ordered_json& doc) {
   return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-int write_or_ask_prober(const std::string &segment, const std::string &line,
-                        const std::function<int(healthtable::Writer &)> &direct) {
+int write_or_ask_prober(const std::string& segment, const std::string& line,
+                        const std::function<int(healthtable::Writer&)>& direct) {
   std::optional<healthtable::Writer> writer;
   try {
     writer.emplace(healthtable::Writer::open(segment));
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     bool ask = e.code() == Errc::writer_busy;
     if (e.code() == Errc::permission_denied) {
       // We may not write the table ourselves, but the prober that holds it
@@ -180,7 +180,7 @@ int write_or_ask_prober(const std::string &segment, const std::string &line,
       try {
         ask = healthtable::Table::open(segment).writer_status() ==
               healthtable::WriterStatus::attached;
-      } catch (const Error &) {
+      } catch (const Error&) {
         ask = false;
       }
     }
@@ -188,7 +188,7 @@ int write_or_ask_prober(const std::string &segment, const std::string &line,
     std::string reply;
     try {
       reply = healthtable::request(segment, line, kProberTimeout);
-    } catch (const Error &asked) {
+    } catch (const Error& asked) {
       if (asked.code() != Errc::writer_busy) throw; // the prober answered: its error
       throw Error(e.code(),
                   std::string(e.what()) +

@@ -79,15 +79,15 @@ struct WriterView {
 /// Reads the writer's state from `table`. A writer is stale when a limit
 /// applies (--stale-after, else 3 x the promised interval) and its last
 /// heartbeat is older than that on CLOCK_MONOTONIC_COARSE.
-WriterView view_writer(const healthtable::Table &table, const healthtable::TableInfo &info,
+WriterView view_writer(const healthtable::Table& table, const healthtable::TableInfo& info,
                        std::optional<std::chrono::nanoseconds> stale_after,
                        std::int64_t now_mono_ns);
 
 /// One line: "pid 4242 attached, heartbeat 0.8s ago (promised every 1s)".
-std::string describe_writer(const WriterView &w);
+std::string describe_writer(const WriterView& w);
 
 /// The "writer" object of `info --json` and `dump --json`.
-nlohmann::ordered_json writer_json(const WriterView &w);
+nlohmann::ordered_json writer_json(const WriterView& w);
 
 /// How long `record`, `set` and `reset` wait for the prober's answer.
 inline constexpr std::chrono::milliseconds kProberTimeout{1000};
@@ -99,11 +99,11 @@ inline constexpr std::chrono::milliseconds kProberTimeout{1000};
 /// prints the text of its "ok" reply and returns kExitOk; an "error" reply
 /// throws the matching healthtable::Error. When nobody answers there, throws
 /// the original error, saying the writer did not answer its control socket.
-int write_or_ask_prober(const std::string &segment, const std::string &line,
-                        const std::function<int(healthtable::Writer &)> &direct);
+int write_or_ask_prober(const std::string& segment, const std::string& line,
+                        const std::function<int(healthtable::Writer&)>& direct);
 
 /// Serialises JSON for stdout; invalid UTF-8 from a hostile image is
 /// replaced instead of throwing.
-std::string to_json_text(const nlohmann::ordered_json &doc);
+std::string to_json_text(const nlohmann::ordered_json& doc);
 
 } // namespace healthctl

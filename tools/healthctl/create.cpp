@@ -25,7 +25,7 @@ struct CreateOptions {
   bool force = false;
 };
 
-int run_create(const CreateOptions &o) {
+int run_create(const CreateOptions& o) {
   healthtable::CreateOptions create;
   create.capacity = parse_count(o.slots, "--slots");
   create.policy.failure_threshold = parse_count(o.failure_threshold, "--failure-threshold");
@@ -51,9 +51,9 @@ int run_create(const CreateOptions &o) {
 
 } // namespace
 
-void setup_create(CLI::App &app) {
+void setup_create(CLI::App& app) {
   auto opt = std::make_shared<CreateOptions>();
-  CLI::App *sub = app.add_subcommand(
+  CLI::App* sub = app.add_subcommand(
       "create", "Create a health table; fails if NAME exists unless --force is given");
   sub->add_option("NAME", opt->segment, "Segment name: /dev/shm/NAME (letters, digits, . _ -)")
       ->required();

@@ -17,7 +17,7 @@ struct DestroyOptions {
   std::string segment;
 };
 
-int run_destroy(const DestroyOptions &o) {
+int run_destroy(const DestroyOptions& o) {
   healthtable::Writer::destroy(o.segment);
   fmt::print("destroyed health table '{}' (/dev/shm/{} removed; mapped readers keep the last "
              "state until they reopen)\n",
@@ -27,9 +27,9 @@ int run_destroy(const DestroyOptions &o) {
 
 } // namespace
 
-void setup_destroy(CLI::App &app) {
+void setup_destroy(CLI::App& app) {
   auto opt = std::make_shared<DestroyOptions>();
-  CLI::App *sub =
+  CLI::App* sub =
       app.add_subcommand("destroy", "Remove the table (refused while a writer holds it)");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->callback([opt] { finish(run_destroy(*opt)); });

@@ -25,7 +25,7 @@ struct DumpOptions {
 
 /// The provider object of `dump --json`: the reference module's field names,
 /// times as Unix seconds, plus what the table adds.
-nlohmann::ordered_json provider_json(const healthtable::ProviderState &p,
+nlohmann::ordered_json provider_json(const healthtable::ProviderState& p,
                                      std::int64_t now_mono_ns) {
   nlohmann::ordered_json j;
   j["name"] = p.name;
@@ -45,20 +45,20 @@ nlohmann::ordered_json provider_json(const healthtable::ProviderState &p,
 }
 
 /// "57s" left in the window, "half-open" once it has passed, "-" when not tripped.
-std::string window_left(const healthtable::ProviderState &p, std::int64_t now_mono_ns) {
+std::string window_left(const healthtable::ProviderState& p, std::int64_t now_mono_ns) {
   if (p.healthy) return "-";
   if (p.unhealthy_until_mono_ns > now_mono_ns)
     return format_age(p.unhealthy_until_mono_ns - now_mono_ns);
   return "half-open";
 }
 
-void print_table(const std::vector<healthtable::ProviderState> &providers,
-                 const healthtable::Instant &now) {
+void print_table(const std::vector<healthtable::ProviderState>& providers,
+                 const healthtable::Instant& now) {
   using Row = std::array<std::string, 8>;
   std::vector<Row> rows;
   rows.push_back({"PROVIDER", "AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNHEALTHY FOR",
                   "OVERRIDE", "LAST ERROR"});
-  for (const auto &p : providers) {
+  for (const auto& p : providers) {
     std::string last_check = "never";
     if (!p.registered)
       last_check = "not in table";
@@ -71,10 +71,10 @@ void print_table(const std::vector<healthtable::ProviderState> &providers,
                     p.last_error ? printable(*p.last_error) : "-"});
   }
   std::array<std::size_t, 8> width{};
-  for (const Row &r : rows)
+  for (const Row& r : rows)
     for (std::size_t i = 0; i < r.size(); ++i)
       width[i] = std::max(width[i], r[i].size());
-  for (const Row &r : rows) {
+  for (const Row& r : rows) {
     std::string line;
     for (std::size_t i = 0; i + 1 < r.size(); ++i)
       line += fmt::format("{:<{}}  ", r[i], width[i]);
@@ -83,9 +83,9 @@ void print_table(const std::vector<healthtable::ProviderState> &providers,
   }
 }
 
-int run_dump(const DumpOptions &o) {
+int run_dump(const DumpOptions& o) {
   const auto stale_after = parse_optional_duration(o.stale_after, "--stale-after");
-  for (const std::string &name : o.expect)
+  for (const std::string& name : o.expect)
     healthtable::validate_provider_name(name);
   const healthtable::Table table = healthtable::Table::open(o.segment);
   const healthtable::TableInfo info = table.info();
@@ -104,7 +104,7 @@ int run_dump(const DumpOptions &o) {
     doc["backoff"] = static_cast<double>(info.backoff_ns) / 1e9;
     doc["writer"] = writer_json(writer);
     doc["providers"] = nlohmann::ordered_json::array();
-    for (const auto &p : providers)
+    for (const auto& p : providers)
       doc["providers"].push_back(provider_json(p, now.mono_ns));
     fmt::print("{}\n", to_json_text(doc));
     return kExitOk;
@@ -126,9 +126,9 @@ int run_dump(const DumpOptions &o) {
 
 } // namespace
 
-void setup_dump(CLI::App &app) {
+void setup_dump(CLI::App& app) {
   auto opt = std::make_shared<DumpOptions>();
-  CLI::App *sub =
+  CLI::App* sub =
       app.add_subcommand("dump", "Show every provider's state (a table, or JSON with --json)");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->add_flag("--json", opt->json, "Print one JSON document instead of a table");

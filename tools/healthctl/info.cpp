@@ -28,7 +28,7 @@ std::string_view state_name(healthtable::SegmentState s) {
   return "live";
 }
 
-int run_info(const InfoOptions &o) {
+int run_info(const InfoOptions& o) {
   const auto stale_after = parse_optional_duration(o.stale_after, "--stale-after");
   const healthtable::Table table = healthtable::Table::open(o.segment);
   const healthtable::TableInfo info = table.info();
@@ -57,7 +57,7 @@ int run_info(const InfoOptions &o) {
     return kExitOk;
   }
 
-  const auto row = [](std::string_view key, const std::string &value) {
+  const auto row = [](std::string_view key, const std::string& value) {
     fmt::print("{:<12}{}\n", key, value);
   };
   row("segment",
@@ -100,9 +100,9 @@ int run_info(const InfoOptions &o) {
 
 } // namespace
 
-void setup_info(CLI::App &app) {
+void setup_info(CLI::App& app) {
   auto opt = std::make_shared<InfoOptions>();
-  CLI::App *sub = app.add_subcommand(
+  CLI::App* sub = app.add_subcommand(
       "info", "Show the table's layout, size, policy, and whether its writer is alive");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->add_flag("--json", opt->json, "Print one JSON object instead of text");

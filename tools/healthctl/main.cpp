@@ -16,23 +16,23 @@ namespace {
 
 /// One line, whatever the message holds (CLI11 sometimes spans lines).
 std::string one_line(std::string text) {
-  for (char &c : text)
+  for (char& c : text)
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   while (!text.empty() && text.back() == ' ')
     text.pop_back();
   return text;
 }
 
-void report(const std::string &message) {
+void report(const std::string& message) {
   std::fprintf(stderr, "healthctl: %s\n", one_line(message).c_str());
 }
 
 /// CLI11's message, plus where to look: "healthctl dump --help" when the
 /// error is in `dump`'s arguments. A mistyped command gets its own message
 /// (CLI11 would only say that a subcommand is required).
-std::string usage_message(const CLI::App &app, const CLI::ParseError &e, int argc, char **argv) {
+std::string usage_message(const CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
   std::string names;
-  for (const CLI::App *sub : app.get_subcommands({})) {
+  for (const CLI::App* sub : app.get_subcommands({})) {
     if (sub->parsed() > 0)
       return std::string(e.what()) + "; run 'healthctl " + sub->get_name() + " --help'";
     names += (names.empty() ? "" : ", ") + sub->get_name();
@@ -45,7 +45,7 @@ std::string usage_message(const CLI::App &app, const CLI::ParseError &e, int arg
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   CLI::App app{"Inspect and administer a healthtable health table in POSIX shared memory "
                "(/dev/shm/NAME).",
                "healthctl"};
@@ -67,17 +67,17 @@ int main(int argc, char **argv) {
   try {
     app.parse(argc, argv);
     return healthctl::kExitOk;
-  } catch (const CLI::RuntimeError &e) { // a subcommand's own non-zero exit
+  } catch (const CLI::RuntimeError& e) { // a subcommand's own non-zero exit
     return e.get_exit_code();
-  } catch (const CLI::Success &e) { // --help, --version
+  } catch (const CLI::Success& e) { // --help, --version
     return app.exit(e);
-  } catch (const CLI::ParseError &e) {
+  } catch (const CLI::ParseError& e) {
     report(usage_message(app, e, argc, argv));
     return healthctl::kExitUsage;
-  } catch (const healthtable::Error &e) {
+  } catch (const healthtable::Error& e) {
     report(e.what());
     return healthctl::exit_code(e.code());
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     report(std::string("unexpected error: ") + e.what());
     return healthctl::kExitUnexpected;
   } catch (...) {

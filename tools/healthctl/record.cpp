@@ -25,8 +25,8 @@ struct RecordOptions {
 
 constexpr std::string_view kDefaultReason = "recorded with healthctl";
 
-std::string describe(const healthtable::ProviderState &p, healthtable::Transition t,
-                     const healthtable::Policy &policy, bool success) {
+std::string describe(const healthtable::ProviderState& p, healthtable::Transition t,
+                     const healthtable::Policy& policy, bool success) {
   const auto backoff = healthtable::format_duration(policy.backoff);
   std::string line;
   switch (t) {
@@ -53,7 +53,7 @@ std::string describe(const healthtable::ProviderState &p, healthtable::Transitio
   return line;
 }
 
-int run_record(const RecordOptions &o) {
+int run_record(const RecordOptions& o) {
   const bool success = o.outcome == "success";
   if (success && !o.reason.empty())
     throw healthtable::Error(healthtable::Errc::invalid_argument,
@@ -66,7 +66,7 @@ int run_record(const RecordOptions &o) {
       success ? fmt::format("record {} success", o.provider)
               : fmt::format("record {} failure {}", o.provider,
                             healthtable::sanitize_reason(reason, healthtable::kReasonMax));
-  return write_or_ask_prober(o.segment, line, [&](healthtable::Writer &writer) {
+  return write_or_ask_prober(o.segment, line, [&](healthtable::Writer& writer) {
     const healthtable::Transition t =
         success ? writer.mark_healthy(o.provider) : writer.mark_unhealthy(o.provider, reason);
     const auto state = writer.table().get_state(o.provider);
@@ -77,9 +77,9 @@ int run_record(const RecordOptions &o) {
 
 } // namespace
 
-void setup_record(CLI::App &app) {
+void setup_record(CLI::App& app) {
   auto opt = std::make_shared<RecordOptions>();
-  CLI::App *sub = app.add_subcommand(
+  CLI::App* sub = app.add_subcommand(
       "record", "Feed one probe outcome through the circuit breaker (takes the writer lock, or "
                 "asks the prober that holds it)");
   sub->add_option("NAME", opt->segment, "Segment name")->required();

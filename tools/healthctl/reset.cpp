@@ -22,10 +22,10 @@ struct ResetOptions {
   std::vector<std::string> providers; ///< empty: all
 };
 
-int reset_direct(const ResetOptions &o, healthtable::Writer &writer);
+int reset_direct(const ResetOptions& o, healthtable::Writer& writer);
 
-int run_reset(const ResetOptions &o) {
-  for (const std::string &p : o.providers)
+int run_reset(const ResetOptions& o) {
+  for (const std::string& p : o.providers)
     healthtable::validate_provider_name(p);
   // While a prober holds the writer lock, it resets for us (all or nothing
   // there too).
@@ -33,10 +33,10 @@ int run_reset(const ResetOptions &o) {
                                ? std::string("reset")
                                : fmt::format("reset {}", fmt::join(o.providers, " "));
   return write_or_ask_prober(o.segment, line,
-                             [&](healthtable::Writer &writer) { return reset_direct(o, writer); });
+                             [&](healthtable::Writer& writer) { return reset_direct(o, writer); });
 }
 
-int reset_direct(const ResetOptions &o, healthtable::Writer &writer) {
+int reset_direct(const ResetOptions& o, healthtable::Writer& writer) {
   if (o.providers.empty()) {
     writer.reset();
     const healthtable::TableInfo info = writer.table().info();
@@ -46,9 +46,9 @@ int reset_direct(const ResetOptions &o, healthtable::Writer &writer) {
   }
   // All or nothing: refuse before touching any if one is unknown
   // (Writer::reset(name) throws unknown_provider with the library's message).
-  for (const std::string &p : o.providers)
+  for (const std::string& p : o.providers)
     if (!writer.table().find(p)) writer.reset(p);
-  for (const std::string &p : o.providers)
+  for (const std::string& p : o.providers)
     writer.reset(p);
   fmt::print("reset {} of '{}'\n", fmt::join(o.providers, ", "), o.segment);
   return kExitOk;
@@ -56,9 +56,9 @@ int reset_direct(const ResetOptions &o, healthtable::Writer &writer) {
 
 } // namespace
 
-void setup_reset(CLI::App &app) {
+void setup_reset(CLI::App& app) {
   auto opt = std::make_shared<ResetOptions>();
-  CLI::App *sub =
+  CLI::App* sub =
       app.add_subcommand("reset", "Put providers (all, or those listed) back to the zero state");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->add_option("PROVIDER", opt->providers, "Providers to reset (default: all)");

@@ -26,16 +26,16 @@ healthtable::Override to_override(std::string_view mode) {
   return healthtable::Override::automatic;
 }
 
-int set_direct(const SetOptions &o, healthtable::Writer &writer);
+int set_direct(const SetOptions& o, healthtable::Writer& writer);
 
-int run_set(const SetOptions &o) {
+int run_set(const SetOptions& o) {
   healthtable::validate_provider_name(o.provider);
   // While a prober holds the writer lock, it applies the override for us.
   return write_or_ask_prober(o.segment, fmt::format("set {} {}", o.provider, o.mode),
-                             [&](healthtable::Writer &writer) { return set_direct(o, writer); });
+                             [&](healthtable::Writer& writer) { return set_direct(o, writer); });
 }
 
-int set_direct(const SetOptions &o, healthtable::Writer &writer) {
+int set_direct(const SetOptions& o, healthtable::Writer& writer) {
   const healthtable::Override mode = to_override(o.mode);
   writer.set_override(o.provider, mode);
   switch (mode) {
@@ -61,9 +61,9 @@ int set_direct(const SetOptions &o, healthtable::Writer &writer) {
 
 } // namespace
 
-void setup_set(CLI::App &app) {
+void setup_set(CLI::App& app) {
   auto opt = std::make_shared<SetOptions>();
-  CLI::App *sub = app.add_subcommand(
+  CLI::App* sub = app.add_subcommand(
       "set", "Override a provider: force it down or up, or give it back to the breaker (auto)");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->add_option("PROVIDER", opt->provider, "Provider name; registered if new")->required();

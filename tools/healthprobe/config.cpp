@@ -58,8 +58,8 @@ std::string expand_env(std::string_view text, const EnvLookup& env) {
     if (name.empty()) throw std::invalid_argument("empty \"${}\"");
     const auto value = env(name);
     if (!value)
-      throw std::invalid_argument("environment variable " + name +
-                                  " is not set (referenced as ${" + name + "})");
+      throw std::invalid_argument("environment variable " + name + " is not set (referenced as ${" +
+                                  name + "})");
     out += *value;
     i = close;
   }
@@ -76,7 +76,8 @@ bool ProviderConfig::same_as(const ProviderConfig& o) const {
 
 std::chrono::nanoseconds Config::shortest_interval() const {
   auto shortest = interval;
-  for (const auto& p : providers) shortest = std::min(shortest, p.interval);
+  for (const auto& p : providers)
+    shortest = std::min(shortest, p.interval);
   return shortest;
 }
 
@@ -96,7 +97,8 @@ public:
     try {
       root = toml::parse(text, path_);
     } catch (const toml::parse_error& e) {
-      throw ConfigError(path_, line_of(e.source()), "", "TOML syntax: " + std::string(e.description()));
+      throw ConfigError(path_, line_of(e.source()), "",
+                        "TOML syntax: " + std::string(e.description()));
     }
     Config cfg;
     cfg.path = path_;
@@ -104,7 +106,8 @@ public:
                {"segment", "interval", "timeout", "jitter", "table", "control", "provider"});
 
     const toml::node* seg = root.get("segment");
-    if (!seg) throw ConfigError(path_, 1, "segment", "missing: name the table, e.g. segment = \"gateway\"");
+    if (!seg)
+      throw ConfigError(path_, 1, "segment", "missing: name the table, e.g. segment = \"gateway\"");
     cfg.segment = string_of(*seg, "segment");
     try {
       validate_segment_name(cfg.segment);
@@ -124,14 +127,15 @@ public:
 
     if (auto* n = root.get("table")) parse_table(*n, cfg.table);
     cfg.control.allow_uids = {static_cast<std::uint32_t>(::getuid()), 0};
-    if (auto *n = root.get("control")) parse_control(*n, cfg.control);
+    if (auto* n = root.get("control")) parse_control(*n, cfg.control);
 
     const toml::node* providers = root.get("provider");
     if (!providers)
       throw ConfigError(path_, 1, "provider", "no providers: add at least one [[provider]] table");
     const toml::array* arr = providers->as_array();
     if (!arr || !arr->is_array_of_tables())
-      fail(*providers, "provider", "must be an array of tables: write [[provider]], not [provider]");
+      fail(*providers, "provider",
+           "must be an array of tables: write [[provider]], not [provider]");
     if (arr->empty()) fail(*providers, "provider", "no providers: add at least one [[provider]]");
     std::map<std::string, std::uint32_t> seen;
     for (const toml::node& n : *arr) {
@@ -146,7 +150,8 @@ public:
   }
 
 private:
-  [[noreturn]] void fail(const toml::node& n, const std::string& key, const std::string& problem) const {
+  [[noreturn]] void fail(const toml::node& n, const std::string& key,
+                         const std::string& problem) const {
     throw ConfigError(path_, line_of(n.source()), key, problem);
   }
 
@@ -155,7 +160,8 @@ private:
     for (auto&& [k, v] : t) {
       if (std::find(allowed.begin(), allowed.end(), k.str()) != allowed.end()) continue;
       std::string list;
-      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      for (auto a : allowed)
+        list += (list.empty() ? "" : ", ") + std::string(a);
       throw ConfigError(path_, line_of(k.source()), prefix + std::string(k.str()),
                         "unknown key (expected one of: " + list + ")");
     }
@@ -176,8 +182,9 @@ private:
     auto* i = n.as_integer();
     if (!i) fail(n, key, "must be an integer");
     if (i->get() < lo || i->get() > hi)
-      fail(n, key, std::to_string(i->get()) + " is out of range (" + std::to_string(lo) + " to " +
-                       std::to_string(hi) + ")");
+      fail(n, key,
+           std::to_string(i->get()) + " is out of range (" + std::to_string(lo) + " to " +
+               std::to_string(hi) + ")");
     return i->get();
   }
 
@@ -234,13 +241,13 @@ private:
   }
 
   /// A uid: a number, or a user name looked up now.
-  std::uint32_t uid_of(const toml::node &n, const std::string &key) const {
+  std::uint32_t uid_of(const toml::node& n, const std::string& key) const {
     if (n.as_integer()) return static_cast<std::uint32_t>(int_of(n, key, 0, 0xFFFFFFFEll));
-    if (auto *s = n.as_string()) {
+    if (auto* s = n.as_string()) {
       const std::string name = s->get();
       std::vector<char> buf(16384);
       passwd pw{};
-      passwd *found = nullptr;
+      passwd* found = nullptr;
       if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found)
         return found->pw_uid;
       fail(n, key, "no user \"" + name + "\"");
@@ -249,13 +256,13 @@ private:
   }
 
   /// A gid: a number, or a group name looked up now.
-  std::uint32_t gid_of(const toml::node &n, const std::string &key) const {
+  std::uint32_t gid_of(const toml::node& n, const std::string& key) const {
     if (n.as_integer()) return static_cast<std::uint32_t>(int_of(n, key, 0, 0xFFFFFFFEll));
-    if (auto *s = n.as_string()) {
+    if (auto* s = n.as_string()) {
       const std::string name = s->get();
       std::vector<char> buf(16384);
       group gr{};
-      group *found = nullptr;
+      group* found = nullptr;
       if (::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found)
         return found->gr_gid;
       fail(n, key, "no group \"" + name + "\"");
@@ -263,25 +270,25 @@ private:
     fail(n, key, "must be a gid or a group name");
   }
 
-  std::vector<std::uint32_t> uids_of(const toml::node &n, const std::string &key) const {
-    const toml::array *arr = n.as_array();
+  std::vector<std::uint32_t> uids_of(const toml::node& n, const std::string& key) const {
+    const toml::array* arr = n.as_array();
     if (!arr) fail(n, key, "must be a list of uids or user names, e.g. [0, \"gateway\"]");
     std::vector<std::uint32_t> out;
-    for (const toml::node &v : *arr)
+    for (const toml::node& v : *arr)
       out.push_back(uid_of(v, key));
     return out;
   }
 
-  void parse_control(const toml::node &node, ControlConfig &c) const {
-    const toml::table *tbl = node.as_table();
+  void parse_control(const toml::node& node, ControlConfig& c) const {
+    const toml::table* tbl = node.as_table();
     if (!tbl) fail(node, "control", "must be a table: write [control]");
     check_keys(*tbl, "control.",
                {"enabled", "allow_uids", "allow_gid", "report_uids", "report_gid"});
-    if (auto *n = tbl->get("enabled")) c.enabled = bool_of(*n, "control.enabled");
-    if (auto *n = tbl->get("allow_uids")) c.allow_uids = uids_of(*n, "control.allow_uids");
-    if (auto *n = tbl->get("allow_gid")) c.allow_gid = gid_of(*n, "control.allow_gid");
-    if (auto *n = tbl->get("report_uids")) c.report_uids = uids_of(*n, "control.report_uids");
-    if (auto *n = tbl->get("report_gid")) c.report_gid = gid_of(*n, "control.report_gid");
+    if (auto* n = tbl->get("enabled")) c.enabled = bool_of(*n, "control.enabled");
+    if (auto* n = tbl->get("allow_uids")) c.allow_uids = uids_of(*n, "control.allow_uids");
+    if (auto* n = tbl->get("allow_gid")) c.allow_gid = gid_of(*n, "control.allow_gid");
+    if (auto* n = tbl->get("report_uids")) c.report_uids = uids_of(*n, "control.report_uids");
+    if (auto* n = tbl->get("report_gid")) c.report_gid = gid_of(*n, "control.report_gid");
   }
 
   void parse_url(const toml::node& n, const std::string& key, const std::string& url) const {
@@ -295,8 +302,9 @@ private:
     } guard{u};
     const CURLUcode rc = curl_url_set(u, CURLUPART_URL, url.c_str(), 0);
     if (rc != CURLUE_OK)
-      fail(n, key, "bad URL \"" + url + "\": " + curl_url_strerror(rc) +
-                       " (expected http://host[:port]/path or https://...)");
+      fail(n, key,
+           "bad URL \"" + url + "\": " + curl_url_strerror(rc) +
+               " (expected http://host[:port]/path or https://...)");
     char* scheme = nullptr;
     char* host = nullptr;
     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
@@ -333,31 +341,38 @@ private:
       if (!host_ok) fail(n, key, "bad host in \"" + target + "\"");
     }
     if (host.empty()) fail(n, key, "bad address \"" + target + "\": no host");
-    const bool digits = !port.empty() && port.size() <= 5 &&
-                        std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); });
+    const bool digits =
+        !port.empty() && port.size() <= 5 &&
+        std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); });
     if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535)
       fail(n, key, "bad port \"" + port + "\" in \"" + target + "\" (expected 1-65535)");
   }
 
   std::vector<std::string> parse_headers(const toml::node& node) const {
     const toml::table* t = node.as_table();
-    if (!t) fail(node, "provider.headers", "must be a table, e.g. headers = { Authorization = \"Bearer ${KEY}\" }");
+    if (!t)
+      fail(node, "provider.headers",
+           "must be a table, e.g. headers = { Authorization = \"Bearer ${KEY}\" }");
     std::vector<std::string> out;
     for (auto&& [k, v] : *t) {
       const std::string name(k.str());
       const std::string key = "provider.headers." + name;
-      const bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
-        return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                                      std::string_view::npos;
-      });
-      if (!token) throw ConfigError(path_, line_of(k.source()), key, "not a valid HTTP header name");
+      const bool token =
+          !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
+            return std::isalnum(c) ||
+                   std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                       std::string_view::npos;
+          });
+      if (!token)
+        throw ConfigError(path_, line_of(k.source()), key, "not a valid HTTP header name");
       std::string value;
       try {
         value = expand_env(string_of(v, key), env_);
       } catch (const std::invalid_argument& e) {
         fail(v, key, e.what());
       }
-      if (value.find_first_of("\r\n", 0) != std::string::npos || value.find('\0') != std::string::npos)
+      if (value.find_first_of("\r\n", 0) != std::string::npos ||
+          value.find('\0') != std::string::npos)
         fail(v, key, "value contains a line break or NUL after expansion");
       // "Name:" with nothing after sends an empty header rather than removing one.
       out.push_back(value.empty() ? name + ";" : name + ": " + value);
@@ -372,7 +387,8 @@ private:
                {"name", "http", "https", "tcp", "headers", "healthy_below", "ca_file", "verify",
                 "interval", "timeout"});
     const toml::node* name = t.get("name");
-    if (!name) throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");
+    if (!name)
+      throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");
     p.name = string_of(*name, "provider.name");
     p.name_line = line_of(name->source());
     try {
@@ -388,15 +404,17 @@ private:
       if (const toml::node* n = t.get(k)) {
         if (probe)
           fail(*n, std::string("provider.") + k,
-               "provider \"" + p.name + "\" has two probes (" + probe_key + " and " + k + "): keep one");
+               "provider \"" + p.name + "\" has two probes (" + probe_key + " and " + k +
+                   "): keep one");
         probe = n;
         probe_key = k;
       }
     }
     if (!probe)
-      throw ConfigError(path_, p.line, "provider", "provider \"" + p.name +
-                                                       "\" has no probe: add http = \"URL\", "
-                                                       "https = \"URL\" or tcp = \"host:port\"");
+      throw ConfigError(path_, p.line, "provider",
+                        "provider \"" + p.name +
+                            "\" has no probe: add http = \"URL\", "
+                            "https = \"URL\" or tcp = \"host:port\"");
     const std::string key = "provider." + probe_key;
     p.probe.target = string_of(*probe, key);
     if (probe_key == "tcp") {

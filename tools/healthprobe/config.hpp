@@ -45,7 +45,7 @@ struct ControlConfig {
 /// One `[[provider]]`: a name, one probe, and its cadence.
 struct ProviderConfig {
   std::string name;
-  ProbeSpec probe;                    ///< name, target, headers (expanded), TLS, timeout
+  ProbeSpec probe;                     ///< name, target, headers (expanded), TLS, timeout
   std::chrono::nanoseconds interval{}; ///< own or the default
   std::chrono::nanoseconds timeout{};  ///< own or the default (also in probe.timeout)
   std::uint32_t line = 0;              ///< its [[provider]] line, for messages

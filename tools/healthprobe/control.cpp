@@ -48,7 +48,7 @@ std::vector<std::string_view> split(std::string_view s) {
   }
 }
 
-[[noreturn]] void bad(const std::string &why) { throw Error(Errc::invalid_argument, why); }
+[[noreturn]] void bad(const std::string& why) { throw Error(Errc::invalid_argument, why); }
 
 std::string provider_arg(std::string_view word) {
   validate_provider_name(word);
@@ -112,7 +112,7 @@ Request parse_request(std::string_view text) {
 
 namespace {
 
-std::string not_allowed(const Sender &s) {
+std::string not_allowed(const Sender& s) {
   return "error permission_denied " + s.describe() +
          " may not use the control socket of "
          "healthprobe (pid " +
@@ -121,24 +121,24 @@ std::string not_allowed(const Sender &s) {
          "allow_gid (report_gid) in that prober's config";
 }
 
-bool listed(const std::vector<std::uint32_t> &ids, std::uint32_t id) noexcept {
+bool listed(const std::vector<std::uint32_t>& ids, std::uint32_t id) noexcept {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
 } // namespace
 
-bool may_administer(const ControlConfig &cfg, const Sender &s) noexcept {
+bool may_administer(const ControlConfig& cfg, const Sender& s) noexcept {
   if (!s.known) return false;
   return listed(cfg.allow_uids, s.uid) || (cfg.allow_gid && *cfg.allow_gid == s.gid);
 }
 
-bool may_report(const ControlConfig &cfg, const Sender &s) noexcept {
+bool may_report(const ControlConfig& cfg, const Sender& s) noexcept {
   if (!s.known) return false;
   return may_administer(cfg, s) || listed(cfg.report_uids, s.uid) ||
          (cfg.report_gid && *cfg.report_gid == s.gid);
 }
 
-Control::Control(const std::string &segment, ControlConfig cfg, Writer &writer, const Log &log)
+Control::Control(const std::string& segment, ControlConfig cfg, Writer& writer, const Log& log)
     : segment_(segment), cfg_(std::move(cfg)), writer_(writer), log_(log) {
   const std::string address = control_address(segment);
   where_ = "@" + address.substr(1);
@@ -152,7 +152,7 @@ Control::Control(const std::string &segment, ControlConfig cfg, Writer &writer, 
   std::memcpy(sa.sun_path, address.data(), address.size());
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
   if (::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0 ||
-      ::bind(fd_, reinterpret_cast<const sockaddr *>(&sa), len) != 0) {
+      ::bind(fd_, reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
     const int err = errno;
     ::close(fd_);
     fd_ = -1;
@@ -196,7 +196,7 @@ std::size_t Control::serve(std::size_t max) noexcept {
     }
     ++done;
     Sender sender;
-    for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
           c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
         ucred cred{};
@@ -219,7 +219,7 @@ std::size_t Control::serve(std::size_t max) noexcept {
       // unnamed one (a worker's Reporter) fires and forgets. Never block on it.
       if (msg.msg_namelen > sizeof(sa_family_t)) {
         ::sendto(fd_, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                 reinterpret_cast<const sockaddr *>(&from), msg.msg_namelen);
+                 reinterpret_cast<const sockaddr*>(&from), msg.msg_namelen);
       }
     } catch (...) {
       // Out of memory building a reply: drop this request, keep the loop.
@@ -228,12 +228,12 @@ std::size_t Control::serve(std::size_t max) noexcept {
   return done;
 }
 
-void Control::refused(const Sender &s, std::string_view what) {
+void Control::refused(const Sender& s, std::string_view what) {
   // At most one line per uid per second, so a misconfigured worker fleet
   // cannot flood the journal.
   const auto now = Clock::now();
   if (refusals_.size() > 4096) refusals_.clear();
-  Quiet &q = refusals_[s.known ? s.uid : 0xFFFFFFFFu];
+  Quiet& q = refusals_[s.known ? s.uid : 0xFFFFFFFFu];
   if (q.last != Clock::time_point{} && now - q.last < std::chrono::seconds(1)) {
     ++q.suppressed;
     return;
@@ -250,7 +250,7 @@ void Control::refused(const Sender &s, std::string_view what) {
   log_(Level::warning, line);
 }
 
-std::string Control::handle(std::string_view text, const Sender &sender) noexcept {
+std::string Control::handle(std::string_view text, const Sender& sender) noexcept {
   try {
     if (!may_report(cfg_, sender)) {
       refused(sender, "a request");
@@ -259,7 +259,7 @@ std::string Control::handle(std::string_view text, const Sender &sender) noexcep
     Request r;
     try {
       r = parse_request(text);
-    } catch (const Error &e) {
+    } catch (const Error& e) {
       log_(Level::debug, "control: bad request from " + sender.describe() + ": " + e.what());
       throw;
     }
@@ -272,20 +272,20 @@ std::string Control::handle(std::string_view text, const Sender &sender) noexcep
              std::to_string(::getpid()) + ")";
     }
     return "ok " + apply(r, sender);
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     return "error " + std::string(errc_name(e.code())) + " " + e.what();
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     return std::string("error system_error ") + e.what();
   } catch (...) {
     return "error system_error unexpected failure";
   }
 }
 
-std::string Control::apply(const Request &r, const Sender &s) {
+std::string Control::apply(const Request& r, const Sender& s) {
   const std::string by = s.describe();
   switch (r.verb) {
   case Request::Verb::record: {
-    const std::string &p = r.providers.front();
+    const std::string& p = r.providers.front();
     // A worker cannot register names (slots are never freed): it reports on
     // providers the table has. Admins may, as healthctl always could.
     if (!writer_.table().find(p) && !may_administer(cfg_, s))
@@ -335,7 +335,7 @@ std::string Control::apply(const Request &r, const Sender &s) {
     return reply;
   }
   case Request::Verb::set: {
-    const std::string &p = r.providers.front();
+    const std::string& p = r.providers.front();
     writer_.set_override(p, r.mode);
     const std::string undo = "'healthctl set " + segment_ + " " + p + " auto'";
     switch (r.mode) {
@@ -364,10 +364,10 @@ std::string Control::apply(const Request &r, const Sender &s) {
     }
     // All or nothing, as healthctl: Writer::reset(name) throws
     // unknown_provider with the library's message before anything changed.
-    for (const std::string &p : r.providers)
+    for (const std::string& p : r.providers)
       if (!writer_.table().find(p)) writer_.reset(p);
     std::string list;
-    for (const std::string &p : r.providers) {
+    for (const std::string& p : r.providers) {
       writer_.reset(p);
       list += (list.empty() ? "" : ", ") + p;
     }

@@ -53,23 +53,23 @@ struct Request {
 Request parse_request(std::string_view text);
 
 /// `record` from this sender is allowed (admins and reporters).
-bool may_report(const ControlConfig &cfg, const Sender &s) noexcept;
+bool may_report(const ControlConfig& cfg, const Sender& s) noexcept;
 /// `set` and `reset` from this sender are allowed (admins only).
-bool may_administer(const ControlConfig &cfg, const Sender &s) noexcept;
+bool may_administer(const ControlConfig& cfg, const Sender& s) noexcept;
 
 class Control {
 public:
   /// Binds the socket. Throws Error(system_error) with a message that says
   /// what to do (EADDRINUSE: another process in this network namespace has
   /// the name).
-  Control(const std::string &segment, ControlConfig cfg, Writer &writer, const Log &log);
+  Control(const std::string& segment, ControlConfig cfg, Writer& writer, const Log& log);
   ~Control();
-  Control(const Control &) = delete;
-  Control &operator=(const Control &) = delete;
+  Control(const Control&) = delete;
+  Control& operator=(const Control&) = delete;
 
   int fd() const noexcept { return fd_; }
   /// "@healthtable/gateway", as ss(8) prints it.
-  const std::string &where() const noexcept { return where_; }
+  const std::string& where() const noexcept { return where_; }
   /// New allow lists (a reload).
   void set_config(ControlConfig cfg) { cfg_ = std::move(cfg); }
 
@@ -79,16 +79,16 @@ public:
 
   /// Authorizes, applies and logs one request; returns the reply ("ok ..."
   /// or "error <errc_name> ..."). Never throws.
-  std::string handle(std::string_view text, const Sender &sender) noexcept;
+  std::string handle(std::string_view text, const Sender& sender) noexcept;
 
 private:
-  std::string apply(const Request &r, const Sender &s);
-  void refused(const Sender &s, std::string_view verb);
+  std::string apply(const Request& r, const Sender& s);
+  void refused(const Sender& s, std::string_view verb);
 
   std::string segment_;
   ControlConfig cfg_;
-  Writer &writer_;
-  const Log &log_;
+  Writer& writer_;
+  const Log& log_;
   int fd_ = -1;
   std::string where_;
   struct Quiet {

@@ -15,12 +15,13 @@ void Log::operator()(Level level, std::string_view message) const {
   if (priority_prefix_) {
     line = "<" + std::to_string(static_cast<int>(level)) + ">";
   } else {
-    static constexpr std::string_view kNames[] = {"", "", "", "error: ", "warning: ",
-                                                  "notice: ", "info: ", "debug: "};
+    static constexpr std::string_view kNames[] = {
+        "", "", "", "error: ", "warning: ", "notice: ", "info: ", "debug: "};
     line = kNames[static_cast<int>(level)];
   }
   // One event, one line: a stray line break would split a journal entry.
-  for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;
+  for (char c : message)
+    line += (c == '\n' || c == '\r') ? ' ' : c;
   line += '\n';
   // One write() per line so lines never interleave mid-way.
   std::size_t done = 0;

@@ -90,11 +90,9 @@ std::string failure_reason(const Running& r, CURLcode code) {
   long os_errno = 0;
   curl_easy_getinfo(r.easy, CURLINFO_OS_ERRNO, &os_errno);
   switch (code) {
-  case CURLE_OPERATION_TIMEDOUT:
-    return timeout_reason(r.spec->timeout);
+  case CURLE_OPERATION_TIMEDOUT: return timeout_reason(r.spec->timeout);
   case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY:
-    return "dns: " + lower_first(errbuf_or(r, code));
+  case CURLE_COULDNT_RESOLVE_PROXY: return "dns: " + lower_first(errbuf_or(r, code));
   case CURLE_COULDNT_CONNECT:
     if (os_errno != 0) return "connect: " + os_error(os_errno);
     return "connect: " + lower_first(errbuf_or(r, code));
@@ -107,20 +105,16 @@ std::string failure_reason(const Running& r, CURLcode code) {
   case CURLE_SSL_ISSUER_ERROR:
   case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
   case CURLE_SSL_INVALIDCERTSTATUS:
-  case CURLE_SSL_CRL_BADFILE:
-    return "tls: " + lower_first(errbuf_or(r, code));
-  case CURLE_GOT_NOTHING:
-    return "http: empty reply from server";
+  case CURLE_SSL_CRL_BADFILE: return "tls: " + lower_first(errbuf_or(r, code));
+  case CURLE_GOT_NOTHING: return "http: empty reply from server";
   case CURLE_RECV_ERROR:
   case CURLE_SEND_ERROR:
     if (os_errno != 0) return "connection: " + os_error(os_errno);
     return "connection: " + lower_first(errbuf_or(r, code));
   case CURLE_WEIRD_SERVER_REPLY:
   case CURLE_HTTP2:
-  case CURLE_HTTP2_STREAM:
-    return "http: " + lower_first(errbuf_or(r, code));
-  default:
-    return "probe-error: " + lower_first(errbuf_or(r, code));
+  case CURLE_HTTP2_STREAM: return "http: " + lower_first(errbuf_or(r, code));
+  default: return "probe-error: " + lower_first(errbuf_or(r, code));
   }
 }
 
@@ -354,7 +348,8 @@ TickStats Engine::run(std::span<const ProbeSpec> probes,
     auto now = Clock::now();
     if (now >= deadline) break;
     auto wait = deadline - now;
-    if (im.timer_at) wait = std::min<Clock::duration>(wait, std::max(*im.timer_at - now, Clock::duration{0}));
+    if (im.timer_at)
+      wait = std::min<Clock::duration>(wait, std::max(*im.timer_at - now, Clock::duration{0}));
     // Round up: waking a hair early would spin until curl's timer is due.
     const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
     const int n = ::epoll_wait(im.epfd, events.data(), static_cast<int>(events.size()),

@@ -57,7 +57,7 @@ std::string timeout_reason(std::chrono::milliseconds timeout);
 
 class Engine {
 public:
-  Engine();  ///< throws std::runtime_error when curl or epoll cannot start
+  Engine(); ///< throws std::runtime_error when curl or epoll cannot start
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;

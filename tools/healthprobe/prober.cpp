@@ -47,12 +47,12 @@ void ensure_capacity(const Writer& w, const Config& cfg) {
   for (const auto& p : cfg.providers)
     if (!w.table().find(p.name)) ++fresh;
   if (info.used + fresh > info.capacity)
-    throw Error(Errc::table_full,
-                "segment " + quoted(cfg.segment) + " has " + std::to_string(info.capacity) +
-                    " slots, " + std::to_string(info.used) + " in use; the config adds " +
-                    std::to_string(fresh) +
-                    " new providers: recreate it larger (healthctl create " + cfg.segment +
-                    " --slots N --force) or remove providers");
+    throw Error(Errc::table_full, "segment " + quoted(cfg.segment) + " has " +
+                                      std::to_string(info.capacity) + " slots, " +
+                                      std::to_string(info.used) + " in use; the config adds " +
+                                      std::to_string(fresh) +
+                                      " new providers: recreate it larger (healthctl create " +
+                                      cfg.segment + " --slots N --force) or remove providers");
 }
 
 } // namespace
@@ -93,14 +93,16 @@ Writer open_table(const Config& cfg, const Log& log) {
       log(Level::notice, "policy of " + quoted(cfg.segment) + " set to " + describe(wanted));
     }
   }
-  for (const auto& p : cfg.providers) w->add(p.name);
+  for (const auto& p : cfg.providers)
+    w->add(p.name);
   return std::move(*w);
 }
 
 Prober::Prober(Config cfg, Writer writer, const Log& log)
     : cfg_(std::move(cfg)), writer_(std::move(writer)), log_(log), rng_(std::random_device{}()) {
   const auto now = Clock::now();
-  for (const auto& p : cfg_.providers) providers_.push_back({p, now}); // first tick at once
+  for (const auto& p : cfg_.providers)
+    providers_.push_back({p, now}); // first tick at once
 }
 
 Prober::~Prober() {
@@ -111,7 +113,7 @@ Prober::~Prober() {
 bool Prober::open_control() {
   try {
     control_ = std::make_unique<Control>(cfg_.segment, cfg_.control, writer_, log_);
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     log_(Level::err, e.what());
     return false;
   }
@@ -134,7 +136,8 @@ bool Prober::wake(int signal_fd) {
   return stop_;
 }
 
-Prober::Clock::time_point Prober::next_due(Clock::time_point from, std::chrono::nanoseconds interval) {
+Prober::Clock::time_point Prober::next_due(Clock::time_point from,
+                                           std::chrono::nanoseconds interval) {
   // Measured from the tick's start, so the cadence does not drift by the
   // tick's length; jitter spreads hosts that started together.
   auto due = from + std::chrono::duration_cast<Clock::duration>(interval);
@@ -168,9 +171,10 @@ void Prober::record(const ProviderConfig& p, const Outcome& o) {
     if (o.healthy) {
       const Transition t = writer_.mark_healthy(p.name);
       if (t == Transition::recovered) log_(Level::notice, "provider " + p.name + " recovered");
-      log_(Level::debug, "provider " + p.name + " healthy" +
-                             (o.http_status ? " (http " + std::to_string(o.http_status) + ")" : "") +
-                             " in " + format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed)));
+      log_(Level::debug,
+           "provider " + p.name + " healthy" +
+               (o.http_status ? " (http " + std::to_string(o.http_status) + ")" : "") + " in " +
+               format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed)));
       return;
     }
     const Transition t = writer_.mark_unhealthy(p.name, o.reason);
@@ -210,20 +214,22 @@ void Prober::tick(int signal_fd) {
   // The engine watches our wait set (the signalfd and the control socket)
   // beside its sockets; an epoll fd is readable when any of its fds is.
   const TickStats stats = engine_.run(
-      specs, [&](const Outcome &o) { record(providers_[due[o.index]].cfg, o); }, wait_fd_,
+      specs, [&](const Outcome& o) { record(providers_[due[o.index]].cfg, o); }, wait_fd_,
       [&] { return wake(signal_fd); });
   if (stats.interrupted) {
-    log_(Level::info, "tick interrupted: " + std::to_string(stats.abandoned) +
-                          " probe(s) in flight abandoned");
+    log_(Level::info,
+         "tick interrupted: " + std::to_string(stats.abandoned) + " probe(s) in flight abandoned");
     return;
   }
-  for (std::size_t i : due) providers_[i].due = next_due(start, providers_[i].cfg.interval);
+  for (std::size_t i : due)
+    providers_[i].due = next_due(start, providers_[i].cfg.interval);
   beat();
-  log_(Level::debug, "tick: " + std::to_string(stats.probes) + " probes, " +
-                         std::to_string(stats.healthy) + " healthy, " +
-                         std::to_string(stats.failed) + " failed in " +
-                         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(stats.elapsed).count()) +
-                         "ms");
+  log_(Level::debug,
+       "tick: " + std::to_string(stats.probes) + " probes, " + std::to_string(stats.healthy) +
+           " healthy, " + std::to_string(stats.failed) + " failed in " +
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::milliseconds>(stats.elapsed).count()) +
+           "ms");
 }
 
 void Prober::reload() {
@@ -320,7 +326,7 @@ int Prober::run(int signal_fd) {
       continue; // new and changed providers are due now
     }
     auto wake_at = last_beat_ + std::chrono::duration_cast<Clock::duration>(promise());
-    for (const auto &p : providers_)
+    for (const auto& p : providers_)
       wake_at = std::min(wake_at, p.due);
     const auto now = Clock::now();
     if (wake_at > now) {
@@ -335,7 +341,8 @@ int Prober::run(int signal_fd) {
     }
     if (Clock::now() >= last_beat_ + std::chrono::duration_cast<Clock::duration>(promise())) beat();
   }
-  log_(Level::info, "stopping on " + (stop_signal_.empty() ? std::string("request") : stop_signal_) +
+  log_(Level::info, "stopping on " +
+                        (stop_signal_.empty() ? std::string("request") : stop_signal_) +
                         ": releasing the writer lock of " + quoted(cfg_.segment));
   return kExitOk;
 }

@@ -36,8 +36,8 @@ public:
   Prober(Config cfg, Writer writer, const Log& log);
 
   ~Prober();
-  Prober(const Prober &) = delete;
-  Prober &operator=(const Prober &) = delete;
+  Prober(const Prober&) = delete;
+  Prober& operator=(const Prober&) = delete;
 
   /// Runs until SIGTERM or SIGINT arrives on `signal_fd` (a signalfd for
   /// SIGTERM, SIGINT and SIGHUP, non-blocking); SIGHUP reloads the config

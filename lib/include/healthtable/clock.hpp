@@ -21,7 +21,7 @@ struct Instant {
   constexpr Instant operator+(std::chrono::nanoseconds d) const noexcept {
     return {mono_ns + d.count(), unix_ns + d.count()};
   }
-  constexpr Instant &operator+=(std::chrono::nanoseconds d) noexcept { return *this = *this + d; }
+  constexpr Instant& operator+=(std::chrono::nanoseconds d) noexcept { return *this = *this + d; }
 };
 
 namespace detail {

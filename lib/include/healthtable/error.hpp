@@ -33,7 +33,7 @@ std::string_view errc_name(Errc code) noexcept;
 /// what to do about it.
 class Error : public std::runtime_error {
 public:
-  Error(Errc code, const std::string &message) : std::runtime_error(message), code_(code) {}
+  Error(Errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
   Errc code() const noexcept { return code_; }
 
 private:

@@ -192,7 +192,7 @@ constexpr std::uint64_t total_size_for(std::uint32_t capacity) noexcept {
 namespace detail {
 /// Up to eight bytes as a little-endian word, zero-padded. At run time a
 /// full word is one load; the byte loop keeps the function constexpr.
-constexpr std::uint64_t load_le64(const char *p, std::size_t n) noexcept {
+constexpr std::uint64_t load_le64(const char* p, std::size_t n) noexcept {
   if (!std::is_constant_evaluated() && n == 8 && std::endian::native == std::endian::little) {
     std::uint64_t w;
     std::memcpy(&w, p, 8);
@@ -215,7 +215,7 @@ constexpr std::uint64_t hash_step(std::uint64_t h, std::uint64_t w) noexcept {
 ///   for each 8-byte little-endian word w (the last one zero-padded):
 ///       h = (h ^ w) * 0xFF51AFD7ED558CCD;  h ^= h >> 32
 ///   h *= 0xC4CEB9FE1A85EC53;  h ^= h >> 29
-constexpr std::uint64_t name_hash(const char *p, std::size_t n) noexcept {
+constexpr std::uint64_t name_hash(const char* p, std::size_t n) noexcept {
   std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8)

@@ -61,10 +61,10 @@ public:
   /// later is reached.
   explicit Reporter(std::string_view segment);
   ~Reporter();
-  Reporter(Reporter &&other) noexcept;
-  Reporter &operator=(Reporter &&other) noexcept;
-  Reporter(const Reporter &) = delete;
-  Reporter &operator=(const Reporter &) = delete;
+  Reporter(Reporter&& other) noexcept;
+  Reporter& operator=(Reporter&& other) noexcept;
+  Reporter(const Reporter&) = delete;
+  Reporter& operator=(const Reporter&) = delete;
 
   /// "record PROVIDER success".
   bool success(std::string_view provider) noexcept;

@@ -61,8 +61,8 @@ public:
 private:
   friend class Table;
   friend class Writer;
-  Handle(const Slot *s, std::uint32_t i) noexcept : slot_(s), index_(i) {}
-  const Slot *slot_;
+  Handle(const Slot* s, std::uint32_t i) noexcept : slot_(s), index_(i) {}
+  const Slot* slot_;
   std::uint32_t index_;
 };
 
@@ -106,10 +106,10 @@ public:
   /// Opens the segment read-only. Throws Error: no_such_segment,
   /// permission_denied, not_ready, not_a_table, incompatible_layout, corrupt,
   /// invalid_name.
-  static Table open(std::string_view segment, const OpenOptions &options = {});
+  static Table open(std::string_view segment, const OpenOptions& options = {});
 
-  Table(Table &&) noexcept;
-  Table &operator=(Table &&) noexcept;
+  Table(Table&&) noexcept;
+  Table& operator=(Table&&) noexcept;
   ~Table();
 
   /// The slot of a registered provider, or nothing (never seen: healthy).
@@ -141,7 +141,7 @@ public:
   ProviderState get_state(Handle h) const;
   /// The same into `out`, reusing its strings' capacity: no allocation once
   /// warm. For readers that poll a record often.
-  void get_state(Handle h, ProviderState &out) const;
+  void get_state(Handle h, ProviderState& out) const;
 
   /// Copies of every registered provider, in registration order, followed by
   /// zero-state placeholders (registered == false) for expected names the
@@ -159,7 +159,7 @@ public:
   /// from a timer (once a second), never per request, then open() again.
   bool replaced() const;
 
-  const std::string &segment() const noexcept;
+  const std::string& segment() const noexcept;
 
   struct Impl; // defined in the library only
   explicit Table(std::unique_ptr<Impl> impl) noexcept;

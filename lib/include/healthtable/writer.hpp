@@ -33,7 +33,7 @@ struct Policy {
 
 /// Throws Error(invalid_argument) for a threshold < 1, a negative backoff or
 /// one longer than kMaxBackoff.
-void validate_policy(const Policy &policy);
+void validate_policy(const Policy& policy);
 
 struct CreateOptions {
   std::uint32_t capacity = kDefaultCapacity; ///< 1 .. kMaxCapacity slots
@@ -60,7 +60,7 @@ public:
   /// Creates the segment and takes the writer lock. Throws already_exists,
   /// invalid_name, invalid_argument, permission_denied, no_space, writer_busy
   /// (with replace, when a live writer holds the old segment).
-  static Writer create(std::string_view segment, const CreateOptions &options = {});
+  static Writer create(std::string_view segment, const CreateOptions& options = {});
 
   /// Opens an existing segment read-write and takes the writer lock, then
   /// repairs any record a dead writer left half-written. Throws what
@@ -72,8 +72,8 @@ public:
   /// no_such_segment, writer_busy (a live writer holds it), permission_denied.
   static void destroy(std::string_view segment);
 
-  Writer(Writer &&) noexcept;
-  Writer &operator=(Writer &&) noexcept;
+  Writer(Writer&&) noexcept;
+  Writer& operator=(Writer&&) noexcept;
   ~Writer(); ///< releases the lock; the segment stays
 
   /// Registers a provider (idempotent). Throws invalid_name, table_full.
@@ -101,7 +101,7 @@ public:
   void reset(std::string_view provider);
 
   /// Changes the policy for future outcomes.
-  void set_policy(const Policy &policy);
+  void set_policy(const Policy& policy);
   Policy policy() const noexcept;
 
   /// Stamps the writer heartbeat (the prober does this every tick).
@@ -113,7 +113,7 @@ public:
 
   /// A reader over the writer's own mapping (never open a second Table on
   /// the same segment just to read what you write).
-  const Table &table() const noexcept;
+  const Table& table() const noexcept;
 
   /// Records repaired when this writer attached (left mid-update by a
   /// writer that died).
