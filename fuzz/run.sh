@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds and runs the segment fuzzer (libFuzzer + ASan + UBSan, clang).
 #
-#   fuzz/run.sh --smoke              30 s, what CI runs (exit != 0 on a finding)
+#   fuzz/run.sh --smoke              30 s, what CI runs (exit != 0 on a finding);
+#                                    seed 1, so CI explores the same path every run
 #   fuzz/run.sh --time SECONDS [libFuzzer flags...]
 #                                    a long run, e.g. --time 3600 -jobs=2 -workers=2
 #
@@ -18,7 +19,7 @@ suffix=; [ "$skip" = OFF ] || suffix=-explore
 build=${HEALTHTABLE_FUZZ_BUILD:-$here/../build/fuzz$suffix}
 
 case "${1:-}" in
-  --smoke) seconds=30; shift ;;
+  --smoke) seconds=30; shift; set -- -seed=1 "$@" ;; # CI: the same mutations every run
   --time) seconds=${2:?--time needs seconds}; shift 2 ;;
   --findings) seconds=0; shift ;;
   *) echo "usage: $0 --smoke | --time SECONDS [libFuzzer flags...]" >&2; exit 2 ;;
