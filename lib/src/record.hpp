@@ -125,7 +125,7 @@ struct RecordValue {
 };
 
 inline void load_record(const Record& r, RecordValue& v) noexcept {
-  constexpr auto o = std::memory_order_relaxed;
+  constexpr auto o = kDataLoad; // relaxed; acquire under TSan (see above)
   v.status = r.status.load(o);
   v.transitions = r.transitions.load(o);
   v.successes = r.successes.load(o);
@@ -138,7 +138,7 @@ inline void load_record(const Record& r, RecordValue& v) noexcept {
 }
 
 inline void store_record(Record& r, const RecordValue& v) noexcept {
-  constexpr auto o = std::memory_order_relaxed;
+  constexpr auto o = kDataStore; // relaxed; release under TSan (see above)
   r.status.store(v.status, o);
   r.transitions.store(v.transitions, o);
   r.successes.store(v.successes, o);
@@ -155,9 +155,12 @@ inline void store_record(Record& r, const RecordValue& v) noexcept {
 inline constexpr int kMaxReadAttempts = 1 << 16;
 
 /// Copies the stable record. Returns false only if a live writer changed it
-/// kMaxReadAttempts times in a row while we copied.
-inline bool read_record(const Slot& s, RecordValue& v) noexcept {
+/// kMaxReadAttempts times in a row while we copied. `retries`, when given,
+/// receives how many copies were thrown away (the benchmarks count them; the
+/// library passes nothing and the count compiles out).
+inline bool read_record(const Slot& s, RecordValue& v, int* retries = nullptr) noexcept {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    if (retries) *retries = attempt;
     // acquire: pairs with the release stores of seq in write_record()
     const std::uint64_t s1 = s.seq.load(std::memory_order_acquire);
     load_record(s.copy[s1 & 1], v);
