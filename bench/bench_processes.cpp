@@ -49,7 +49,7 @@ int g_duration_ms = 300;
 enum class Op {
   is_healthy,        ///< Table::is_healthy(Handle)
   get_state,         ///< Table::get_state(Handle)
-  latch_read,        ///< read_record() re-implemented with a retry counter
+  latch_read,        ///< the library's read_record(), asked for its retry count
   rwlock_is_healthy, ///< the pthread_rwlock baseline's is_healthy
 };
 

@@ -218,7 +218,7 @@ void baseline_get_state(benchmark::State& state, htbench::LockKind k, std::uint3
 // Bench-local re-implementations over the public layout, to size a change to
 // the library before anyone makes it. They are not the library's figures.
 
-/// The consistent copy alone: lib/src/record.hpp read_record(), re-implemented.
+/// The consistent copy alone: the library's read_record() (lib/src/record.hpp).
 void part_latch_copy(benchmark::State& state, StateSlot slot) {
   const ht::Slot& s = states().floor_map.slot(slot);
   for (auto _ : state) {
@@ -253,43 +253,6 @@ void whatif_is_healthy_likely(benchmark::State& state, StateSlot slot) {
   for (auto _ : state) {
     bool ok = is_healthy_likely(word);
     benchmark::DoNotOptimize(ok);
-  }
-}
-
-/// get_state(Handle) built like Table::Impl::state_of(), but reading into a
-/// record that is not zeroed first (the library's RecordValue is value-
-/// initialised, which GCC emits as `rep stosq`).
-ht::ProviderState state_without_zeroing(const ht::Slot& s) {
-  ht::ProviderState st;
-  st.name.assign(s.name, std::min<std::size_t>(s.name_len, ht::kProviderNameMax));
-  st.registered = true;
-  htbench::RecordCopy v;
-  htbench::read_record_counting(s, v);
-  st.healthy = v.status & ht::status::kHealthy;
-  st.consecutive_failures = static_cast<std::uint32_t>(v.status >> ht::status::kFailuresShift);
-  st.last_check_unix_ns = v.last_check_unix_ns;
-  if (v.status & ht::status::kHasError) {
-    const std::size_t n = std::min<std::size_t>(
-        (v.status & ht::status::kReasonLenMask) >> ht::status::kReasonLenShift, ht::kReasonMax);
-    char buf[ht::kReasonMax];
-    std::memcpy(buf, v.reason, sizeof buf);
-    st.last_error.emplace(buf, n);
-  }
-  st.unhealthy_until_unix_ns = v.unhealthy_until_unix_ns;
-  st.unhealthy_until_mono_ns = v.unhealthy_until_mono_ns;
-  st.override_mode = static_cast<ht::Override>((v.status & ht::status::kOverrideMask) >>
-                                               ht::status::kOverrideShift);
-  st.transitions = v.transitions;
-  st.successes = v.successes;
-  st.failures = v.failures;
-  return st;
-}
-
-void whatif_get_state_without_zeroing(benchmark::State& state, StateSlot slot) {
-  const ht::Slot& s = states().floor_map.slot(slot);
-  for (auto _ : state) {
-    ht::ProviderState st = state_without_zeroing(s);
-    benchmark::DoNotOptimize(st);
   }
 }
 
@@ -338,10 +301,6 @@ void register_all() {
   RegisterBenchmark("part/latch_copy/tripped", part_latch_copy, kTripped);
   RegisterBenchmark("part/pthread_rwlock_lock_copy_unlock/tripped", part_rwlock_copy, 1u);
   RegisterBenchmark("whatif/is_healthy_likely/healthy", whatif_is_healthy_likely, kHealthy);
-  RegisterBenchmark("whatif/get_state_without_zeroing/healthy", whatif_get_state_without_zeroing,
-                    kHealthy);
-  RegisterBenchmark("whatif/get_state_without_zeroing/tripped", whatif_get_state_without_zeroing,
-                    kTripped);
 }
 
 } // namespace

@@ -89,27 +89,8 @@ ReadOnlyMap::ReadOnlyMap(const std::string& segment) {
 ReadOnlyMap::~ReadOnlyMap() { ::munmap(base_, size_); }
 
 int read_record_counting(const ht::Slot& s, RecordCopy& v) noexcept {
-  constexpr auto o = std::memory_order_relaxed;
-  for (int attempt = 0; attempt < (1 << 16); ++attempt) {
-    // The same loads, fences and orders as read_record() in lib/src/record.hpp.
-    const std::uint64_t s1 = s.seq.load(std::memory_order_acquire);
-    const ht::Record& r = s.copy[s1 & 1];
-    v.status = r.status.load(o);
-    v.transitions = r.transitions.load(o);
-    v.successes = r.successes.load(o);
-    v.failures = r.failures.load(o);
-    v.last_check_unix_ns = r.last_check_unix_ns.load(o);
-    v.unhealthy_until_unix_ns = r.unhealthy_until_unix_ns.load(o);
-    v.unhealthy_until_mono_ns = r.unhealthy_until_mono_ns.load(o);
-    for (std::size_t i = 0; i < ht::kReasonWords; ++i)
-      v.reason[i] = r.reason[i].load(o);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (s.seq.load(std::memory_order_relaxed) == s1) return attempt;
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-  }
-  return -1;
+  int retries = 0;
+  return ht::detail::read_record(s, v, &retries) ? retries : -1;
 }
 
 // ---------------------------------------------------------------------------

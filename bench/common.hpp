@@ -3,6 +3,8 @@
 // for the floor, and the lock-guarded tables users would otherwise write.
 #pragma once
 
+#include "record.hpp" // lib/src: the latch read, measured as the library runs it
+
 #include <healthtable/clock.hpp>
 #include <healthtable/layout.hpp>
 #include <healthtable/table.hpp>
@@ -62,16 +64,12 @@ private:
   const healthtable::Slot* slots_ = nullptr;
 };
 
-/// lib/src/record.hpp read_record(), re-implemented over the public layout so
-/// the benchmark can count what the library does not expose: how many times
-/// a read re-copied the record because the writer moved the latch.
-/// Returns the number of retries (0: first copy was stable), or -1 if it gave
-/// up after the library's limit of 1 << 16 attempts.
-struct RecordCopy {
-  std::uint64_t status, transitions, successes, failures;
-  std::int64_t last_check_unix_ns, unhealthy_until_unix_ns, unhealthy_until_mono_ns;
-  std::uint64_t reason[healthtable::kReasonWords];
-};
+/// The library's own latch read (lib/src/record.hpp read_record()), asked
+/// for what it does not report in normal use: how many times a read
+/// re-copied the record because the writer moved the latch. Returns the
+/// number of retries (0: first copy was stable), or -1 if it gave up after
+/// the library's limit of kMaxReadAttempts.
+using RecordCopy = healthtable::detail::RecordValue;
 int read_record_counting(const healthtable::Slot& s, RecordCopy& out) noexcept;
 
 // ---------------------------------------------------------------------------

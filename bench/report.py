@@ -357,12 +357,10 @@ def main() -> int:
     if any(t.startswith("get_state") for t in missed):
         lc = R("part/latch_copy/tripped")
         rc = R("part/pthread_rwlock_lock_copy_unlock/tripped")
-        wz_h = R("whatif/get_state_without_zeroing/healthy")
-        wz_t = R("whatif/get_state_without_zeroing/tripped")
         into_h = R("get_state_handle_into/healthy")
         into_t = R("get_state_handle_into/tripped")
-        w("- **get_state(handle).** The consistent copy alone (`part/latch_copy`, the latch read "
-          "re-implemented) costs %s; the rwlock's lock, copy and unlock cost %s. The rest of "
+        w("- **get_state(handle).** The consistent copy alone (`part/latch_copy`, the library's latch read "
+          "alone) costs %s; the rwlock's lock, copy and unlock cost %s. The rest of "
           "`get_state(handle)` is building a fresh `ProviderState`: two heap strings per call "
           "(the 63-byte name, and the reason when tripped), the same allocations the rwlock "
           "baseline makes, so the latch's lead shrinks to what it saves over the lock. The "
@@ -452,10 +450,8 @@ def main() -> int:
     w("")
     w("| part | median (CPU) | min – max |")
     w("|---|---|---|")
-    for label, name in (("latch read alone (`read_record()` re-implemented)", "part/latch_copy/tripped"),
+    for label, name in (("latch read alone (the library's `read_record()`)", "part/latch_copy/tripped"),
                         ("rwlock: lock, copy the record, unlock", "part/pthread_rwlock_lock_copy_unlock/tripped"),
-                        ("what-if: `get_state(handle)` without zeroing the record, healthy", "whatif/get_state_without_zeroing/healthy"),
-                        ("what-if: `get_state(handle)` without zeroing the record, tripped", "whatif/get_state_without_zeroing/tripped"),
                         ("what-if: `is_healthy(handle)` with `[[likely]]` on the healthy branch", "whatif/is_healthy_likely/healthy")):
         s = R(name)
         w("| %s | %s | %s |" % (label, ns(s.median), minmax(s)))
@@ -470,7 +466,7 @@ def main() -> int:
       "between the 8 read providers and 56 others and keep each provider's answer (a tripped "
       "one is re-armed to a new deadline, so its hot word is stored; a healthy one gets a "
       "success, rewritten through the latch), so every rate reads the same mix. `latch_read` "
-      "is the library's `read_record()` re-implemented with a retry counter. Medians over %d "
+      "is the library's `read_record()`, asked for its retry count. Medians over %d "
       "repetitions, wall-clock." % (pr.context.get("duration_ms", "?"),
                                    max((len(v) for v in pr.reps.values()), default=0)))
     w("")
