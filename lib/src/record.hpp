@@ -16,6 +16,8 @@
 // A reader retries only if seq changed while it copied, which needs a live
 // writer that made progress. A writer killed anywhere leaves the copy the
 // readers are told to read intact, so no reader ever waits on a dead writer.
+// The next writer must settle such a slot (settle_record()) before it
+// writes it again: the copy readers are NOT on may be half-written.
 #pragma once
 
 #include "segment.hpp"
@@ -190,6 +192,37 @@ inline void write_record(Slot& s, const RecordValue& v) noexcept {
   store_record(s.copy[0], v);
   bump(); // even: readers on copy[0]
   store_record(s.copy[1], v);
+}
+
+/// Finishes what a writer killed inside write_record() left behind, without
+/// ever changing what a reader sees: copies the record readers are on now
+/// into the other copy (no reader is told to read that one), then, if seq is
+/// odd, makes it even. Afterwards both copies are equal and seq is even, the
+/// state write_record() starts from. Calling write_record() on a torn slot
+/// instead would be wrong: its first store (seq := odd) can move readers
+/// onto the half-written copy. Single writer only; returns whether anything
+/// had to change.
+inline bool settle_record(Slot& s) noexcept {
+  // acquire: pairs with the dead writer's release store of seq, so its
+  // stores to the copy readers are on happen before ours below
+  const std::uint64_t q = s.seq.load(std::memory_order_acquire);
+  RecordValue on, off;
+  load_record(s.copy[q & 1], on);
+  load_record(s.copy[(q & 1) ^ 1], off);
+  const bool equal = std::memcmp(&on, &off, sizeof on) == 0;
+  if ((q & 1) == 0 && equal) return false;
+  if (!equal) {
+    // release fence: a reader still on this copy from an older seq that sees
+    // any store below also sees q (or later) on its re-check, and retries
+    latch_fence(std::memory_order_release);
+    store_record(s.copy[(q & 1) ^ 1], on);
+  }
+  if (q & 1) {
+    // release: the copy[0] stores above are visible to a reader that sees q + 1
+    s.seq.store(q + 1, std::memory_order_release);
+    latch_fence(std::memory_order_release);
+  }
+  return true;
 }
 
 } // namespace healthtable::detail

@@ -214,20 +214,20 @@ void Writer::Impl::repair() {
       index_insert(i);
       fixed = true;
     }
-    // The stable copy is the one readers are reading now.
-    const std::uint64_t seq = s.seq.load(std::memory_order_relaxed);
-    RecordValue stable, other;
-    detail::load_record(s.copy[seq & 1], stable);
-    detail::load_record(s.copy[(seq & 1) ^ 1], other);
-    // A hostile or torn reason length never survives repair.
-    if (((stable.status & status::kReasonLenMask) >> status::kReasonLenShift) > kReasonMax) {
-      stable.clear_reason();
+    // Finish or roll back a write the dead writer left half done, keeping
+    // the record readers are reading now; after this, copy[0] is the record.
+    if (detail::settle_record(s)) fixed = true;
+    RecordValue v;
+    detail::load_record(s.copy[0], v);
+    // A hostile or torn reason length never survives repair (safe to write
+    // through the latch now that both copies are equal).
+    if (((v.status & status::kReasonLenMask) >> status::kReasonLenShift) > kReasonMax) {
+      v.clear_reason();
+      write_record(s, v);
       fixed = true;
     }
-    if ((seq & 1) != 0 || std::memcmp(&stable, &other, sizeof stable) != 0) fixed = true;
-    if (fixed || s.down_until.load(std::memory_order_relaxed) != stable.down_word()) {
-      write_record(s, stable); // ends with seq even and both copies equal
-      s.down_until.store(stable.down_word(), std::memory_order_release);
+    if (fixed || s.down_until.load(std::memory_order_relaxed) != v.down_word()) {
+      s.down_until.store(v.down_word(), std::memory_order_release);
       ++repaired;
     }
   }
