@@ -212,12 +212,25 @@ TEST_CASE("liveness: an exec'd child of the writer does not hold the lock (O_CLO
     for (;;)
       std::this_thread::sleep_for(1s);
   });
-  for (int i = 0; i < 5000 && *sleeper == 0; ++i)
+  for (int i = 0; i < 20000 && *sleeper == 0; ++i) {
+    int status;
+    if (::waitpid(writer, &status, WNOHANG) == writer)
+      FAIL("the writer ended before spawning: " << test::decode(status).describe());
     std::this_thread::sleep_for(1ms);
-  REQUIRE(*sleeper != 0);
-  test::kill_and_reap(writer);
-  CHECK(::kill(*sleeper, 0) == 0);        // the exec'd child lives on ...
-  CHECK_NOTHROW(Writer::open(seg.str())); // ... without the lock
+  }
+  REQUIRE_MESSAGE(*sleeper != 0, "the writer did not spawn `sleep` within 20 s");
+  const auto res = test::kill_and_reap(writer);
+  CHECK_MESSAGE(!res.exited, "the writer exited on its own: " << res.describe());
+  CHECK(::kill(*sleeper, 0) == 0); // the exec'd child lives on ...
+  try {
+    auto w = Writer::open(seg.str()); // ... without the lock
+  } catch (const Error& e) {
+    // Name who holds it: the dead writer (the kernel did not drop its lock),
+    // the sleeper (the descriptor leaked across exec), or someone else.
+    FAIL_CHECK("Writer::open after the writer died: " << e.what() << " (writer pid " << writer
+                                                      << ", sleeper pid " << sleeper->load()
+                                                      << ")");
+  }
   ::kill(*sleeper, SIGKILL);
 }
 
