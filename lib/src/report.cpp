@@ -1,6 +1,7 @@
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 #include <healthtable/report.hpp>
+#include <healthtable/table.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 namespace healthtable {
@@ -42,6 +44,35 @@ Errc errc_from_name(std::string_view name) noexcept {
        ++v)
     if (errc_name(static_cast<Errc>(v)) == name) return static_cast<Errc>(v);
   return Errc::system_error;
+}
+
+/// The sender's credentials the kernel attached (SO_PASSCRED), if any.
+std::optional<ucred> sender_of(msghdr& msg) noexcept {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+        c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+      ucred cred;
+      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+      return cred;
+    }
+  return std::nullopt;
+}
+
+/// Only the table's prober may answer for it, and only the segment's owner
+/// can be its writer (Writer refuses other owners). Anyone else bound to
+/// the address is a squatter: refuse to believe it.
+void check_replier(std::string_view segment, std::string_view address,
+                   const std::optional<ucred>& cred) {
+  const std::uint32_t owner = Table::open(segment).info().owner_uid;
+  if (cred && cred->uid == owner) return;
+  const std::string who =
+      cred ? "uid " + std::to_string(cred->uid) + " (pid " + std::to_string(cred->pid) + ")"
+           : std::string("a sender without credentials");
+  throw Error(Errc::permission_denied,
+              "the control socket " + where(address) + " answered from " + who + ", but table '" +
+                  std::string(segment) + "' belongs to uid " + std::to_string(owner) +
+                  ": that is not this table's prober, so its reply is not trusted ('ss -xlp | "
+                  "grep healthtable/' names the process bound there)");
 }
 
 } // namespace
@@ -152,6 +183,12 @@ std::string request(std::string_view segment, std::string_view line,
     int fd;
     ~Guard() { ::close(fd); }
   } guard{fd};
+  // SO_PASSCRED: the kernel attaches the replier's credentials to what we
+  // receive, so an impostor on the prober's address is caught below.
+  const int on = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0)
+    throw Error(Errc::system_error,
+                std::string("cannot enable SO_PASSCRED: ") + std::strerror(errno));
   // Autobind: the kernel picks a unique abstract name, so the prober has an
   // address to answer to.
   sockaddr_un self{};
@@ -197,14 +234,22 @@ std::string request(std::string_view segment, std::string_view line,
     if (ready == 0)
       no_prober(address, "no answer within " + format_duration(std::chrono::nanoseconds(timeout)));
     sockaddr_un from{};
-    socklen_t from_len = sizeof from;
-    const ssize_t n =
-        ::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n < 0) throw Error(Errc::system_error, std::string("recvfrom: ") + std::strerror(errno));
+    if (n < 0) throw Error(Errc::system_error, std::string("recvmsg: ") + std::strerror(errno));
     // Only the prober's address answers; anything else is a stray.
-    if (from_len != to_len || std::memcmp(from.sun_path, to.sun_path, address.size()) != 0)
+    if (msg.msg_namelen != to_len || std::memcmp(from.sun_path, to.sun_path, address.size()) != 0)
       continue;
+    check_replier(segment, address, sender_of(msg));
     std::string_view reply(buf, static_cast<std::size_t>(n));
     while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r'))
       reply.remove_suffix(1);

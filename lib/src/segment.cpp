@@ -173,6 +173,7 @@ std::unique_ptr<Mapping> Mapping::open(std::string_view segment, bool writable) 
     m->dev_ = st.st_dev;
     m->ino_ = st.st_ino;
     m->owner_ = st.st_uid;
+    m->mode_ = static_cast<unsigned>(st.st_mode & 07777);
     m->size_ = static_cast<std::uint64_t>(st.st_size);
     if (m->size_ == 0) validate_image(nullptr, 0, segment); // throws not_ready
     bip::mapped_region region(shm, mode, 0, static_cast<std::size_t>(m->size_));
@@ -215,6 +216,7 @@ std::unique_ptr<Mapping> Mapping::create(std::string_view segment, std::uint64_t
     m->dev_ = st.st_dev;
     m->ino_ = st.st_ino;
     m->owner_ = st.st_uid;
+    m->mode_ = static_cast<unsigned>(st.st_mode & 07777);
     m->size_ = size;
     bip::mapped_region region(shm, bip::read_write, 0, static_cast<std::size_t>(size));
     m->base_ = static_cast<std::uint8_t*>(region.get_address());

@@ -39,6 +39,8 @@ public:
   dev_t dev() const noexcept { return dev_; }
   ino_t ino() const noexcept { return ino_; }
   uid_t owner() const noexcept { return owner_; }
+  /// Permission bits (st_mode & 07777) when mapped.
+  unsigned mode() const noexcept { return mode_; }
 
   Header& header() const noexcept { return *reinterpret_cast<Header*>(base_); }
   Slot* slots() const noexcept { return reinterpret_cast<Slot*>(base_ + header().slots_offset); }
@@ -58,6 +60,7 @@ private:
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   uid_t owner_ = 0;
+  unsigned mode_ = 0;
 };
 
 /// Checks a mapped image of `size` bytes: magic, format, then every size and

@@ -194,6 +194,8 @@ TableInfo Table::info() const {
   i.updates = h.updates.load(o);
   const auto st = h.state.load(std::memory_order_acquire);
   i.state = st <= 2 ? static_cast<SegmentState>(st) : SegmentState::live;
+  i.owner_uid = static_cast<std::uint32_t>(impl_->mapping->owner());
+  i.mode = impl_->mapping->mode();
   return i;
 }
 

@@ -80,6 +80,8 @@ TEST_CASE("create prints what it made and info reports the header, as text and J
 
   const std::string text = check_ok(healthctl({"info", seg}));
   CHECK(contains(text, "segment     " + seg.str() + " (/dev/shm/" + seg.str() + "), live\n"));
+  CHECK(contains(text, "access      owner uid " + std::to_string(::geteuid())));
+  CHECK(contains(text, ", mode 0640\n"));
   CHECK(contains(text, "layout      v1, format 0x0001010002003f78\n"));
   CHECK(contains(text, "slots       0 of 16 used, 512 bytes each\n"));
   CHECK(contains(text, "size        8,576 bytes (8.4 KiB)\n"));
@@ -94,6 +96,8 @@ TEST_CASE("create prints what it made and info reports the header, as text and J
   CHECK(j.at("segment") == seg.str());
   CHECK(j.at("path") == seg.path());
   CHECK(j.at("state") == "live");
+  CHECK(j.at("owner_uid") == ::geteuid());
+  CHECK(j.at("mode") == "0640");
   CHECK(j.at("layout_version") == 1);
   CHECK(j.at("format") == "0x0001010002003f78");
   CHECK(j.at("capacity") == 16);

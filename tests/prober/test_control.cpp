@@ -562,6 +562,100 @@ TEST_CASE("the control address taken by another process: a clear error, exit 1")
   CHECK_NOTHROW(Writer::open(seg.str()));
 }
 
+namespace {
+
+/// A process bound to `seg`'s control address as uid `id` that answers one
+/// request with `reply` and exits: a prober, or a squatter. Returns its pid
+/// once it is bound. Needs root for another uid.
+pid_t fake_prober(const std::string& seg, std::uint32_t id, const std::string& reply) {
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::alarm(10);
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(id, id, id) != 0 ||
+        ::setresuid(id, id, id) != 0)
+      _exit(100);
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const std::string address = control_address(seg);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, address.data(), address.size());
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa),
+               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size())) != 0)
+      _exit(101);
+    if (::write(ready[1], "r", 1) != 1) _exit(102);
+    char buf[600];
+    sockaddr_un from{};
+    socklen_t from_len = sizeof from;
+    if (::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len) <= 0)
+      _exit(103);
+    if (::sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), from_len) !=
+        static_cast<ssize_t>(reply.size()))
+      _exit(104);
+    _exit(0);
+  }
+  ::close(ready[1]);
+  char c = 0;
+  REQUIRE(::read(ready[0], &c, 1) == 1); // bound (or it died: read returns 0)
+  ::close(ready[0]);
+  return pid;
+}
+
+int reap(pid_t pid) {
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+} // namespace
+
+TEST_CASE("a squatter on the control address is not believed: replies must come from the owner") {
+  if (::geteuid() != 0) {
+    MESSAGE("needs root to bind the address as another uid");
+    return;
+  }
+  const std::uint32_t uid = nobody();
+  REQUIRE(uid != 0);
+  SegmentName seg("ctl");
+  Writer held = Writer::create(seg.str()); // owned by root, writer lock taken
+  REQUIRE(held.table().info().owner_uid == 0);
+
+  SUBCASE("request(): the squatter's 'ok' is refused, naming its uid and pid") {
+    const pid_t squatter = fake_prober(seg.str(), uid, "ok groq: forced down");
+    try {
+      request(seg.str(), "set groq down", 2s);
+      FAIL("request() believed a reply from uid " << uid);
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::permission_denied);
+      const std::string what = e.what();
+      CHECK(what.find("answered from uid " + std::to_string(uid) + " (pid " +
+                      std::to_string(squatter) + ")") != std::string::npos);
+      CHECK(what.find("belongs to uid 0") != std::string::npos);
+    }
+    CHECK(reap(squatter) == 0);
+  }
+
+  SUBCASE("request(): the same reply from the owner's uid is believed") {
+    const pid_t prober = fake_prober(seg.str(), 0, "ok groq: forced down");
+    CHECK(request(seg.str(), "set groq down", 2s) == "groq: forced down");
+    CHECK(reap(prober) == 0);
+  }
+
+  SUBCASE("healthctl: exit 7 and one line, not a false 'forced down'") {
+    const pid_t squatter = fake_prober(seg.str(), uid, "ok groq: forced down");
+    const Run r = healthctl({"set", seg, "groq", "down"});
+    CHECK(r.status == 7);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("is not this table's prober") != std::string::npos);
+    CHECK(count(r.err, "\n") == 1);
+    CHECK(reap(squatter) == 0);
+  }
+  CHECK_FALSE(held.table().get_state("groq")); // nobody wrote anything
+}
+
 TEST_CASE("control_address: abstract, and long names still fit sun_path") {
   CHECK(control_address("gateway") == std::string("\0healthtable/gateway", 20));
   const std::string a(95, 'a');

@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <pwd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -94,6 +96,15 @@ std::string count_failures(std::uint32_t n) {
 }
 
 std::string format_mode(std::uint32_t mode) { return fmt::format("{:04o}", mode); }
+
+std::string user_name(std::uint32_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(static_cast<uid_t>(uid), &pw, buf, sizeof buf, &found) == 0 && found)
+    return fmt::format("uid {} ({})", uid, printable(found->pw_name));
+  return fmt::format("uid {}", uid);
+}
 
 std::string format_hex(std::uint64_t value) { return fmt::format("{:#018x}", value); }
 

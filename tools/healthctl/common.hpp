@@ -59,6 +59,9 @@ std::string count_failures(std::uint32_t n);
 std::string format_mode(std::uint32_t mode);
 /// "0x0001010002003f78".
 std::string format_hex(std::uint64_t value);
+
+/// "uid 0 (root)", or "uid 1234" when no user has that uid.
+std::string user_name(std::uint32_t uid);
 /// Unix seconds as JSON wants them (floating point); 0 stays 0.
 double unix_seconds(std::int64_t unix_ns) noexcept;
 /// A name or reason read from shared memory, made safe for a terminal.

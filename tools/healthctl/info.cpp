@@ -41,6 +41,8 @@ int run_info(const InfoOptions& o) {
     doc["segment"] = info.segment;
     doc["path"] = "/dev/shm/" + info.segment;
     doc["state"] = state_name(info.state);
+    doc["owner_uid"] = info.owner_uid;
+    doc["mode"] = format_mode(info.mode);
     doc["layout_version"] = info.layout_version;
     doc["format"] = format_hex(info.format);
     doc["capacity"] = info.capacity;
@@ -62,6 +64,8 @@ int run_info(const InfoOptions& o) {
   };
   row("segment",
       fmt::format("{} (/dev/shm/{}), {}", info.segment, info.segment, state_name(info.state)));
+  row("access",
+      fmt::format("owner {}, mode {}", user_name(info.owner_uid), format_mode(info.mode)));
   row("layout", fmt::format("v{}, format {}", info.layout_version, format_hex(info.format)));
   row("slots",
       fmt::format("{} of {} used, {} bytes each", info.used, info.capacity, info.slot_size));

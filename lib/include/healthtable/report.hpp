@@ -83,6 +83,10 @@ private:
 /// prober is listening ...") when nothing is bound to the address or nobody
 /// answers in time; Error(code, message) for a reply "error <errc_name>
 /// message"; Error(invalid_argument) for a line that is too long.
+/// Believes a reply only from a process running as the segment's owner (the
+/// kernel-checked uid of the sender, SO_PASSCRED): anything else bound to the
+/// address is a squatter, Error(permission_denied). Replies from other
+/// addresses are ignored.
 std::string request(std::string_view segment, std::string_view line,
                     std::chrono::milliseconds timeout);
 

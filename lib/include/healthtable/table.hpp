@@ -88,6 +88,11 @@ struct TableInfo {
   std::int64_t heartbeat_interval_ns = 0;
   std::uint64_t updates = 0;
   SegmentState state = SegmentState::live;
+  /// Owner of the segment object (its uid when this Table opened it). Only
+  /// this uid can hold the writer lock (Writer refuses other owners).
+  std::uint32_t owner_uid = 0;
+  /// Its permission bits (as `healthctl create --mode` set them), at open.
+  std::uint32_t mode = 0;
 };
 
 /// Whether a writer holds the segment's writer lock, asked of the kernel
