@@ -9,6 +9,8 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <random>
 #include <vector>
 
 using namespace healthtable;
@@ -57,6 +59,45 @@ TEST_CASE("layout: the name hash is pinned (docs/layout.md gives the algorithm)"
   CHECK(name_hash(long_name.data(), long_name.size()) == 0xcb9fe91edfa16562ULL);
   // The tail is zero-padded, but the length is folded in: "a" != "a\0".
   CHECK(name_hash("a\0", 2) != name_hash("a", 1));
+}
+
+namespace {
+/// docs/layout.md's name hash, word by word from single bytes: the
+/// reference that the library's load-based version must equal.
+std::uint64_t reference_name_hash(const unsigned char* p, std::size_t n) {
+  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::uint64_t w = 0;
+    for (std::size_t k = 0; k < 8 && i + k < n; ++k)
+      w |= std::uint64_t{p[i + k]} << (8 * k);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 32;
+  }
+  h *= 0xC4CEB9FE1A85EC53ULL;
+  return h ^ (h >> 29);
+}
+} // namespace
+
+TEST_CASE("layout: the name hash's fast tail loads give the documented hash, for every length") {
+  // Each name sits in a heap block of exactly its size, so a load past its
+  // end (the tail is read with overlapping loads) is an ASan error.
+  std::mt19937_64 rng(7);
+  int names = 0;
+  for (std::size_t n = 1; n <= 80; ++n) {
+    for (int round = 0; round < 50; ++round) {
+      const auto p = std::make_unique<unsigned char[]>(n);
+      for (std::size_t k = 0; k < n; ++k) // every byte value, NUL and >= 0x80 too
+        p[k] = static_cast<unsigned char>(round == 0 ? 'a' + k % 26 : rng());
+      const char* c = reinterpret_cast<const char*>(p.get());
+      REQUIRE_MESSAGE(name_hash(c, n) == reference_name_hash(p.get(), n),
+                      "length " << n << " round " << round);
+      ++names;
+    }
+  }
+  CHECK(names == 80 * 50);
+  // And the compile-time path (byte loads) agrees with both.
+  constexpr std::uint64_t at_compile_time = name_hash("groq-llama-3.1-70b", 18);
+  CHECK(name_hash(std::string("groq-llama-3.1-70b").c_str(), 18) == at_compile_time);
 }
 
 TEST_CASE("layout: a real segment's bytes at the documented offsets") {

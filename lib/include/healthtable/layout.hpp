@@ -203,6 +203,32 @@ constexpr std::uint64_t load_le64(const char* p, std::size_t n) noexcept {
     w |= std::uint64_t{static_cast<unsigned char>(p[k])} << (8 * k);
   return w;
 }
+/// The last, partial word of p[0, n): bytes p[i, n) (1 to 7 of them) as a
+/// zero-padded little-endian word, the same as load_le64(p + i, n - i). At
+/// run time on little-endian machines it takes one or two loads instead of a
+/// byte loop, and never reads outside p[0, n): a name of 8 bytes or more
+/// reloads its last 8 bytes and shifts; a shorter one ORs two overlapping
+/// 4-byte loads, or its first, middle and last byte.
+constexpr std::uint64_t load_tail_le64(const char* p, std::size_t n, std::size_t i) noexcept {
+  const std::size_t rest = n - i;
+  if (std::is_constant_evaluated() || std::endian::native != std::endian::little)
+    return load_le64(p + i, rest);
+  if (n >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + n - 8, 8);
+    return w >> (8 * (8 - rest));
+  }
+  if (n >= 4) {
+    std::uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    return lo | (std::uint64_t{hi} << (8 * (n - 4)));
+  }
+  const auto b = [p](std::size_t k) {
+    return std::uint64_t{static_cast<unsigned char>(p[k])} << (8 * k);
+  };
+  return b(0) | b(n / 2) | b(n - 1);
+}
 constexpr std::uint64_t hash_step(std::uint64_t h, std::uint64_t w) noexcept {
   h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
   return h ^ (h >> 32);
@@ -220,7 +246,7 @@ constexpr std::uint64_t name_hash(const char* p, std::size_t n) noexcept {
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8)
     h = detail::hash_step(h, detail::load_le64(p + i, 8));
-  if (i < n) h = detail::hash_step(h, detail::load_le64(p + i, n - i));
+  if (i < n) h = detail::hash_step(h, detail::load_tail_le64(p, n, i));
   h *= 0xC4CEB9FE1A85EC53ULL;
   return h ^ (h >> 29);
 }
