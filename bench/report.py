@@ -154,7 +154,8 @@ def verdict(ok: bool, measured: float, limit: float, higher_is_better: bool = Fa
     if higher_is_better:
         return "**missed** by %.0f%% (%.2f× of the %.2f× required)" % (
             (1 - measured / limit) * 100, measured, limit)
-    return "**missed** by %.0f%% over the limit" % ((measured / limit - 1) * 100)
+    over = (measured / limit - 1) * 100
+    return "**missed** by %s%% over the limit" % (("%.1f" if over < 10 else "%.0f") % over)
 
 
 def main() -> int:
@@ -298,7 +299,7 @@ def main() -> int:
         g = R("get_state_handle/" + label)
         b = R("baseline/pthread_rwlock/get_state/" + label)
         targets.append(("get_state(handle), %s, faster than the pthread_rwlock baseline" % label,
-                        "%s vs rwlock %s (%s)" % (ns(g.median), ns(b.median), ratio(g.median / b.median)),
+                        "%s vs rwlock %s (%.3f×)" % (ns(g.median), ns(b.median), g.median / b.median),
                         "< 1×", g.median < b.median, g.median / b.median, 1.0, False))
 
     for t, meas, lim, ok, m, limit, hib in targets:
