@@ -225,6 +225,39 @@ inline bool settle_record(Slot& s) noexcept {
   return true;
 }
 
+/// An update of one slot as the writer publishes it: the record through the
+/// latch, then the hot word derived from it (stored last, and only when it
+/// changes: every router reads its cache line on every request).
+inline void publish_record(Slot& s, const RecordValue& v) noexcept {
+  write_record(s, v);
+  const std::uint64_t word = v.down_word();
+  if (s.down_until.load(std::memory_order_relaxed) != word)
+    // release: pairs with the acquire in Table::is_healthy()
+    s.down_until.store(word, std::memory_order_release);
+}
+
+/// The latch part of a new writer's repair of one slot (Writer::open runs
+/// it on every slot): settle what a killed writer left, drop a hostile or
+/// torn reason length through the latch, and make the hot word agree with
+/// the record. Returns whether anything changed. Single writer only.
+inline bool repair_record(Slot& s) noexcept {
+  bool fixed = settle_record(s); // now copy[0] is the record readers see
+  RecordValue v;
+  load_record(s.copy[0], v);
+  if (((v.status & status::kReasonLenMask) >> status::kReasonLenShift) > kReasonMax) {
+    v.clear_reason(); // safe through the latch: both copies are equal now
+    write_record(s, v);
+    fixed = true;
+  }
+  const std::uint64_t word = v.down_word();
+  if (s.down_until.load(std::memory_order_relaxed) != word) {
+    // release: pairs with the acquire in Table::is_healthy()
+    s.down_until.store(word, std::memory_order_release);
+    fixed = true;
+  }
+  return fixed;
+}
+
 } // namespace healthtable::detail
 
 namespace healthtable {

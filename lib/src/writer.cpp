@@ -190,14 +190,7 @@ RecordValue Writer::Impl::current(std::uint32_t i) const noexcept {
 }
 
 void Writer::Impl::publish(std::uint32_t i, const RecordValue& v) noexcept {
-  Slot& s = slots[i];
-  detail::write_record(s, v);
-  const std::uint64_t word = v.down_word();
-  // Skip an unchanged store: the hot word's cache line is read by every
-  // router on every request, and a store would invalidate it.
-  if (s.down_until.load(std::memory_order_relaxed) != word)
-    // release: pairs with the acquire in Table::is_healthy()
-    s.down_until.store(word, std::memory_order_release);
+  detail::publish_record(slots[i], v); // record.hpp; traced in test_latch.cpp
   header->updates.store(header->updates.load(std::memory_order_relaxed) + 1,
                         std::memory_order_relaxed);
 }
@@ -215,21 +208,10 @@ void Writer::Impl::repair() {
       fixed = true;
     }
     // Finish or roll back a write the dead writer left half done, keeping
-    // the record readers are reading now; after this, copy[0] is the record.
-    if (detail::settle_record(s)) fixed = true;
-    RecordValue v;
-    detail::load_record(s.copy[0], v);
-    // A hostile or torn reason length never survives repair (safe to write
-    // through the latch now that both copies are equal).
-    if (((v.status & status::kReasonLenMask) >> status::kReasonLenShift) > kReasonMax) {
-      v.clear_reason();
-      write_record(s, v);
-      fixed = true;
-    }
-    if (fixed || s.down_until.load(std::memory_order_relaxed) != v.down_word()) {
-      s.down_until.store(v.down_word(), std::memory_order_release);
-      ++repaired;
-    }
+    // the record readers are reading now (record.hpp, traced store by store
+    // in tests/reliability/test_latch.cpp).
+    if (detail::repair_record(s)) fixed = true;
+    if (fixed) ++repaired;
   }
 }
 

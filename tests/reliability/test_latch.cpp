@@ -2,8 +2,9 @@
 //
 // The crash test kills writers at random moments; a moment that matters
 // (inside the ~50 stores of one update) is hit only now and then. This file
-// removes the luck: it runs the latch's two write paths, write_record() (an
-// update) and settle_record() (what the next writer does to a slot a killed
+// removes the luck: it runs the writer's two slot write paths exactly as the
+// writer runs them, publish_record() (an update: the latch, then the hot
+// word) and repair_record() (what the next writer does to each slot a killed
 // one left behind), on a slot in a write-protected page. Every store faults;
 // the handler copies the slot as it is just BEFORE that store, opens the
 // page, and single-steps the store (x86 trap flag) before closing it again.
@@ -13,9 +14,15 @@
 //
 //   - a reader's copy is always one whole record, the old or the new one,
 //     never older after it was newer, and needs no retry (nobody is writing);
-//   - settling any of those states keeps exactly what readers see, at every
-//     one of ITS stores too, and ends with seq even and both copies equal;
-//   - a settle killed at any store, settled again, still keeps it.
+//     the hot word is the old or the new answer, never older after newer;
+//   - repairing any of those states keeps exactly the record readers see, at
+//     every one of ITS stores too, and ends with seq even, both copies
+//     equal and the hot word derived from the record;
+//   - a repair killed at any store, repaired again, still keeps it.
+//
+// What it checks is the order of the stores. The memory orders (fences,
+// acquire/release) are argued in docs/memory-ordering.md and exercised by
+// the threaded tests under TSan; a frozen image cannot test them.
 //
 // x86-64 only (the trap flag); on other machines this file registers no case.
 #include "record.hpp" // lib/src: the latch itself
@@ -126,12 +133,15 @@ private:
 #endif
 
 /// A record whose every word differs from any other record made here, so a
-/// copy mixing two records is told apart from both.
-RecordValue record(std::uint64_t tag) {
+/// copy mixing two records is told apart from both. Its status is sound
+/// (no reason length, so repair keeps it as it is): healthy unless
+/// `tripped`, and then its hot word is the unhealthy_until_mono_ns word.
+RecordValue record(std::uint64_t tag, bool tripped = false) {
   RecordValue v;
   auto* w = reinterpret_cast<std::uint64_t*>(&v);
   for (std::size_t i = 0; i < kWords; ++i)
     w[i] = (tag << 32) | (i + 1);
+  v.status = (tag << status::kFailuresShift) | (tripped ? 0 : status::kHealthy);
   return v;
 }
 
@@ -156,20 +166,28 @@ View read_view(const Image& img) {
   return out;
 }
 
+std::uint64_t hot_word(const Image& img) {
+  alignas(Slot) Image copy = img;
+  return as_slot(copy).down_until.load();
+}
+
+/// Whether the slot is as a completed update of `want` leaves it.
 bool settled(const Image& img, const RecordValue& want) {
   alignas(Slot) Image copy = img;
   const Slot& s = as_slot(copy);
   RecordValue c0, c1;
   detail::load_record(s.copy[0], c0);
   detail::load_record(s.copy[1], c1);
-  return s.seq.load() % 2 == 0 && same(c0, want) && same(c1, want);
+  return s.seq.load() % 2 == 0 && same(c0, want) && same(c1, want) &&
+         s.down_until.load() == want.down_word();
 }
 
-/// A slot holding `v` the way a completed write leaves it.
+/// A slot holding `v` the way a completed update leaves it.
 void put(Slot& s, const RecordValue& v, std::uint64_t seq) {
   s.seq.store(seq);
   detail::store_record(s.copy[0], v);
   detail::store_record(s.copy[1], v);
+  s.down_until.store(v.down_word());
 }
 
 } // namespace
@@ -177,14 +195,16 @@ void put(Slot& s, const RecordValue& v, std::uint64_t seq) {
 #ifdef HEALTHTABLE_LATCH_TRACE
 
 TEST_CASE("latch: at every store of an update, readers get the old or the new record, whole") {
-  const RecordValue a = record(0xA), b = record(0xB);
+  const RecordValue a = record(0xA), b = record(0xB, /*tripped=*/true);
+  REQUIRE(a.down_word() != b.down_word());
   TracedSlot t;
   put(t.slot(), a, 40);
-  const auto images = t.trace([&](Slot& s) { detail::write_record(s, b); });
+  const auto images = t.trace([&](Slot& s) { detail::publish_record(s, b); });
 
-  // Two seq stores and two full copies: nothing skipped, nothing extra.
-  CHECK(images.size() == 2 * kWords + 2 + 1);
-  bool seen_new = false;
+  // Two seq stores, two full copies, then the hot word: nothing skipped,
+  // nothing extra.
+  CHECK(images.size() == 2 * kWords + 2 + 1 + 1);
+  bool seen_new = false, hot_new = false;
   int as_old = 0, as_new = 0;
   for (std::size_t i = 0; i < images.size(); ++i) {
     const View r = read_view(images[i]);
@@ -194,6 +214,12 @@ TEST_CASE("latch: at every store of an update, readers get the old or the new re
     CHECK_MESSAGE(!(seen_new && is_a), "store " << i << ": the old record came back");
     seen_new = seen_new || is_b;
     (is_a ? as_old : as_new) += is_a || is_b;
+    // is_healthy()'s word: the old answer, then the new one, set last.
+    const std::uint64_t hot = hot_word(images[i]);
+    CHECK_MESSAGE((hot == a.down_word() || hot == b.down_word()), "store " << i);
+    CHECK_MESSAGE(!(hot_new && hot == a.down_word()), "store " << i);
+    hot_new = hot_new || hot == b.down_word();
+    CHECK_MESSAGE(!(hot == b.down_word() && !is_b), "store " << i << ": hot word before record");
   }
   CHECK(settled(images.back(), b));
   MESSAGE((images.size() - 1) << " stores: readers saw the old record at " << as_old
@@ -202,61 +228,65 @@ TEST_CASE("latch: at every store of an update, readers get the old or the new re
   CHECK(as_new > 0);
 }
 
-TEST_CASE("latch: settling a writer killed at any store keeps what readers see, at every store") {
-  const RecordValue a = record(0xA), b = record(0xB);
+TEST_CASE("latch: repairing a writer killed at any store keeps what readers see, at every store") {
+  const RecordValue a = record(0xA), b = record(0xB, /*tripped=*/true);
   TracedSlot t;
   put(t.slot(), a, 40);
-  const auto killed_at = t.trace([&](Slot& s) { detail::write_record(s, b); });
+  const auto killed_at = t.trace([&](Slot& s) { detail::publish_record(s, b); });
 
-  std::size_t settle_stores = 0, resettled = 0, changed = 0;
+  std::size_t repair_stores = 0, rerepaired = 0, changed = 0;
   for (std::size_t k = 0; k < killed_at.size(); ++k) {
     const RecordValue seen = read_view(killed_at[k]).v;
-    // The next writer settles the slot the killed one left ...
+    const std::uint64_t hot_before = hot_word(killed_at[k]);
+    // The next writer repairs the slot the killed one left ...
     t.load(killed_at[k]);
     bool did = false;
-    const auto steps = t.trace([&](Slot& s) { did = detail::settle_record(s); });
+    const auto steps = t.trace([&](Slot& s) { did = detail::repair_record(s); });
     changed += did;
     CHECK_MESSAGE(did == !settled(killed_at[k], seen), "killed at store " << k);
     // ... and at none of its own stores does a reader see anything else.
     for (std::size_t j = 0; j < steps.size(); ++j) {
       const View r = read_view(steps[j]);
-      CHECK_MESSAGE(r.first_try, "killed at " << k << ", settle store " << j);
-      CHECK_MESSAGE(same(r.v, seen), "killed at " << k << ", settle store " << j
+      CHECK_MESSAGE(r.first_try, "killed at " << k << ", repair store " << j);
+      CHECK_MESSAGE(same(r.v, seen), "killed at " << k << ", repair store " << j
                                                   << ": readers were moved off their record");
+      const std::uint64_t hot = hot_word(steps[j]);
+      CHECK_MESSAGE((hot == hot_before || hot == seen.down_word()),
+                    "killed at " << k << ", repair store " << j);
     }
     CHECK_MESSAGE(settled(steps.back(), seen), "killed at store " << k);
-    settle_stores += steps.size() - 1;
-    // A settle killed at any of its stores, settled again by the writer
+    repair_stores += steps.size() - 1;
+    // A repair killed at any of its stores, repaired again by the writer
     // after it, still ends on the same record.
     for (std::size_t j = 0; j + 1 < steps.size(); ++j) {
       t.load(steps[j]);
-      detail::settle_record(t.slot());
+      detail::repair_record(t.slot());
       Image after;
       std::memcpy(after.data(), &t.slot(), sizeof(Slot));
-      CHECK_MESSAGE(settled(after, seen), "killed at " << k << ", settle killed at " << j);
-      ++resettled;
+      CHECK_MESSAGE(settled(after, seen), "killed at " << k << ", repair killed at " << j);
+      ++rerepaired;
     }
   }
-  MESSAGE(killed_at.size() << " kill points, " << changed << " needed settling; " << settle_stores
-                           << " settle stores checked; " << resettled
-                           << " settles killed and redone");
+  MESSAGE(killed_at.size() << " kill points, " << changed << " needed repair; " << repair_stores
+                           << " repair stores checked; " << rerepaired
+                           << " repairs killed and redone");
   // The first and last states are whole already; every one between is not.
   CHECK(changed == killed_at.size() - 2);
-  CHECK(settle_stores > killed_at.size());
+  CHECK(repair_stores > killed_at.size());
 }
 
-TEST_CASE("latch: a settled slot takes the next update cleanly") {
-  // Kill the writer of b at every store, settle, then write c: readers see
-  // the settled record, then c, and never a mix.
-  const RecordValue a = record(0xA), b = record(0xB), c = record(0xC);
+TEST_CASE("latch: a repaired slot takes the next update cleanly") {
+  // Kill the writer of b at every store, repair, then publish c: readers
+  // see the repaired record, then c, and never a mix.
+  const RecordValue a = record(0xA), b = record(0xB, true), c = record(0xC);
   TracedSlot t;
   put(t.slot(), a, 6);
-  const auto killed_at = t.trace([&](Slot& s) { detail::write_record(s, b); });
+  const auto killed_at = t.trace([&](Slot& s) { detail::publish_record(s, b); });
   for (std::size_t k = 0; k < killed_at.size(); ++k) {
     const RecordValue seen = read_view(killed_at[k]).v;
     t.load(killed_at[k]);
-    detail::settle_record(t.slot());
-    const auto steps = t.trace([&](Slot& s) { detail::write_record(s, c); });
+    detail::repair_record(t.slot());
+    const auto steps = t.trace([&](Slot& s) { detail::publish_record(s, c); });
     bool seen_c = false;
     for (std::size_t j = 0; j < steps.size(); ++j) {
       const View r = read_view(steps[j]);
