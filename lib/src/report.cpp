@@ -1,10 +1,12 @@
+#include "segment.hpp"
+
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 #include <healthtable/report.hpp>
-#include <healthtable/table.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -58,19 +60,51 @@ std::optional<ucred> sender_of(msghdr& msg) noexcept {
   return std::nullopt;
 }
 
-/// Only the table's prober may answer for it, and only the segment's owner
-/// can be its writer (Writer refuses other owners). Anyone else bound to
-/// the address is a squatter: refuse to believe it.
-void check_replier(std::string_view segment, std::string_view address,
+/// Who may answer for a table: its owner. Only the segment's owner can hold
+/// its writer lock (Writer refuses other owners), so only a process that
+/// can act as that uid can be its prober. Looked up before the request is
+/// sent, from the object's inode (no read permission needed), so the answer
+/// to "was it applied?" never depends on whether we may map the table.
+struct Owner {
+  bool known = false;
+  uid_t uid = 0;
+  std::string why; ///< when not known
+};
+
+Owner owner_of(std::string_view segment) {
+  Owner o;
+  const std::string path = detail::shm_path(segment);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0)
+    o.why = path + ": " + std::strerror(errno);
+  else if (!S_ISREG(st.st_mode))
+    o.why = path + " is not a regular shared-memory object";
+  else {
+    o.known = true;
+    o.uid = st.st_uid;
+  }
+  return o;
+}
+
+/// Believes a reply only from the table's owner uid. The uid is what the
+/// kernel let the sender put in SCM_CREDENTIALS: its real uid unless it
+/// attached its own credentials, which the kernel accepts only for a uid the
+/// sender holds (real, effective or saved) or with CAP_SETUID. healthprobe
+/// attaches its effective uid, the one that owns the segment.
+void check_replier(std::string_view segment, std::string_view address, const Owner& owner,
                    const std::optional<ucred>& cred) {
-  const std::uint32_t owner = Table::open(segment).info().owner_uid;
-  if (cred && cred->uid == owner) return;
   const std::string who =
       cred ? "uid " + std::to_string(cred->uid) + " (pid " + std::to_string(cred->pid) + ")"
            : std::string("a sender without credentials");
+  if (!owner.known)
+    throw Error(Errc::no_such_segment,
+                "the control socket " + where(address) + " answered from " + who + ", but table '" +
+                    std::string(segment) + "' cannot be checked here (" + owner.why +
+                    "): its reply is not trusted (a prober in another IPC namespace?)");
+  if (cred && cred->uid == owner.uid) return;
   throw Error(Errc::permission_denied,
               "the control socket " + where(address) + " answered from " + who + ", but table '" +
-                  std::string(segment) + "' belongs to uid " + std::to_string(owner) +
+                  std::string(segment) + "' belongs to uid " + std::to_string(owner.uid) +
                   ": that is not this table's prober, so its reply is not trusted ('ss -xlp | "
                   "grep healthtable/' names the process bound there)");
 }
@@ -205,6 +239,7 @@ std::string request(std::string_view segment, std::string_view line,
   };
   sockaddr_un to{};
   const socklen_t to_len = fill(to, address);
+  const Owner owner = owner_of(segment);
   for (;;) {
     const ssize_t n = ::sendto(fd, line.data(), line.size(), MSG_NOSIGNAL,
                                reinterpret_cast<const sockaddr*>(&to), to_len);
@@ -249,7 +284,7 @@ std::string request(std::string_view segment, std::string_view line,
     // Only the prober's address answers; anything else is a stray.
     if (msg.msg_namelen != to_len || std::memcmp(from.sun_path, to.sun_path, address.size()) != 0)
       continue;
-    check_replier(segment, address, sender_of(msg));
+    check_replier(segment, address, owner, sender_of(msg));
     std::string_view reply(buf, static_cast<std::size_t>(n));
     while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r'))
       reply.remove_suffix(1);

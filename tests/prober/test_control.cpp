@@ -19,11 +19,13 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <thread>
 
 using namespace healthtable;
@@ -565,9 +567,12 @@ TEST_CASE("the control address taken by another process: a clear error, exit 1")
 namespace {
 
 /// A process bound to `seg`'s control address as uid `id` that answers one
-/// request with `reply` and exits: a prober, or a squatter. Returns its pid
-/// once it is bound. Needs root for another uid.
-pid_t fake_prober(const std::string& seg, std::uint32_t id, const std::string& reply) {
+/// request with `reply` and exits: a prober, or a squatter. With `real_uid`,
+/// its real uid is that instead, and it attaches SCM_CREDENTIALS naming its
+/// effective uid `id`, as healthprobe does. Returns its pid once it is
+/// bound. Needs root for another uid.
+pid_t fake_prober(const std::string& seg, std::uint32_t id, const std::string& reply,
+                  std::optional<std::uint32_t> real_uid = std::nullopt) {
   int ready[2];
   REQUIRE(::pipe(ready) == 0);
   const pid_t pid = ::fork();
@@ -576,7 +581,7 @@ pid_t fake_prober(const std::string& seg, std::uint32_t id, const std::string& r
     ::close(ready[0]);
     ::alarm(10);
     if (::setgroups(0, nullptr) != 0 || ::setresgid(id, id, id) != 0 ||
-        ::setresuid(id, id, id) != 0)
+        ::setresuid(real_uid.value_or(id), id, id) != 0)
       _exit(100);
     const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     const std::string address = control_address(seg);
@@ -592,9 +597,24 @@ pid_t fake_prober(const std::string& seg, std::uint32_t id, const std::string& r
     socklen_t from_len = sizeof from;
     if (::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len) <= 0)
       _exit(103);
-    if (::sendto(fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), from_len) !=
-        static_cast<ssize_t>(reply.size()))
-      _exit(104);
+    iovec iov{const_cast<char*>(reply.data()), reply.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = from_len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (real_uid) { // say who we are acting as, like healthprobe's replies
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_CREDENTIALS;
+      c->cmsg_len = CMSG_LEN(sizeof(ucred));
+      const ucred self{::getpid(), ::geteuid(), ::getegid()};
+      std::memcpy(CMSG_DATA(c), &self, sizeof self);
+    }
+    if (::sendmsg(fd, &msg, 0) != static_cast<ssize_t>(reply.size())) _exit(104);
     _exit(0);
   }
   ::close(ready[1]);
@@ -641,6 +661,39 @@ TEST_CASE("a squatter on the control address is not believed: replies must come 
   SUBCASE("request(): the same reply from the owner's uid is believed") {
     const pid_t prober = fake_prober(seg.str(), 0, "ok groq: forced down");
     CHECK(request(seg.str(), "set groq down", 2s) == "groq: forced down");
+    CHECK(reap(prober) == 0);
+  }
+
+  SUBCASE("request(): a prober whose effective uid is the owner's, and says so, is believed") {
+    // Real uid nobody, effective uid root (the owner): the kernel's default
+    // credentials would name the real uid; healthprobe attaches its
+    // effective one, and the kernel accepts that because the sender holds it.
+    const pid_t prober = fake_prober(seg.str(), 0, "ok groq: forced down", uid);
+    CHECK(request(seg.str(), "set groq down", 2s) == "groq: forced down");
+    CHECK(reap(prober) == 0);
+  }
+
+  SUBCASE("request(): a caller that may not read the table still gets the prober's answer") {
+    // The owner is taken from the object's inode, which needs no read
+    // permission; the caller is one a prober's allow list could admit.
+    REQUIRE(::chmod(seg.path().c_str(), 0600) == 0);
+    const pid_t prober = fake_prober(seg.str(), 0, "ok groq: forced down");
+    CHECK(as_user(uid, [&] {
+            return request(seg.str(), "set groq down", 2s) == "groq: forced down" ? 0 : 1;
+          }) == 0);
+    CHECK(reap(prober) == 0);
+  }
+
+  SUBCASE("request(): an answer for a table that is not here is not believed") {
+    SegmentName elsewhere("ctl-none"); // never created: another IPC namespace's table, say
+    const pid_t prober = fake_prober(elsewhere.str(), 0, "ok groq: forced down");
+    try {
+      request(elsewhere.str(), "set groq down", 2s);
+      FAIL("request() believed a reply for a table it cannot see");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::no_such_segment);
+      CHECK(std::string(e.what()).find("cannot be checked here") != std::string::npos);
+    }
     CHECK(reap(prober) == 0);
   }
 

@@ -217,15 +217,31 @@ std::size_t Control::serve(std::size_t max) noexcept {
       }
       // Only a sender with an address (healthctl autobinds) gets a reply; an
       // unnamed one (a worker's Reporter) fires and forgets. Never block on it.
-      if (msg.msg_namelen > sizeof(sa_family_t)) {
-        ::sendto(fd_, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL,
-                 reinterpret_cast<const sockaddr*>(&from), msg.msg_namelen);
-      }
+      if (msg.msg_namelen > sizeof(sa_family_t)) send_reply(from, msg.msg_namelen, reply);
     } catch (...) {
       // Out of memory building a reply: drop this request, keep the loop.
     }
   }
   return done;
+}
+
+void Control::send_reply(const sockaddr_un& to, socklen_t to_len, std::string_view reply) noexcept {
+  iovec iov{const_cast<char*>(reply.data()), reply.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
+  msghdr msg{};
+  msg.msg_name = const_cast<sockaddr_un*>(&to);
+  msg.msg_namelen = to_len;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_CREDENTIALS;
+  c->cmsg_len = CMSG_LEN(sizeof(ucred));
+  const ucred self{::getpid(), ::geteuid(), ::getegid()};
+  std::memcpy(CMSG_DATA(c), &self, sizeof self);
+  ::sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void Control::refused(const Sender& s, std::string_view what) {

@@ -15,7 +15,9 @@
 #include <healthtable/layout.hpp>
 #include <healthtable/writer.hpp>
 
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 #include <chrono>
 #include <cstdint>
@@ -82,6 +84,11 @@ public:
   std::string handle(std::string_view text, const Sender& sender) noexcept;
 
 private:
+  /// Sends `reply` to an autobound requester, never blocking, with our pid
+  /// and effective uid/gid attached as SCM_CREDENTIALS: tools believe a
+  /// reply only from the segment owner's uid (healthtable::request()), and
+  /// without this the kernel would attach our real uid.
+  void send_reply(const sockaddr_un& to, socklen_t to_len, std::string_view reply) noexcept;
   std::string apply(const Request& r, const Sender& s);
   void refused(const Sender& s, std::string_view verb);
 

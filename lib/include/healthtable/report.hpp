@@ -83,10 +83,14 @@ private:
 /// prober is listening ...") when nothing is bound to the address or nobody
 /// answers in time; Error(code, message) for a reply "error <errc_name>
 /// message"; Error(invalid_argument) for a line that is too long.
-/// Believes a reply only from a process running as the segment's owner (the
-/// kernel-checked uid of the sender, SO_PASSCRED): anything else bound to the
-/// address is a squatter, Error(permission_denied). Replies from other
-/// addresses are ignored.
+/// Believes a reply only from the segment's owner: the owner is read from
+/// the object's inode (/dev/shm/NAME) before sending, and the reply's
+/// SCM_CREDENTIALS (SO_PASSCRED) must name that uid. The kernel lets a
+/// sender name only a uid it holds (real, effective or saved) unless it has
+/// CAP_SETUID; healthprobe names its effective uid. Any other replier is a
+/// squatter: Error(permission_denied). A reply for a table that cannot be
+/// stat()ed here: Error(no_such_segment). Replies from other addresses are
+/// ignored.
 std::string request(std::string_view segment, std::string_view line,
                     std::chrono::milliseconds timeout);
 
