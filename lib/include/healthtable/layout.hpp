@@ -204,7 +204,9 @@ constexpr std::uint64_t load_le64(const char* p, std::size_t n) noexcept {
   return w;
 }
 /// The last, partial word of p[0, n): bytes p[i, n) (1 to 7 of them) as a
-/// zero-padded little-endian word, the same as load_le64(p + i, n - i). At
+/// zero-padded little-endian word, the same as load_le64(p + i, n - i).
+/// Precondition: i is n rounded down to a multiple of 8, i < n (so i == 0
+/// when n < 8), as name_hash()'s loop leaves it. At
 /// run time on little-endian machines it takes one or two loads instead of a
 /// byte loop, and never reads outside p[0, n): a name of 8 bytes or more
 /// reloads its last 8 bytes and shifts; a shorter one ORs two overlapping
