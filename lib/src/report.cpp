@@ -1,5 +1,6 @@
 #include "segment.hpp"
 
+#include <healthtable/detail/datagram.hpp>
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 #include <healthtable/report.hpp>
@@ -46,18 +47,6 @@ Errc errc_from_name(std::string_view name) noexcept {
        ++v)
     if (errc_name(static_cast<Errc>(v)) == name) return static_cast<Errc>(v);
   return Errc::system_error;
-}
-
-/// The sender's credentials the kernel attached (SO_PASSCRED), if any.
-std::optional<ucred> sender_of(msghdr& msg) noexcept {
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-        c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
-      ucred cred;
-      std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
-      return cred;
-    }
-  return std::nullopt;
 }
 
 /// Who may answer for a table: its owner. Only the segment's owner can hold
@@ -268,23 +257,14 @@ std::string request(std::string_view segment, std::string_view line,
     if (ready < 0) throw Error(Errc::system_error, std::string("poll: ") + std::strerror(errno));
     if (ready == 0)
       no_prober(address, "no answer within " + format_duration(std::chrono::nanoseconds(timeout)));
-    sockaddr_un from{};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    const detail::Received got = detail::receive_datagram(fd, buf, sizeof buf, 0);
+    const ssize_t n = got.size;
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) throw Error(Errc::system_error, std::string("recvmsg: ") + std::strerror(errno));
     // Only the prober's address answers; anything else is a stray.
-    if (msg.msg_namelen != to_len || std::memcmp(from.sun_path, to.sun_path, address.size()) != 0)
+    if (got.from_len != to_len || std::memcmp(got.from.sun_path, to.sun_path, address.size()) != 0)
       continue;
-    check_replier(segment, address, owner, sender_of(msg));
+    check_replier(segment, address, owner, got.cred);
     std::string_view reply(buf, static_cast<std::size_t>(n));
     while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r'))
       reply.remove_suffix(1);

@@ -7,6 +7,7 @@
 #include "control.hpp"
 #include "servers.hpp"
 
+#include <healthtable/detail/datagram.hpp>
 #include <healthtable/report.hpp>
 #include <healthtable/table.hpp>
 #include <healthtable/writer.hpp>
@@ -597,24 +598,12 @@ pid_t fake_prober(const std::string& seg, std::uint32_t id, const std::string& r
     socklen_t from_len = sizeof from;
     if (::recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len) <= 0)
       _exit(103);
-    iovec iov{const_cast<char*>(reply.data()), reply.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = from_len;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (real_uid) { // say who we are acting as, like healthprobe's replies
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_CREDENTIALS;
-      c->cmsg_len = CMSG_LEN(sizeof(ucred));
-      const ucred self{::getpid(), ::geteuid(), ::getegid()};
-      std::memcpy(CMSG_DATA(c), &self, sizeof self);
-    }
-    if (::sendmsg(fd, &msg, 0) != static_cast<ssize_t>(reply.size())) _exit(104);
+    // With real_uid: say who we act as, like healthprobe's replies; else the
+    // kernel names our real uid.
+    const auto to = reinterpret_cast<const sockaddr*>(&from);
+    const ssize_t sent = real_uid ? detail::send_as_self(fd, from, from_len, reply, 0)
+                                  : ::sendto(fd, reply.data(), reply.size(), 0, to, from_len);
+    if (sent != static_cast<ssize_t>(reply.size())) _exit(104);
     _exit(0);
   }
   ::close(ready[1]);

@@ -1,5 +1,6 @@
 #include "control.hpp"
 
+#include <healthtable/detail/datagram.hpp>
 #include <healthtable/names.hpp>
 #include <healthtable/report.hpp>
 
@@ -176,18 +177,9 @@ std::size_t Control::serve(std::size_t max) noexcept {
   // One byte more than we accept, so an oversized request is seen as such
   // (MSG_TRUNC says so as well).
   char buf[kControlRequestMax + 1];
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
   while (done < max) {
-    sockaddr_un from{};
-    iovec iov{buf, sizeof buf};
-    msghdr msg{};
-    msg.msg_name = &from;
-    msg.msg_namelen = sizeof from;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    const detail::Received got = detail::receive_datagram(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    const ssize_t n = got.size;
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -196,17 +188,10 @@ std::size_t Control::serve(std::size_t max) noexcept {
     }
     ++done;
     Sender sender;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
-          c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
-        ucred cred{};
-        std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
-        sender = {true, cred.pid, cred.uid, cred.gid};
-      }
-    }
+    if (got.cred) sender = {true, got.cred->pid, got.cred->uid, got.cred->gid};
     try {
       std::string reply;
-      if ((msg.msg_flags & MSG_TRUNC) || static_cast<std::size_t>(n) > kControlRequestMax) {
+      if (got.truncated || static_cast<std::size_t>(n) > kControlRequestMax) {
         // Still authorize first: a refused sender learns nothing else.
         reply = may_report(cfg_, sender)
                     ? "error invalid_argument request longer than " +
@@ -217,7 +202,7 @@ std::size_t Control::serve(std::size_t max) noexcept {
       }
       // Only a sender with an address (healthctl autobinds) gets a reply; an
       // unnamed one (a worker's Reporter) fires and forgets. Never block on it.
-      if (msg.msg_namelen > sizeof(sa_family_t)) send_reply(from, msg.msg_namelen, reply);
+      if (got.from_len > sizeof(sa_family_t)) send_reply(got.from, got.from_len, reply);
     } catch (...) {
       // Out of memory building a reply: drop this request, keep the loop.
     }
@@ -226,22 +211,7 @@ std::size_t Control::serve(std::size_t max) noexcept {
 }
 
 void Control::send_reply(const sockaddr_un& to, socklen_t to_len, std::string_view reply) noexcept {
-  iovec iov{const_cast<char*>(reply.data()), reply.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))] = {};
-  msghdr msg{};
-  msg.msg_name = const_cast<sockaddr_un*>(&to);
-  msg.msg_namelen = to_len;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_CREDENTIALS;
-  c->cmsg_len = CMSG_LEN(sizeof(ucred));
-  const ucred self{::getpid(), ::geteuid(), ::getegid()};
-  std::memcpy(CMSG_DATA(c), &self, sizeof self);
-  ::sendmsg(fd_, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  detail::send_as_self(fd_, to, to_len, reply, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void Control::refused(const Sender& s, std::string_view what) {
