@@ -1,5 +1,8 @@
 #include <healthtable/clock.hpp>
 
+#include <cstdio>
+#include <cstring>
+
 namespace healthtable {
 
 Instant Instant::now() noexcept {
@@ -8,4 +11,28 @@ Instant Instant::now() noexcept {
   return {detail::coarse_mono_ns(), std::int64_t{wall.tv_sec} * 1'000'000'000 + wall.tv_nsec};
 }
 
+namespace detail {
+
+namespace {
+std::int64_t read_mono_offset() noexcept {
+  // "monotonic      100000         0": seconds and nanoseconds. A kernel
+  // without time namespaces has no such file: offset 0.
+  std::FILE* f = std::fopen("/proc/self/timens_offsets", "re");
+  if (!f) return 0;
+  std::int64_t offset = 0;
+  char name[32];
+  long long sec = 0, nsec = 0;
+  while (std::fscanf(f, "%31s %lld %lld", name, &sec, &nsec) == 3)
+    if (std::strcmp(name, "monotonic") == 0) offset = sec * 1'000'000'000 + nsec;
+  std::fclose(f);
+  return offset;
+}
+} // namespace
+
+std::int64_t mono_offset_ns() noexcept {
+  static const std::int64_t offset = read_mono_offset();
+  return offset;
+}
+
+} // namespace detail
 } // namespace healthtable

@@ -48,6 +48,7 @@ std::string_view errc_name(Errc code) noexcept {
   case Errc::unknown_provider: return "unknown_provider";
   case Errc::invalid_argument: return "invalid_argument";
   case Errc::system_error: return "system_error";
+  case Errc::wrong_owner: return "wrong_owner";
   }
   return "unknown";
 }
@@ -132,6 +133,12 @@ std::string format_duration(std::chrono::nanoseconds d) {
   if (ns >= 1'000'000) return fmt(ns, 1'000'000, "ms");
   if (ns >= 1'000) return fmt(ns, 1'000, "us");
   return fmt(ns, 1, "ns");
+}
+
+std::string format_mode(std::uint32_t mode) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
+  return buf;
 }
 
 std::string sanitize_reason(std::string_view text, std::size_t max) {

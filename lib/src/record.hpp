@@ -1,5 +1,5 @@
-// detail: the seqcount latch that guards each slot's record, and the
-// Table::Impl both the reader and the writer build on.
+// detail: the seqcount latch that guards each slot's record, and the plain
+// value the writer composes records in.
 //
 // The latch (after the Linux kernel's raw_write_seqcount_latch) keeps two
 // copies of the record. The writer always makes copy[0] and copy[1] equal
@@ -20,16 +20,14 @@
 // writes it again: the copy readers are NOT on may be half-written.
 #pragma once
 
-#include "segment.hpp"
-
 #include <healthtable/layout.hpp>
 #include <healthtable/table.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <string>
+#include <string_view>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -69,87 +67,136 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-/// A plain (non-shared) copy of a Record. No member initialisers on
-/// purpose: read_record() overwrites every field, and zeroing 176 bytes first
-/// was measurable on the get_state() path. `RecordValue v{}` zeroes.
-struct RecordValue {
-  std::uint64_t status;
-  std::uint64_t transitions;
-  std::uint64_t successes;
-  std::uint64_t failures;
-  std::int64_t last_check_unix_ns;
-  std::int64_t unhealthy_until_unix_ns;
-  std::int64_t unhealthy_until_mono_ns;
-  std::uint64_t reason[kReasonWords];
+/// Words to bytes and back, for names and reasons kept as atomic words.
+inline void words_from(std::uint64_t* w, std::size_t nwords, std::string_view s) noexcept {
+  std::memset(w, 0, nwords * 8);
+  std::memcpy(w, s.data(), std::min(s.size(), nwords * 8));
+}
 
-  bool healthy() const noexcept { return status & status::kHealthy; }
+/// A plain (non-shared) copy of a Record. No member initialisers on
+/// purpose: read_record() overwrites every word. `RecordValue v{}` zeroes.
+struct RecordValue {
+  std::uint64_t w[record_word::kCount];
+
+  std::uint64_t& at(std::size_t i) noexcept { return w[i]; }
+  std::uint64_t at(std::size_t i) const noexcept { return w[i]; }
+  std::int64_t time(std::size_t i) const noexcept { return static_cast<std::int64_t>(w[i]); }
+  void set_time(std::size_t i, std::int64_t t) noexcept { w[i] = static_cast<std::uint64_t>(t); }
+
+  std::uint64_t status() const noexcept { return w[record_word::kStatus]; }
+  bool healthy() const noexcept { return status() & status::kHealthy; }
   std::uint32_t consecutive_failures() const noexcept {
-    return static_cast<std::uint32_t>(status >> status::kFailuresShift);
+    return static_cast<std::uint32_t>(status() >> status::kFailuresShift);
   }
   Override override_mode() const noexcept {
-    const auto v = (status & status::kOverrideMask) >> status::kOverrideShift;
+    const auto v = (status() & status::kOverrideMask) >> status::kOverrideShift;
     return v <= 2 ? static_cast<Override>(v) : Override::automatic;
   }
+  FailureClass last_class() const noexcept {
+    return static_cast<FailureClass>((status() & status::kClassMask) >> status::kClassShift);
+  }
+  Source last_source() const noexcept {
+    return static_cast<Source>((status() & status::kSourceMask) >> status::kSourceShift);
+  }
   std::size_t reason_len() const noexcept {
-    const auto n = (status & status::kReasonLenMask) >> status::kReasonLenShift;
+    const auto n = (status() & status::kReasonLenMask) >> status::kReasonLenShift;
     return n <= kReasonMax ? n : kReasonMax; // a hostile image cannot overrun
   }
-  bool has_error() const noexcept { return status & status::kHasError; }
-
-  void set_healthy(bool h) noexcept {
-    status = h ? (status | status::kHealthy) : (status & ~status::kHealthy);
+  std::size_t note_len() const noexcept {
+    const auto n = (status() & status::kNoteLenMask) >> status::kNoteLenShift;
+    return n <= kNoteMax ? n : kNoteMax;
   }
+  bool has_error() const noexcept { return status() & status::kHasError; }
+  std::uint32_t generation() const noexcept {
+    return static_cast<std::uint32_t>(w[record_word::kGeneration]);
+  }
+  std::uint32_t trips() const noexcept { return static_cast<std::uint32_t>(w[record_word::kRuns]); }
+  std::uint32_t success_run() const noexcept {
+    return static_cast<std::uint32_t>(w[record_word::kRuns] >> 32);
+  }
+
+  void set_bits(std::uint64_t mask, std::uint64_t value) noexcept {
+    w[record_word::kStatus] = (w[record_word::kStatus] & ~mask) | (value & mask);
+  }
+  void set_healthy(bool h) noexcept { set_bits(status::kHealthy, h ? status::kHealthy : 0); }
   void set_failures(std::uint32_t n) noexcept {
-    status = (status & 0xFFFFFFFFULL) | (std::uint64_t{n} << status::kFailuresShift);
+    w[record_word::kStatus] =
+        (w[record_word::kStatus] & 0xFFFFFFFFULL) | (std::uint64_t{n} << status::kFailuresShift);
   }
   void set_override(Override o) noexcept {
-    status = (status & ~status::kOverrideMask) |
-             (std::uint64_t{static_cast<std::uint8_t>(o)} << status::kOverrideShift);
+    set_bits(status::kOverrideMask, std::uint64_t{static_cast<std::uint8_t>(o)}
+                                        << status::kOverrideShift);
   }
-  void set_reason(std::string_view r) noexcept; // r must already be sanitized
-  void clear_reason() noexcept;
-  std::string reason_text() const;
+  void set_class(FailureClass c) noexcept {
+    set_bits(status::kClassMask, std::uint64_t{static_cast<std::uint8_t>(c)} << status::kClassShift);
+  }
+  void set_source(Source s) noexcept {
+    set_bits(status::kSourceMask, std::uint64_t{static_cast<std::uint8_t>(s)}
+                                      << status::kSourceShift);
+  }
+  void set_runs(std::uint32_t trips, std::uint32_t success_run) noexcept {
+    w[record_word::kRuns] = trips | (std::uint64_t{success_run} << 32);
+  }
+  /// `r` must already be sanitized.
+  void set_reason(std::string_view r) noexcept {
+    const std::size_t n = std::min(r.size(), kReasonMax);
+    words_from(w + record_word::kReason, kReasonWords, r.substr(0, n));
+    set_bits(status::kReasonLenMask | status::kHasError,
+             (std::uint64_t{n} << status::kReasonLenShift) | status::kHasError);
+  }
+  void clear_reason() noexcept {
+    std::memset(w + record_word::kReason, 0, kReasonWords * 8);
+    set_bits(status::kReasonLenMask | status::kHasError, 0);
+  }
+  void set_note(std::string_view r) noexcept {
+    const std::size_t n = std::min(r.size(), kNoteMax);
+    words_from(w + record_word::kOverrideNote, kNoteWords, r.substr(0, n));
+    set_bits(status::kNoteLenMask, std::uint64_t{n} << status::kNoteLenShift);
+  }
+  std::string_view reason_view() const noexcept {
+    return {reinterpret_cast<const char*>(w + record_word::kReason), reason_len()};
+  }
+  std::string_view note_view() const noexcept {
+    return {reinterpret_cast<const char*>(w + record_word::kOverrideNote), note_len()};
+  }
+  std::string_view user_view() const noexcept {
+    const auto* p = reinterpret_cast<const char*>(w + record_word::kOverrideUser);
+    return {p, strnlen(p, kUserMax)};
+  }
 
-  /// The word readers load: derived, never stored independently.
-  std::uint64_t down_word() const noexcept {
+  /// The state payload readers load (layout.hpp): derived, never stored
+  /// independently.
+  std::uint64_t payload() const noexcept {
+    const std::int64_t until = time(record_word::kUnhealthyUntilMono);
+    const bool tripped = !healthy();
     switch (override_mode()) {
-    case Override::forced_down: return kForcedDownWord;
-    case Override::forced_up: return kUpWord;
+    case Override::forced_down: {
+      const std::int64_t expiry = time(record_word::kOverrideUntilMono);
+      if (expiry == 0) return kPayloadForcedDown;
+      // Expires without a writer: the deadline is the later of the
+      // override's end and the breaker's window.
+      return deadline_payload(tripped && until > expiry ? until : expiry);
+    }
+    case Override::forced_up: return kPayloadUp;
     case Override::automatic: break;
     }
-    if (healthy()) return kUpWord;
-    const auto until = static_cast<std::uint64_t>(unhealthy_until_mono_ns);
-    // 0 and ~0 are reserved; a deadline is clamped into the range between.
-    if (until == kUpWord) return 1;
-    if (until == kForcedDownWord) return kForcedDownWord - 1;
-    return until;
+    if (!tripped) return kPayloadUp;
+    return deadline_payload(until);
   }
+  std::uint64_t word() const noexcept { return word_of(generation(), payload()); }
 };
+static_assert(sizeof(RecordValue) == sizeof(Record));
 
 inline void load_record(const Record& r, RecordValue& v) noexcept {
   constexpr auto o = kDataLoad; // relaxed; acquire under TSan (see above)
-  v.status = r.status.load(o);
-  v.transitions = r.transitions.load(o);
-  v.successes = r.successes.load(o);
-  v.failures = r.failures.load(o);
-  v.last_check_unix_ns = r.last_check_unix_ns.load(o);
-  v.unhealthy_until_unix_ns = r.unhealthy_until_unix_ns.load(o);
-  v.unhealthy_until_mono_ns = r.unhealthy_until_mono_ns.load(o);
-  for (std::size_t i = 0; i < kReasonWords; ++i)
-    v.reason[i] = r.reason[i].load(o);
+  for (std::size_t i = 0; i < record_word::kCount; ++i)
+    v.w[i] = r.w[i].load(o);
 }
 
 inline void store_record(Record& r, const RecordValue& v) noexcept {
   constexpr auto o = kDataStore; // relaxed; release under TSan (see above)
-  r.status.store(v.status, o);
-  r.transitions.store(v.transitions, o);
-  r.successes.store(v.successes, o);
-  r.failures.store(v.failures, o);
-  r.last_check_unix_ns.store(v.last_check_unix_ns, o);
-  r.unhealthy_until_unix_ns.store(v.unhealthy_until_unix_ns, o);
-  r.unhealthy_until_mono_ns.store(v.unhealthy_until_mono_ns, o);
-  for (std::size_t i = 0; i < kReasonWords; ++i)
-    r.reason[i].store(v.reason[i], o);
+  for (std::size_t i = 0; i < record_word::kCount; ++i)
+    r.w[i].store(v.w[i], o);
 }
 
 /// How many times a reader re-copies a record that a live writer keeps
@@ -158,9 +205,8 @@ inline constexpr int kMaxReadAttempts = 1 << 16;
 
 /// Copies the stable record. Returns false only if a live writer changed it
 /// kMaxReadAttempts times in a row while we copied. `retries`, when given,
-/// receives how many copies were thrown away (the benchmarks count them; the
-/// library passes nothing and the count compiles out).
-inline bool read_record(const Slot& s, RecordValue& v, int* retries = nullptr) noexcept {
+/// receives how many copies were thrown away (the benchmarks count them).
+inline bool read_record(const SlotBody& s, RecordValue& v, int* retries = nullptr) noexcept {
   for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
     if (retries) *retries = attempt;
     // acquire: pairs with the release stores of seq in write_record()
@@ -177,7 +223,7 @@ inline bool read_record(const Slot& s, RecordValue& v, int* retries = nullptr) n
 }
 
 /// Writes `v` into both copies through the latch. Single writer only.
-inline void write_record(Slot& s, const RecordValue& v) noexcept {
+inline void write_record(SlotBody& s, const RecordValue& v) noexcept {
   std::uint64_t q = s.seq.load(std::memory_order_relaxed); // we are the only writer
   const auto bump = [&] {
     ++q;
@@ -202,7 +248,7 @@ inline void write_record(Slot& s, const RecordValue& v) noexcept {
 /// instead would be wrong: its first store (seq := odd) can move readers
 /// onto the half-written copy. Single writer only; returns whether anything
 /// had to change.
-inline bool settle_record(Slot& s) noexcept {
+inline bool settle_record(SlotBody& s) noexcept {
   // acquire: pairs with the dead writer's release store of seq, so its
   // stores to the copy readers are on happen before ours below
   const std::uint64_t q = s.seq.load(std::memory_order_acquire);
@@ -225,64 +271,42 @@ inline bool settle_record(Slot& s) noexcept {
   return true;
 }
 
+/// Stores a hot word if it changes (every router reads its cache line on
+/// every request, so an unchanged word is never rewritten).
+inline bool store_word(SlotHead& h, std::uint64_t word) noexcept {
+  if (h.word.load(std::memory_order_relaxed) == word) return false;
+  // release: pairs with the acquire in Table::is_healthy()
+  h.word.store(word, std::memory_order_release);
+  return true;
+}
+
 /// An update of one slot as the writer publishes it: the record through the
-/// latch, then the hot word derived from it (stored last, and only when it
-/// changes: every router reads its cache line on every request).
-inline void publish_record(Slot& s, const RecordValue& v) noexcept {
-  write_record(s, v);
-  const std::uint64_t word = v.down_word();
-  if (s.down_until.load(std::memory_order_relaxed) != word)
-    // release: pairs with the acquire in Table::is_healthy()
-    s.down_until.store(word, std::memory_order_release);
+/// latch, then the hot word derived from it, stored last.
+inline void publish_record(SlotHead& h, SlotBody& b, const RecordValue& v) noexcept {
+  write_record(b, v);
+  store_word(h, v.word());
 }
 
 /// The latch part of a new writer's repair of one slot (Writer::open runs
-/// it on every slot): settle what a killed writer left, drop a hostile or
-/// torn reason length through the latch, and make the hot word agree with
-/// the record. Returns whether anything changed. Single writer only.
-inline bool repair_record(Slot& s) noexcept {
-  bool fixed = settle_record(s); // now copy[0] is the record readers see
+/// it on every registered slot): settle what a killed writer left, drop a
+/// hostile or torn reason length through the latch, and make the hot word
+/// agree with the record. Returns whether anything changed. Single writer.
+inline bool repair_record(SlotHead& h, SlotBody& b) noexcept {
+  bool fixed = settle_record(b); // now copy[0] is the record readers see
   RecordValue v;
-  load_record(s.copy[0], v);
-  if (((v.status & status::kReasonLenMask) >> status::kReasonLenShift) > kReasonMax) {
+  load_record(b.copy[0], v);
+  const auto len = [](std::uint64_t st, std::uint64_t mask, unsigned shift) {
+    return (st & mask) >> shift;
+  };
+  if (len(v.status(), status::kReasonLenMask, status::kReasonLenShift) > kReasonMax ||
+      len(v.status(), status::kNoteLenMask, status::kNoteLenShift) > kNoteMax) {
     v.clear_reason(); // safe through the latch: both copies are equal now
-    write_record(s, v);
+    v.set_note({});
+    write_record(b, v);
     fixed = true;
   }
-  const std::uint64_t word = v.down_word();
-  if (s.down_until.load(std::memory_order_relaxed) != word) {
-    // release: pairs with the acquire in Table::is_healthy()
-    s.down_until.store(word, std::memory_order_release);
-    fixed = true;
-  }
+  if (store_word(h, v.word())) fixed = true;
   return fixed;
 }
 
 } // namespace healthtable::detail
-
-namespace healthtable {
-
-struct Table::Impl {
-  std::shared_ptr<detail::Mapping> mapping;
-  const Header* header = nullptr;
-  const Slot* slots = nullptr;
-  const std::atomic<std::uint32_t>* index = nullptr;
-  std::uint32_t capacity = 0;
-  std::uint32_t index_mask = 0;
-
-  explicit Impl(std::shared_ptr<detail::Mapping> m);
-
-  /// Registered slots, clamped to capacity (a hostile image cannot push a
-  /// reader past the mapping).
-  std::uint32_t used() const noexcept;
-  /// Slot number of a provider, or -1.
-  std::int64_t lookup(std::string_view provider) const noexcept;
-  void state_of(std::uint32_t slot, ProviderState& out) const;
-  ProviderState state_of(std::uint32_t slot) const {
-    ProviderState st;
-    state_of(slot, st);
-    return st;
-  }
-};
-
-} // namespace healthtable

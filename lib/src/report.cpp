@@ -1,5 +1,7 @@
 #include "segment.hpp"
 
+#include <healthtable/home.hpp>
+
 #include <healthtable/detail/datagram.hpp>
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
@@ -22,20 +24,16 @@ namespace healthtable {
 
 namespace {
 
-constexpr std::string_view kPrefix = "healthtable/";
-
-/// Fills `sa` with `address` (abstract: it starts with a NUL); returns the
-/// address length to pass to sendto().
+/// Fills `sa` with a socket's path; returns the address length to pass to
+/// sendto().
 socklen_t fill(sockaddr_un& sa, std::string_view address) noexcept {
   std::memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path, address.data(), address.size());
-  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+  std::memcpy(sa.sun_path, address.data(), std::min(address.size(), sizeof sa.sun_path - 1));
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size() + 1);
 }
 
-std::string where(std::string_view address) {
-  return "@" + std::string(address.substr(1)); // how ss(8) and lsof print it
-}
+std::string where(std::string_view address) { return std::string(address); }
 
 [[noreturn]] void no_prober(std::string_view address, std::string_view why) {
   throw Error(Errc::writer_busy,
@@ -62,12 +60,12 @@ struct Owner {
 
 Owner owner_of(std::string_view segment) {
   Owner o;
-  const std::string path = detail::shm_path(segment);
+  const std::string path = home_dir(segment);
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0)
     o.why = path + ": " + std::strerror(errno);
-  else if (!S_ISREG(st.st_mode))
-    o.why = path + " is not a regular shared-memory object";
+  else if (!S_ISDIR(st.st_mode))
+    o.why = path + " is not a directory";
   else {
     o.known = true;
     o.uid = st.st_uid;
@@ -89,40 +87,26 @@ void check_replier(std::string_view segment, std::string_view address, const Own
     throw Error(Errc::no_such_segment,
                 "the control socket " + where(address) + " answered from " + who + ", but table '" +
                     std::string(segment) + "' cannot be checked here (" + owner.why +
-                    "): its reply is not trusted (a prober in another IPC namespace?)");
+                    "): its reply is not trusted (another mount namespace?)");
   if (cred && cred->uid == owner.uid) return;
   throw Error(Errc::permission_denied,
               "the control socket " + where(address) + " answered from " + who + ", but table '" +
                   std::string(segment) + "' belongs to uid " + std::to_string(owner.uid) +
                   ": that is not this table's prober, so its reply is not trusted ('ss -xlp | "
-                  "grep healthtable/' names the process bound there)");
+                  "grep " + std::string(address) + "' names the process bound there)");
 }
 
 } // namespace
 
 std::string control_address(std::string_view segment) {
-  validate_segment_name(segment);
-  // sun_path holds 108 bytes: the NUL, the prefix and 95 more. A longer name
-  // keeps its first 78 bytes, then '~' (never in a segment name, so no
-  // clash with a real one) and 16 hex digits of its FNV-1a hash.
-  constexpr std::size_t room = sizeof(sockaddr_un{}.sun_path) - 1 - kPrefix.size();
-  std::string a(1, '\0');
-  a += kPrefix;
-  if (segment.size() <= room) {
-    a += segment;
-    return a;
-  }
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const char c : segment) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  a += segment.substr(0, room - 17);
-  a += '~';
-  a += hex;
-  return a;
+  std::string path = control_path(segment);
+  if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+    throw Error(Errc::invalid_name, "the control socket of table '" + std::string(segment) +
+                                        "' would be " + path + ", " + std::to_string(path.size()) +
+                                        " bytes: longer than a socket path may be (" +
+                                        std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) +
+                                        "); use a shorter table name or HEALTHTABLE_RUN_DIR");
+  return path;
 }
 
 Reporter::Reporter(std::string_view segment) : address_(control_address(segment)) {
@@ -235,16 +219,17 @@ std::string request(std::string_view segment, std::string_view line,
     if (n == static_cast<ssize_t>(line.size())) break;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == ECONNREFUSED || errno == ENOENT))
-      no_prober(address, "nothing is bound to it: no healthprobe, [control] enabled = false, or "
-                         "another network namespace");
+      no_prober(address, "nothing is bound to it: no healthprobe, or [control] enabled = false");
     if (n < 0 && errno == EAGAIN) { // the prober's queue is full: it is busy, wait a little
       if (left_ms() == 0) no_prober(address, "its queue stayed full");
       ::poll(nullptr, 0, std::min(left_ms(), 10));
       continue;
     }
     if (n < 0 && (errno == EPERM || errno == EACCES))
-      throw Error(Errc::permission_denied, "cannot send to the control socket " + where(address) +
-                                               ": " + std::strerror(errno));
+      throw Error(Errc::permission_denied,
+                  "not allowed to send to the control socket " + where(address) +
+                      " (its mode admits only the prober's [control] group); ask its operator "
+                      "to add you to that group");
     throw Error(Errc::system_error, "cannot send to the control socket " + where(address) + ": " +
                                         (n < 0 ? std::strerror(errno) : "short send"));
   }
@@ -262,7 +247,7 @@ std::string request(std::string_view segment, std::string_view line,
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) throw Error(Errc::system_error, std::string("recvmsg: ") + std::strerror(errno));
     // Only the prober's address answers; anything else is a stray.
-    if (got.from_len != to_len || std::memcmp(got.from.sun_path, to.sun_path, address.size()) != 0)
+    if (std::strncmp(got.from.sun_path, to.sun_path, sizeof to.sun_path) != 0)
       continue;
     check_replier(segment, address, owner, got.cred);
     std::string_view reply(buf, static_cast<std::size_t>(n));

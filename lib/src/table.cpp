@@ -1,11 +1,12 @@
-#include "record.hpp"
-#include "segment.hpp"
+#include "table_impl.hpp"
 
 #include <healthtable/error.hpp>
+#include <healthtable/home.hpp>
 #include <healthtable/names.hpp>
 #include <healthtable/table.hpp>
 
-#include <sys/stat.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,26 +15,9 @@
 
 namespace healthtable {
 
-namespace detail {
-
-void RecordValue::set_reason(std::string_view r) noexcept {
-  const std::size_t n = std::min(r.size(), kReasonMax);
-  std::memset(reason, 0, sizeof reason);
-  std::memcpy(reason, r.data(), n);
-  status = (status & ~status::kReasonLenMask) | (std::uint64_t{n} << status::kReasonLenShift) |
-           status::kHasError;
-}
-
-void RecordValue::clear_reason() noexcept {
-  std::memset(reason, 0, sizeof reason);
-  status &= ~(status::kReasonLenMask | status::kHasError);
-}
-
-std::string RecordValue::reason_text() const {
-  return std::string(reinterpret_cast<const char*>(reason), reason_len());
-}
-
-} // namespace detail
+using detail::Binding;
+using detail::Cell;
+using detail::View;
 
 std::string_view override_name(Override o) noexcept {
   switch (o) {
@@ -44,85 +28,208 @@ std::string_view override_name(Override o) noexcept {
   return "auto";
 }
 
+std::string_view class_name(FailureClass c) noexcept {
+  switch (c) {
+  case FailureClass::none: return "none";
+  case FailureClass::timeout: return "timeout";
+  case FailureClass::connect: return "connect";
+  case FailureClass::server: return "server";
+  case FailureClass::rate_limited: return "rate_limited";
+  case FailureClass::auth: return "auth";
+  case FailureClass::client: return "client";
+  case FailureClass::other: return "other";
+  }
+  return "other";
+}
+
+std::string_view source_name(Source s) noexcept {
+  switch (s) {
+  case Source::probe: return "probe";
+  case Source::report: return "report";
+  case Source::admin: return "admin";
+  case Source::peer: return "peer";
+  }
+  return "probe";
+}
+
 bool ProviderState::available(std::int64_t now_mono_ns) const noexcept {
   switch (override_mode) {
-  case Override::forced_down: return false;
+  case Override::forced_down:
+    if (override_info.until_mono_ns == 0 || now_mono_ns < override_info.until_mono_ns)
+      return false;
+    break; // expired: the breaker decides
   case Override::forced_up: return true;
   case Override::automatic: break;
   }
   return healthy || unhealthy_until_mono_ns <= now_mono_ns;
 }
 
-Table::Impl::Impl(std::shared_ptr<detail::Mapping> m) : mapping(std::move(m)) {
-  header = &mapping->header();
-  slots = mapping->slots();
-  index = mapping->index();
-  capacity = header->capacity;
-  index_mask = header->index_size - 1;
+std::string_view Handle::name() const noexcept { return static_cast<const Cell*>(cell_)->name; }
+
+// ---------------------------------------------------------------------------
+
+Table::Impl::Impl(std::string seg, std::unique_ptr<detail::Home> h,
+                  std::shared_ptr<detail::Mapping> m)
+    : segment(std::move(seg)), home(std::move(h)) {
+  std::uint32_t r = 0;
+  if (::getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<std::uint32_t>(::getpid()) * 2654435761u;
+  ramp_offset = r % 10'000;
+  (void)detail::mono_offset_ns(); // read the time namespace now, not on a read path
+  views.emplace_back(std::move(m));
+  current.store(&views.back(), std::memory_order_release);
 }
 
-std::uint32_t Table::Impl::used() const noexcept {
-  // acquire: pairs with the release store in Writer::add(); the slots below
-  // it are fully written.
-  return std::min(header->used.load(std::memory_order_acquire), capacity);
+const View& Table::Impl::adopt(std::shared_ptr<detail::Mapping> m) const {
+  views.emplace_back(std::move(m));
+  // release: pairs with the acquire in view(); the View is fully built
+  current.store(&views.back(), std::memory_order_release);
+  return views.back();
 }
 
-std::int64_t Table::Impl::lookup(std::string_view provider) const noexcept {
-  if (provider.empty() || provider.size() > kProviderNameMax) return -1;
-  const std::uint64_t h = name_hash(provider.data(), provider.size());
-  for (std::uint32_t i = 0; i <= index_mask; ++i) {
-    // acquire: pairs with the release store in Writer::add(); the slot's
-    // name is written before its index entry.
-    const std::uint32_t e = index[(h + i) & index_mask].load(std::memory_order_acquire);
-    if (e == 0) return -1;
-    if (e > capacity) continue; // corrupt entry: never follow it out of bounds
-    const Slot& s = slots[e - 1];
-    if (s.name_hash == h && s.name_len == provider.size() &&
-        std::memcmp(s.name, provider.data(), provider.size()) == 0)
-      return e - 1;
+bool Table::Impl::reopen_locked() const {
+  const View& v = view();
+  if (!v.retired() || !home) return false;
+  const std::uint64_t instance = home->current();
+  if (instance == 0 || instance == v.mapping->instance()) return false;
+  adopt(detail::Mapping::open(segment, instance, false, home->owner()));
+  return true;
+}
+
+Cell& Table::Impl::cell(std::string_view provider) const {
+  validate_provider_name(provider);
+  std::lock_guard lock(mu);
+  if (auto it = by_name.find(std::string(provider)); it != by_name.end()) return *it->second;
+  Cell& c = cells.emplace_back();
+  c.name = std::string(provider);
+  c.key = detail::NameKey(provider);
+  c.owner = const_cast<Impl*>(this);
+  c.up.store(detail::kNeverMatch, std::memory_order_relaxed);
+  c.word.store(&view().header->registrations, std::memory_order_relaxed);
+  rebind_locked(c);
+  by_name.emplace(c.name, &c);
+  return c;
+}
+
+void Table::Impl::rebind_locked(Cell& c) const {
+  try {
+    reopen_locked();
+  } catch (const Error&) {
+    // The table is gone for now: stay on the retired view, whose words say
+    // "look again"; slow() retries the re-open at most every 250 ms.
   }
-  return -1;
-}
-
-namespace {
-/// `n`, with what the compiler knows about its range forgotten. Copying a
-/// string whose length is known to be small (<= 63, <= 120) makes GCC inline
-/// the copy as `rep movs`, whose start-up cost was a third of get_state()'s
-/// own time; an opaque length gets glibc's memcpy, a few cycles.
-inline std::size_t opaque(std::size_t n) noexcept {
-#if defined(__GNUC__)
-  asm("" : "+r"(n));
-#endif
-  return n;
-}
-} // namespace
-
-void Table::Impl::state_of(std::uint32_t slot, ProviderState& st) const {
-  const Slot& s = slots[slot];
-  st.name.assign(s.name, opaque(std::min<std::size_t>(s.name_len, kProviderNameMax)));
-  st.registered = true;
-  detail::RecordValue v; // filled whole by read_record()
-  if (!detail::read_record(s, v))
-    throw Error(Errc::writer_busy, "record of provider '" + st.name + "' in segment '" +
-                                       mapping->segment() +
-                                       "' kept changing while being read; retry");
-  st.healthy = v.healthy();
-  st.consecutive_failures = v.consecutive_failures();
-  st.last_check_unix_ns = v.last_check_unix_ns;
-  if (v.has_error()) {
-    // assign() into the existing string keeps its capacity
-    if (!st.last_error) st.last_error.emplace();
-    st.last_error->assign(reinterpret_cast<const char*>(v.reason), opaque(v.reason_len()));
+  const View& v = view();
+  // acquire: pairs with the release increment in the writer; an index entry
+  // published before it is visible to the lookup below.
+  const std::uint64_t regs = v.header->registrations.load(std::memory_order_acquire);
+  Binding& b = bindings.emplace_back();
+  b.view = &v;
+  b.registrations = regs;
+  if (!v.retired())
+    if (const auto found = v.lookup(c.key)) {
+      b.head = &v.heads[found->slot];
+      b.slot = found->slot;
+      b.generation = found->generation;
+    }
+  // The order that keeps every mixture a reader can see harmless (see
+  // table_impl.hpp).
+  c.up.store(detail::kNeverMatch, std::memory_order_relaxed);
+  c.binding.store(&b, std::memory_order_release);
+  if (b.head) {
+    // release: pairs with the acquire load of `word` in Table::is_healthy()
+    c.word.store(&b.head->word, std::memory_order_release);
+    c.up.store(up_word(b.generation), std::memory_order_release);
   } else {
-    st.last_error.reset();
+    c.word.store(&v.header->registrations, std::memory_order_release);
   }
-  st.unhealthy_until_unix_ns = v.unhealthy_until_unix_ns;
-  st.unhealthy_until_mono_ns = v.unhealthy_until_mono_ns;
-  st.override_mode = v.override_mode();
-  st.transitions = v.transitions;
-  st.successes = v.successes;
-  st.failures = v.failures;
 }
+
+void Table::Impl::rebind(const Cell& c) const {
+  std::lock_guard lock(mu);
+  rebind_locked(const_cast<Cell&>(c));
+}
+
+std::int64_t Table::Impl::now_host_ns(std::int64_t now_mono_ns) const noexcept {
+  return detail::to_host_mono(now_mono_ns < 0 ? detail::coarse_mono_ns() : now_mono_ns);
+}
+
+bool Table::Impl::slow(const Cell& c, std::int64_t now_mono_ns) const noexcept {
+  try {
+    for (int round = 0; round < 4; ++round) {
+      const Binding* b = c.binding.load(std::memory_order_acquire);
+      if (!b) return true;
+      if (!b->head) {
+        // Not registered when we last looked: healthy, unless a provider
+        // registered since (the count moved) or the table was replaced.
+        const std::uint64_t regs = b->view->header->registrations.load(std::memory_order_acquire);
+        if (regs == b->registrations && !b->view->retired()) return true;
+        if (regs == b->registrations) {
+          // A retired table that nothing has replaced yet: look again now
+          // and then, never on every read.
+          const std::int64_t now = detail::coarse_mono_ns();
+          if (now < next_reopen_ns.load(std::memory_order_relaxed)) return true;
+          next_reopen_ns.store(now + 250'000'000, std::memory_order_relaxed);
+          std::unique_lock lock(mu, std::try_to_lock);
+          if (!lock.owns_lock()) return true;
+          rebind_locked(const_cast<Cell&>(c));
+          if (c.binding.load(std::memory_order_acquire)->view == b->view) return true;
+          continue;
+        }
+        rebind(c);
+        continue;
+      }
+      // acquire: pairs with the release store in detail::publish_record()
+      const std::uint64_t w = b->head->word.load(std::memory_order_acquire);
+      if (const auto answer =
+              detail::decide(w, b->generation, *b->head, now_host_ns(now_mono_ns), ramp_offset))
+        return *answer;
+      rebind(c);
+    }
+  } catch (...) {
+    // Out of memory or a vanished table while rebinding: no reason to skip.
+  }
+  return true;
+}
+
+bool detail::is_healthy_slow(const HandleCell& hc, std::int64_t now_mono_ns) noexcept {
+  const Cell& c = static_cast<const Cell&>(hc);
+  return c.owner->slow(c, now_mono_ns);
+}
+
+void Table::Impl::state_of(const View& v, std::uint32_t slot, ProviderState& st) const {
+  detail::RecordValue rec; // filled whole by read_record()
+  if (!detail::read_record(v.bodies[slot], rec))
+    throw Error(Errc::writer_busy, "record of provider '" + st.name + "' in table '" + segment +
+                                       "' kept changing while being read; retry");
+  detail::fill_state(rec, slot, v.heads[slot].ramp_ns.load(std::memory_order_relaxed), st);
+}
+
+void Table::Impl::state_of(const Cell& c, ProviderState& st) const {
+  for (int round = 0; round < 4; ++round) {
+    const Binding* b = c.binding.load(std::memory_order_acquire);
+    const bool stale = b->view->retired() ||
+                       (!b->head && b->view->header->registrations.load(
+                                        std::memory_order_acquire) != b->registrations);
+    if (stale) {
+      rebind(c);
+      continue;
+    }
+    st.name.assign(c.name);
+    if (!b->head) {
+      st = ProviderState{};
+      st.name = c.name;
+      return;
+    }
+    state_of(*b->view, b->slot, st);
+    // The record names its registration: one of another provider (a reused
+    // slot) is never returned as ours.
+    if (st.generation == b->generation && b->view->holds(b->slot, b->generation, c.key)) return;
+    rebind(c);
+  }
+  st = ProviderState{};
+  st.name = c.name;
+}
+
+// ---------------------------------------------------------------------------
 
 Table::Table(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 Table::Table(Table&&) noexcept = default;
@@ -130,50 +237,116 @@ Table& Table::operator=(Table&&) noexcept = default;
 Table::~Table() = default;
 
 Table Table::open(std::string_view segment, const OpenOptions& options) {
-  std::shared_ptr<detail::Mapping> m = detail::Mapping::open(segment, /*writable=*/false);
-  if (options.require_owner && m->owner() != *options.require_owner)
-    throw Error(Errc::permission_denied,
-                "segment '" + std::string(segment) + "' is owned by uid " +
-                    std::to_string(m->owner()) + ", expected uid " +
-                    std::to_string(*options.require_owner) +
-                    "; someone else created it: remove it and restart the prober");
-  return Table(std::make_unique<Impl>(std::move(m)));
+  validate_segment_name(segment);
+  std::optional<uid_t> expected;
+  if (options.owner) expected = *options.owner;
+  auto home = detail::Home::open(segment, expected);
+  const std::uint64_t instance = home->current();
+  if (instance == 0)
+    throw Error(Errc::no_such_segment,
+                "no health table '" + std::string(segment) + "' (" + home->dir() +
+                    " holds none: it was destroyed, or its creator died); create it with "
+                    "'healthctl create " +
+                    std::string(segment) + "'");
+  auto m = detail::Mapping::open(segment, instance, false, home->owner());
+  return Table(std::make_unique<Impl>(std::string(segment), std::move(home), std::move(m)));
 }
 
-std::optional<Handle> Table::find(std::string_view provider) const noexcept {
-  const std::int64_t i = impl_->lookup(provider);
-  if (i < 0) return std::nullopt;
-  return Handle(&impl_->slots[i], static_cast<std::uint32_t>(i));
+Handle Table::handle(std::string_view provider) const { return Handle(&impl_->cell(provider)); }
+
+std::optional<Handle> Table::find(std::string_view provider) const {
+  if (provider.empty() || provider.size() > kProviderNameMax) return std::nullopt;
+  if (!impl_->view().lookup(detail::NameKey(provider))) return std::nullopt;
+  return handle(provider);
 }
+
+namespace {
+bool by_name(const Table::Impl& impl, std::string_view provider, std::int64_t now_mono_ns) noexcept {
+  if (provider.empty() || provider.size() > kProviderNameMax) return true;
+  const detail::NameKey key(provider);
+  const View& v = impl.view();
+  if (v.retired()) [[unlikely]] {
+    try {
+      return impl.slow(impl.cell(provider), now_mono_ns);
+    } catch (...) {
+      return true;
+    }
+  }
+  for (int round = 0; round < 2; ++round) {
+    const auto found = v.lookup(key);
+    if (!found) return true;
+    const SlotHead& h = v.heads[found->slot];
+    const std::uint64_t w = h.word.load(std::memory_order_acquire);
+    if (w == up_word(found->generation)) [[likely]]
+      return true;
+    if (const auto answer = detail::decide(w, found->generation, h,
+                                           impl.now_host_ns(now_mono_ns), impl.ramp_offset))
+      return *answer;
+    // Forgotten or reused between the lookup and the load: look once more.
+  }
+  return true;
+}
+} // namespace
 
 bool Table::is_healthy(std::string_view provider) const noexcept {
-  const auto h = find(provider);
-  return !h || is_healthy(*h);
+  return by_name(*impl_, provider, -1);
 }
 
 bool Table::is_healthy(std::string_view provider, std::int64_t now_mono_ns) const noexcept {
-  const auto h = find(provider);
-  return !h || is_healthy(*h, now_mono_ns);
+  return by_name(*impl_, provider, now_mono_ns < 0 ? 0 : now_mono_ns);
 }
 
 std::optional<ProviderState> Table::get_state(std::string_view provider) const {
-  const std::int64_t i = impl_->lookup(provider);
-  if (i < 0) return std::nullopt;
-  return impl_->state_of(static_cast<std::uint32_t>(i));
+  if (provider.empty() || provider.size() > kProviderNameMax) return std::nullopt;
+  const detail::NameKey key(provider);
+  for (int round = 0; round < 4; ++round) {
+    const View& v = impl_->view();
+    const auto found = v.lookup(key);
+    if (!found) {
+      if (v.retired() && round == 0) {
+        refresh();
+        continue;
+      }
+      return std::nullopt;
+    }
+    ProviderState st;
+    st.name = std::string(provider);
+    impl_->state_of(v, found->slot, st);
+    if (st.generation == found->generation) return st;
+  }
+  return std::nullopt;
 }
 
-ProviderState Table::get_state(Handle h) const { return impl_->state_of(h.slot()); }
+ProviderState Table::get_state(Handle h) const {
+  ProviderState st;
+  get_state(h, st);
+  return st;
+}
 
-void Table::get_state(Handle h, ProviderState& out) const { impl_->state_of(h.slot(), out); }
+void Table::get_state(Handle h, ProviderState& out) const {
+  const Cell& c = *static_cast<const Cell*>(h.cell_);
+  if (c.owner != impl_.get())
+    throw Error(Errc::invalid_argument, "handle of provider '" + c.name +
+                                            "' belongs to another Table than '" + impl_->segment +
+                                            "'");
+  impl_->state_of(c, out);
+}
 
 std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected) const {
+  const View& v = impl_->view();
   std::vector<ProviderState> out;
-  const std::uint32_t n = impl_->used();
+  const std::uint32_t n = v.used();
   out.reserve(n + expected.size());
   std::unordered_set<std::string> seen;
   for (std::uint32_t i = 0; i < n; ++i) {
-    out.push_back(impl_->state_of(i));
-    seen.insert(out.back().name);
+    const auto id = v.identity(i);
+    if (!id) continue;
+    ProviderState st;
+    st.name = id->name;
+    impl_->state_of(v, i, st);
+    if (st.generation != id->generation) continue; // rewritten while we read
+    seen.insert(st.name);
+    out.push_back(std::move(st));
   }
   for (const auto& name : expected) {
     if (!seen.insert(name).second) continue; // never overwrite a real state
@@ -185,51 +358,62 @@ std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected
 }
 
 TableInfo Table::info() const {
-  const Header& h = *impl_->header;
+  const View& v = impl_->view();
+  const Header& h = *v.header;
   constexpr auto o = std::memory_order_relaxed;
   TableInfo i;
-  i.segment = impl_->mapping->segment();
+  i.segment = impl_->segment;
+  i.home = home_dir(impl_->segment);
+  i.object = v.mapping->path();
   i.layout_version = h.layout_version;
   i.format = h.format;
+  i.instance = h.instance;
   i.capacity = h.capacity;
-  i.used = impl_->used();
-  i.slot_size = h.slot_size;
+  i.used = std::min(h.live.load(o), h.capacity);
+  i.events_capacity = h.events_capacity;
   i.total_size = h.total_size;
-  i.failure_threshold = h.failure_threshold.load(o);
-  i.backoff_ns = h.backoff_ns.load(o);
+  i.failure_threshold = static_cast<std::uint32_t>(h.policy[policy_word::kThresholds].load(o));
+  i.backoff_ns = static_cast<std::int64_t>(h.policy[policy_word::kBackoff].load(o));
   i.generation = h.generation.load(o);
   i.created_unix_ns = h.created_unix_ns;
   i.writer_pid = h.writer_pid.load(o);
   i.writer_start_unix_ns = h.writer_start_unix_ns.load(o);
-  i.heartbeat_mono_ns = h.heartbeat_mono_ns.load(o);
+  const std::int64_t beat = h.heartbeat_mono_ns.load(o);
+  i.heartbeat_mono_ns = beat == 0 ? 0 : detail::to_local_mono(beat);
   i.heartbeat_unix_ns = h.heartbeat_unix_ns.load(o);
   i.heartbeat_interval_ns = h.heartbeat_interval_ns.load(o);
   i.updates = h.updates.load(o);
+  i.reports_dropped = h.reports_dropped.load(o);
+  i.reports_refused = h.reports_refused.load(o);
+  i.events = h.events_head.load(std::memory_order_acquire);
   const auto st = h.state.load(std::memory_order_acquire);
   i.state = st <= 2 ? static_cast<SegmentState>(st) : SegmentState::live;
-  i.owner_uid = static_cast<std::uint32_t>(impl_->mapping->owner());
-  i.mode = impl_->mapping->mode();
+  i.owner_uid = static_cast<std::uint32_t>(v.mapping->owner());
+  i.mode = v.mapping->mode();
   return i;
 }
 
 WriterStatus Table::writer_status() const {
-  return detail::writer_lock_held(impl_->mapping->fd()) ? WriterStatus::attached
-                                                        : WriterStatus::none;
+  if (!impl_->home) return WriterStatus::attached; // the writer's own view
+  return impl_->home->writer_attached() ? WriterStatus::attached : WriterStatus::none;
 }
 
 bool Table::replaced() const {
-  // acquire: pairs with the release store of `retired` in Writer::destroy()
-  if (impl_->header->state.load(std::memory_order_acquire) ==
-      static_cast<std::uint32_t>(SegmentState::retired))
+  const View& v = impl_->view();
+  if (v.retired() || !v.mapping->linked()) return true;
+  if (!impl_->home) return false;
+  try {
+    return impl_->home->gone() || impl_->home->current() != v.mapping->instance();
+  } catch (const Error&) {
     return true;
-  struct stat mine {};
-  if (::fstat(impl_->mapping->fd(), &mine) == 0 && mine.st_nlink == 0) return true;
-  struct stat now {};
-  if (::stat(detail::shm_path(impl_->mapping->segment()).c_str(), &now) != 0)
-    return errno == ENOENT;
-  return now.st_dev != impl_->mapping->dev() || now.st_ino != impl_->mapping->ino();
+  }
 }
 
-const std::string& Table::segment() const noexcept { return impl_->mapping->segment(); }
+bool Table::refresh() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->reopen_locked();
+}
+
+const std::string& Table::segment() const noexcept { return impl_->segment; }
 
 } // namespace healthtable

@@ -339,7 +339,7 @@ TEST_CASE("reset: one provider or all return to the zero state, names stay") {
     CHECK(t.is_healthy(s.name, clock.mono()));
   }
   CHECK(t.snapshot().size() == 3);
-  CHECK(t.find("a")->slot() == handle_a->slot()); // handles stay valid
+  CHECK(t.get_state(*handle_a).slot == t.get_state("a")->slot); // handles stay bound
 
   try {
     w.reset("never-seen");

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <healthtable/clock.hpp>
+#include <healthtable/home.hpp>
+#include <healthtable/writer.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,7 +16,7 @@
 
 namespace healthtable::test {
 
-/// A segment name no other test (or concurrent test run) uses, unlinked when
+/// A table name no other test (or concurrent test run) uses, unlinked when
 /// the guard goes out of scope, whatever the test did.
 class SegmentName {
 public:
@@ -23,12 +25,25 @@ public:
     name_ = "healthtable-test-" + tag + "-" + std::to_string(::getpid()) + "-" +
             std::to_string(counter.fetch_add(1));
   }
-  ~SegmentName() { ::shm_unlink(("/" + name_).c_str()); }
+  ~SegmentName() {
+    try {
+      Writer::destroy(name_, /*force=*/true);
+    } catch (...) {
+      // nothing left, or nothing of ours
+    }
+  }
   SegmentName(const SegmentName&) = delete;
   SegmentName& operator=(const SegmentName&) = delete;
   const std::string& str() const noexcept { return name_; }
   operator const std::string&() const noexcept { return name_; }
-  std::string path() const { return "/dev/shm/" + name_; }
+  /// The table's home directory.
+  std::string home() const { return home_dir(name_); }
+  /// The object the home points at now ("" if none).
+  std::string path() const {
+    char buf[512];
+    const ssize_t n = ::readlink((home() + "/table").c_str(), buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+  }
 
 private:
   std::string name_;

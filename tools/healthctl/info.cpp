@@ -39,7 +39,8 @@ int run_info(const InfoOptions& o) {
   if (o.json) {
     nlohmann::ordered_json doc;
     doc["segment"] = info.segment;
-    doc["path"] = "/dev/shm/" + info.segment;
+    doc["home"] = info.home;
+    doc["object"] = info.object;
     doc["state"] = state_name(info.state);
     doc["owner_uid"] = info.owner_uid;
     doc["mode"] = format_mode(info.mode);
@@ -47,7 +48,10 @@ int run_info(const InfoOptions& o) {
     doc["format"] = format_hex(info.format);
     doc["capacity"] = info.capacity;
     doc["used"] = info.used;
-    doc["slot_size"] = info.slot_size;
+    doc["events_capacity"] = info.events_capacity;
+    doc["events"] = info.events;
+    doc["reports_dropped"] = info.reports_dropped;
+    doc["reports_refused"] = info.reports_refused;
     doc["total_size"] = info.total_size;
     doc["failure_threshold"] = info.failure_threshold;
     doc["backoff"] = static_cast<double>(info.backoff_ns) / 1e9;
@@ -62,13 +66,16 @@ int run_info(const InfoOptions& o) {
   const auto row = [](std::string_view key, const std::string& value) {
     fmt::print("{:<12}{}\n", key, value);
   };
-  row("segment",
-      fmt::format("{} (/dev/shm/{}), {}", info.segment, info.segment, state_name(info.state)));
+  row("segment", fmt::format("{}, {}", info.segment, state_name(info.state)));
+  row("home", info.home);
+  row("object", info.object);
   row("access",
       fmt::format("owner {}, mode {}", user_name(info.owner_uid), format_mode(info.mode)));
   row("layout", fmt::format("v{}, format {}", info.layout_version, format_hex(info.format)));
-  row("slots",
-      fmt::format("{} of {} used, {} bytes each", info.used, info.capacity, info.slot_size));
+  row("slots", fmt::format("{} of {} used", info.used, info.capacity));
+  row("events", fmt::format("{} recorded, the last {} kept", info.events, info.events_capacity));
+  row("reports", fmt::format("{} dropped before they arrived, {} refused", info.reports_dropped,
+                             info.reports_refused));
   row("size", format_size(info.total_size));
   row("policy", fmt::format("failure threshold {}, backoff {}", info.failure_threshold,
                             healthtable::format_duration(backoff)));

@@ -32,6 +32,17 @@ inline std::int64_t coarse_mono_ns() noexcept {
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
+
+/// CLOCK_MONOTONIC's offset in this process's time namespace (local = host
+/// + offset; 0 outside a time namespace), from /proc/self/timens_offsets.
+/// The table stores host times, so a reader in a container with its own
+/// clock still reads every deadline right. Read once; the first call is
+/// made by Table::open() and Writer, never on a read path.
+std::int64_t mono_offset_ns() noexcept;
+
+/// Local CLOCK_MONOTONIC nanoseconds to the host's, and back.
+inline std::int64_t to_host_mono(std::int64_t local) noexcept { return local - mono_offset_ns(); }
+inline std::int64_t to_local_mono(std::int64_t host) noexcept { return host + mono_offset_ns(); }
 } // namespace detail
 
 } // namespace healthtable

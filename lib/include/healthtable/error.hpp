@@ -24,6 +24,7 @@ enum class Errc {
   unknown_provider = 14,   ///< a write names a provider the table does not have
   invalid_argument = 15,   ///< a bad option value (threshold, backoff, mode, ...)
   system_error = 16,       ///< any other failed system call
+  wrong_owner = 17,        ///< the table or its home belongs to another uid than expected
 };
 
 /// Short stable identifier for an Errc ("no_such_segment", ...), used in JSON.

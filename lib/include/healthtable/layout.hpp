@@ -1,41 +1,45 @@
-// healthtable segment layout, version 1: the ABI shared by the writer, every
+// healthtable segment layout, version 2: the ABI shared by the writer, every
 // reader and any tool in any language. This header uses the standard library
-// alone (<atomic>, <cstdint>, ...); docs/layout.md gives the same layout as an offset table.
+// alone (<atomic>, <cstdint>, ...); docs/layout.md gives the same layout as an
+// offset table, and docs/home.md says where a table lives and whom to trust.
 //
-// A segment is one POSIX shared-memory object (/dev/shm/NAME on Linux):
+// A table is one POSIX shared-memory object, /dev/shm/healthtable.NAME.ID
+// (ID: the object's 16-hex-digit instance), reached through the table's
+// home directory, which only its owner can write (docs/home.md):
 //
-//   offset 0            +--------------------------------------------+
-//                       | Header (256 B, 4 cache lines)              |
-//                       |   line 0: identity (magic, format, sizes)  |
-//                       |   line 1: policy, generation, used slots   |
-//                       |   line 2: writer pid, start, heartbeat     |
-//                       |   line 3: reserved                         |
-//   index_offset (256)  +--------------------------------------------+
-//                       | name index: index_size x atomic<u32>       |
-//                       |   open addressing, linear probing;         |
-//                       |   entry = slot number + 1, 0 = empty       |
-//   slots_offset        +--------------------------------------------+
-//                       | Slot 0 (512 B, 8 cache lines)              |
-//                       |   line 0: down_until (THE hot word),       |
-//                       |           name_hash, name_len              |
-//                       |   line 1: name (64 B, NUL padded)          |
-//                       |   lines 2-7: seq + two Record copies       |
-//                       +--------------------------------------------+
-//                       | Slot 1 ... Slot capacity-1                 |
-//   total_size          +--------------------------------------------+
+//   offset 0             +--------------------------------------------+
+//                        | Header (1 KiB, 16 cache lines)             |
+//   index_offset (1024)  +--------------------------------------------+
+//                        | name index: index_size x atomic<u64>       |
+//                        |   entry = tag (hash >> 32) << 32 | slot+1  |
+//                        |   0 = empty, slot+1 == kTombstone = freed  |
+//   heads_offset         +--------------------------------------------+
+//                        | SlotHead 0 .. capacity-1 (128 B each)      |
+//                        |   line 0: word (THE hot word), ident,      |
+//                        |           name bytes 0..47                 |
+//                        |   line 1: name bytes 48..63, ramp          |
+//   bodies_offset        +--------------------------------------------+
+//                        | SlotBody 0 .. capacity-1 (1088 B each)     |
+//                        |   line 0: seq (the latch)                  |
+//                        |   lines 1-16: two Record copies            |
+//   events_offset        +--------------------------------------------+
+//                        | Event ring: events_capacity x 256 B        |
+//   total_size           +--------------------------------------------+
 //
-// Why readers need no lock (see docs/memory-ordering.md for the full table):
-// - is_healthy() reads one word, Slot::down_until, which the writer derives
-//   from the record and stores last. A single aligned 64-bit atomic cannot be
-//   torn.
-// - The full record is protected by a seqcount *latch* (the Linux kernel's
-//   raw_write_seqcount_latch): two copies, and the sequence's low bit tells a
-//   reader which copy is stable. A writer that dies mid-update leaves one copy
-//   intact, so readers never wait for a dead writer; they retry only while a
-//   live writer is making progress.
-// - Names, hashes and the index are written once, before a release store that
-//   publishes them, and never change afterwards: slots never move and are
-//   never reused within one segment.
+// Why readers need no lock (docs/memory-ordering.md has the full table):
+// - is_healthy() reads one word, SlotHead::word, which the writer derives
+//   from the record and stores last. It carries the slot's registration
+//   (the low 24 bits of its generation) beside the state, so a handle held
+//   across a forget and a reuse of the slot can never read the next
+//   provider's state as its own: the word no longer equals what the handle
+//   expects, and the handle takes the slow path and looks again.
+// - The record is guarded by a seqcount *latch* (the Linux kernel's
+//   raw_write_seqcount_latch): two copies, and the sequence's low bit says
+//   which is stable. A writer killed mid-update leaves one copy whole.
+// - A slot's identity (name, generation) is guarded by its own sequence in
+//   SlotHead::ident: odd while the writer rewrites it.
+// - Events are a ring of records, each with its own sequence: a reader that
+//   falls behind sees the sequence of a later lap and counts what it missed.
 #pragma once
 
 #include <atomic>
@@ -48,79 +52,270 @@
 namespace healthtable {
 
 /// Layout version. Bump on any change to the structs below.
-inline constexpr std::uint32_t kLayoutVersion = 1;
+inline constexpr std::uint32_t kLayoutVersion = 2;
 
-/// "HLTHTBL\x01" as little-endian bytes: `hexdump -C` shows HLTHTBL.
+/// "HLTHTBL\x01" as little-endian bytes: `hexdump -C` shows HLTHTBL. The
+/// same in every version: it says "a health table"; `format` says which.
 inline constexpr std::uint64_t kMagic = 0x014C425448544C48ULL;
 
 inline constexpr std::size_t kCacheLine = 64;
 
-/// Longest provider name in bytes (the slot stores it NUL padded in 64 B).
+/// Longest provider name in bytes (stored NUL padded in 64 B).
 inline constexpr std::size_t kProviderNameMax = 63;
 /// Longest last_error kept, in bytes; longer reasons are cut on a UTF-8
 /// code point boundary.
 inline constexpr std::size_t kReasonMax = 120;
-/// Longest segment name in bytes (the POSIX shm name without the '/').
+/// Longest override reason and user name kept.
+inline constexpr std::size_t kNoteMax = 64;
+inline constexpr std::size_t kUserMax = 32;
+/// Longest table name in bytes.
 inline constexpr std::size_t kSegmentNameMax = 200;
 
 inline constexpr std::uint32_t kDefaultCapacity = 64;
 inline constexpr std::uint32_t kMaxCapacity = 65536;
+inline constexpr std::uint32_t kDefaultEvents = 1024;
+inline constexpr std::uint32_t kMaxEvents = 65536;
 inline constexpr std::uint32_t kDefaultFailureThreshold = 2;
 inline constexpr std::int64_t kDefaultBackoffNs = 60'000'000'000; // 60 s
 
-/// Slot::down_until values. Any other value is a CLOCK_MONOTONIC deadline in
-/// nanoseconds: the provider is unavailable while now < down_until.
-inline constexpr std::uint64_t kUpWord = 0;             ///< healthy, no clock read
-inline constexpr std::uint64_t kForcedDownWord = ~0ULL; ///< admin forced down
+// ---------------------------------------------------------------------------
+// The hot word. 64 bits: the slot's registration tag in the top 24 bits, the
+// state in the low 40:
+//
+//   63          40 39                                 0
+//   +-------------+------------------------------------+
+//   | gen & 0xFFFFFF | payload                         |
+//   +-------------+------------------------------------+
+//
+//   payload 0              available (healthy, or forced up): no clock read
+//   payload 1              look again: the slot was forgotten, or the whole
+//                          table was replaced (retired); never "available"
+//   payload 2              never stored (what a handle being rebound expects)
+//   payload 2^40 - 1       forced down, no expiry
+//   any other payload      a deadline in milliseconds on the host's
+//                          CLOCK_MONOTONIC: unavailable while now < deadline
+//
+// A handle bound to generation g expects exactly up_word(g) and takes the
+// slow path for anything else. 40 bits of milliseconds last 34 years of
+// uptime.
+inline constexpr unsigned kWordGenShift = 40;
+inline constexpr std::uint64_t kWordPayloadMask = (1ULL << kWordGenShift) - 1;
+inline constexpr std::uint64_t kWordGenMask = 0xFFFFFF;
+inline constexpr std::uint64_t kPayloadUp = 0;
+inline constexpr std::uint64_t kPayloadLookAgain = 1;
+inline constexpr std::uint64_t kPayloadForcedDown = kWordPayloadMask;
+/// Never stored: a handle that is being rebound expects this, so no word
+/// matches it in the meantime.
+inline constexpr std::uint64_t kPayloadNever = 2;
+inline constexpr std::uint64_t kPayloadDeadlineMin = 3;
+inline constexpr std::uint64_t kPayloadDeadlineMax = kWordPayloadMask - 1;
+
+constexpr std::uint64_t word_of(std::uint64_t gen, std::uint64_t payload) noexcept {
+  return ((gen & kWordGenMask) << kWordGenShift) | (payload & kWordPayloadMask);
+}
+constexpr std::uint64_t up_word(std::uint64_t gen) noexcept { return word_of(gen, kPayloadUp); }
+constexpr std::uint64_t word_gen(std::uint64_t w) noexcept { return w >> kWordGenShift; }
+constexpr std::uint64_t word_payload(std::uint64_t w) noexcept { return w & kWordPayloadMask; }
+
+/// A deadline in host-monotonic nanoseconds as a word payload: rounded up
+/// to the next millisecond (never early), clamped into the deadline range.
+constexpr std::uint64_t deadline_payload(std::int64_t host_mono_ns) noexcept {
+  if (host_mono_ns <= 0) return kPayloadDeadlineMin;
+  const std::uint64_t ms = (static_cast<std::uint64_t>(host_mono_ns) + 999'999) / 1'000'000;
+  if (ms < kPayloadDeadlineMin) return kPayloadDeadlineMin;
+  if (ms > kPayloadDeadlineMax) return kPayloadDeadlineMax;
+  return ms;
+}
+
+// ---------------------------------------------------------------------------
+// SlotHead::ident: the slot's identity and the sequence that guards it.
+//
+//   63              32 31         16 15      8 7       1 0
+//   +-----------------+-------------+---------+---------+--+
+//   | generation      | reserved    | name_len| reserved|b |
+//   +-----------------+-------------+---------+---------+--+
+//
+// b (busy) is set while the writer rewrites the name. The generation comes
+// from Header::next_generation: unique within a table, never 0 for a
+// registered slot. name_len 0 with b clear: the slot is free.
+inline constexpr std::uint64_t kIdentBusy = 1;
+constexpr std::uint64_t ident_of(std::uint32_t gen, std::uint32_t len) noexcept {
+  return (std::uint64_t{gen} << 32) | (std::uint64_t{len & 0xFF} << 8);
+}
+constexpr std::uint32_t ident_gen(std::uint64_t i) noexcept {
+  return static_cast<std::uint32_t>(i >> 32);
+}
+constexpr std::uint32_t ident_len(std::uint64_t i) noexcept {
+  return static_cast<std::uint32_t>((i >> 8) & 0xFF);
+}
+
+/// Index entries.
+inline constexpr std::uint32_t kTombstone = 0xFFFFFFFF; ///< slot+1 field of a freed entry
+constexpr std::uint64_t index_entry(std::uint64_t hash, std::uint32_t slot) noexcept {
+  return (hash & 0xFFFFFFFF00000000ULL) | (std::uint64_t{slot} + 1);
+}
+constexpr std::uint32_t index_tag(std::uint64_t hash) noexcept {
+  return static_cast<std::uint32_t>(hash >> 32);
+}
 
 /// Header::state values.
 enum class SegmentState : std::uint32_t {
   creating = 0, ///< never observed by readers: magic is not yet published
   live = 1,
-  retired = 2, ///< unlinked or replaced by `create --force`; re-open by name
+  retired = 2, ///< destroyed, replaced or moved to a larger table: re-open by name
+};
+
+/// Failure classes, as outcomes carry them (docs/breaker.md).
+enum class FailureClass : std::uint8_t {
+  none = 0, ///< a success
+  timeout = 1,
+  connect = 2,
+  server = 3,       ///< 5xx
+  rate_limited = 4, ///< 429
+  auth = 5,         ///< 401, 403
+  client = 6,       ///< other 4xx: never counts toward a trip by default
+  other = 7,
+};
+inline constexpr std::size_t kFailureClasses = 8;
+
+/// Override modes.
+enum class Override : std::uint8_t {
+  automatic = 0,   ///< the circuit breaker decides
+  forced_down = 1, ///< unavailable until set back (or until it expires)
+  forced_up = 2,   ///< available until set back (or until it expires)
+};
+
+/// Where an outcome came from.
+enum class Source : std::uint8_t {
+  probe = 0,  ///< the prober's own active probe
+  report = 1, ///< a worker's passive report (Reporter)
+  admin = 2,  ///< healthctl
+  peer = 3,   ///< another host's prober (fleet)
 };
 
 /// Record::status bit fields.
 namespace status {
 inline constexpr std::uint64_t kHealthy = 1ULL << 0;
-inline constexpr unsigned kOverrideShift = 1; ///< 2 bits: 0 auto, 1 down, 2 up
+inline constexpr unsigned kOverrideShift = 1; ///< 2 bits: Override
 inline constexpr std::uint64_t kOverrideMask = 3ULL << kOverrideShift;
+inline constexpr std::uint64_t kHasError = 1ULL << 3; ///< last_error present
+inline constexpr unsigned kClassShift = 4;            ///< 3 bits: class of the last failure
+inline constexpr std::uint64_t kClassMask = 7ULL << kClassShift;
 inline constexpr unsigned kReasonLenShift = 8; ///< 8 bits: 0..kReasonMax
 inline constexpr std::uint64_t kReasonLenMask = 0xFFULL << kReasonLenShift;
-inline constexpr std::uint64_t kHasError = 1ULL << 16; ///< last_error present
-inline constexpr unsigned kFailuresShift = 32;         ///< 32 bits: consecutive failures
+inline constexpr unsigned kNoteLenShift = 16; ///< 8 bits: override reason, 0..kNoteMax
+inline constexpr std::uint64_t kNoteLenMask = 0xFFULL << kNoteLenShift;
+inline constexpr unsigned kSourceShift = 24; ///< 2 bits: Source of the last outcome
+inline constexpr std::uint64_t kSourceMask = 3ULL << kSourceShift;
+inline constexpr unsigned kFailuresShift = 32; ///< 32 bits: consecutive failures
 } // namespace status
 
-inline constexpr std::size_t kReasonWords = kReasonMax / 8;
+/// A provider's circuit-breaker policy, as stored: nine 64-bit words
+/// (docs/breaker.md). Durations in nanoseconds; 0 turns a feature off.
+namespace policy_word {
+inline constexpr std::size_t kThresholds = 0; ///< failure_threshold | recover_after << 32
+inline constexpr std::size_t kMasks = 1;      ///< counts_mask | cooldown_mask << 32 (bit per class)
+inline constexpr std::size_t kBackoff = 2;    ///< the first window
+inline constexpr std::size_t kMaxBackoff = 3; ///< cap of the growing window (<= backoff: none)
+inline constexpr std::size_t kCooldown = 4;   ///< a cooldown without a retry hint
+inline constexpr std::size_t kMaxHint = 5;    ///< cap of a retry hint
+inline constexpr std::size_t kTripMemory = 6; ///< healthy this long: trips in a row reset
+inline constexpr std::size_t kRamp = 7;       ///< slow start after a window
+inline constexpr std::size_t kJitter = 8;     ///< +- window jitter, permille (0..1000)
+inline constexpr std::size_t kCount = 9;
+} // namespace policy_word
 
-/// One copy of a provider's circuit-breaker state. Every field is an atomic
+inline constexpr std::size_t kReasonWords = kReasonMax / 8;
+inline constexpr std::size_t kNoteWords = kNoteMax / 8;
+inline constexpr std::size_t kUserWords = kUserMax / 8;
+inline constexpr std::size_t kNameWords = 8;
+
+/// A record is 64 words; these are their indices. Signed quantities
+/// (times) are stored as two's complement. Every word is an atomic
 /// accessed relaxed, bracketed by the latch sequence and fences (Boehm,
 /// "Can seqlocks get along with programming language memory models?").
+namespace record_word {
+inline constexpr std::size_t kStatus = 0;     ///< see namespace status
+inline constexpr std::size_t kGeneration = 1; ///< the registration this record belongs to
+inline constexpr std::size_t kTransitions = 2;
+inline constexpr std::size_t kSuccesses = 3;
+inline constexpr std::size_t kFailures = 4;
+inline constexpr std::size_t kRuns = 5; ///< trips in a row | consecutive successes << 32
+inline constexpr std::size_t kLastCheckUnix = 6;      ///< 0 = never
+inline constexpr std::size_t kUnhealthyUntilUnix = 7; ///< 0 = not tripped
+inline constexpr std::size_t kUnhealthyUntilMono = 8; ///< host CLOCK_MONOTONIC; 0 = not tripped
+inline constexpr std::size_t kWindow = 9;             ///< length of the current window
+inline constexpr std::size_t kHealthySinceMono = 10;  ///< last close; 0 = never tripped
+inline constexpr std::size_t kClassFailures = 11;     ///< kFailureClasses words
+inline constexpr std::size_t kOverrideUntilUnix = 19; ///< 0 = no expiry
+inline constexpr std::size_t kOverrideUntilMono = 20;
+inline constexpr std::size_t kOverrideSetUnix = 21;
+inline constexpr std::size_t kOverrideUid = 22;  ///< uid + 1; 0 = nobody said
+inline constexpr std::size_t kOverrideUser = 23; ///< kUserWords words, NUL padded
+inline constexpr std::size_t kOverrideNote = 27; ///< kNoteWords words, not terminated
+inline constexpr std::size_t kPolicy = 35;       ///< policy_word::kCount words
+inline constexpr std::size_t kReason = 44;       ///< kReasonWords words, not terminated
+inline constexpr std::size_t kCount = 64;        ///< 59..63 reserved
+} // namespace record_word
+
 struct Record {
-  std::atomic<std::uint64_t> status;      // see namespace status
-  std::atomic<std::uint64_t> transitions; // healthy<->unhealthy flips
-  std::atomic<std::uint64_t> successes;   // outcomes recorded
-  std::atomic<std::uint64_t> failures;
-  std::atomic<std::int64_t> last_check_unix_ns;      // 0 = never
-  std::atomic<std::int64_t> unhealthy_until_unix_ns; // 0 = not tripped
-  std::atomic<std::int64_t> unhealthy_until_mono_ns; // 0 = not tripped
-  std::atomic<std::uint64_t> reason[kReasonWords];   // UTF-8, not terminated
+  std::atomic<std::uint64_t> w[record_word::kCount];
 };
 
-/// A provider's slot. Registered once, never moved, never reused.
-struct alignas(kCacheLine) Slot {
-  // line 0: everything is_healthy() touches.
-  std::atomic<std::uint64_t> down_until; // release: pairs with the acquire in Table::is_healthy()
-  std::uint64_t name_hash;               // immutable once published
-  std::uint32_t name_len;                // immutable once published
-  std::uint32_t reserved0;
-  std::uint64_t reserved1[5];
-  // line 1
-  char name[kCacheLine]; // NUL padded, immutable once published
-  // lines 2..7
+/// The part of a slot that by-name and by-handle reads touch.
+struct alignas(2 * kCacheLine) SlotHead {
+  // line 0
+  std::atomic<std::uint64_t> word;  // release: pairs with the acquire in Table::is_healthy()
+  std::atomic<std::uint64_t> ident; // identity and its sequence (ident_of)
+  std::atomic<std::uint64_t> name[kNameWords]; // NUL padded; words 0..5 on line 0
+  // line 1 (from name[6])
+  std::atomic<std::int64_t> ramp_ns; // the policy's ramp, for readers' slow path
+  std::atomic<std::uint64_t> reserved[5];
+};
+
+/// The rest of a slot: the latch and its two copies.
+struct alignas(kCacheLine) SlotBody {
   std::atomic<std::uint64_t> seq; // latch sequence: odd => read copy[1]
+  std::atomic<std::uint64_t> reserved[7];
   Record copy[2];
 };
+
+/// Event kinds.
+enum class EventKind : std::uint8_t {
+  none = 0,
+  tripped = 1,     ///< healthy -> unhealthy
+  rearmed = 2,     ///< a failure while unhealthy restarted the window
+  recovered = 3,   ///< unhealthy -> healthy
+  cooldown = 4,    ///< a rate limit (or hint) set a deadline
+  override = 5,    ///< an override was set, cleared or expired
+  registered = 6,  ///< a provider took a slot
+  forgotten = 7,   ///< a provider gave its slot back
+  reset = 8,       ///< a provider (or the table) back to the zero state
+  grown = 9,       ///< the table moved into a larger one
+  retired = 10,    ///< the table was destroyed or replaced
+};
+
+/// One event of the ring. Guarded by its own sequence: 2n + 1 while event n
+/// is being written, 2n + 2 once it is whole.
+struct alignas(kCacheLine) Event {
+  std::atomic<std::uint64_t> seq;
+  std::atomic<std::int64_t> unix_ns;
+  std::atomic<std::int64_t> mono_ns; // host CLOCK_MONOTONIC
+  std::atomic<std::uint64_t> what; // kind, from, to, class, source: one byte each (event_what)
+  std::atomic<std::int64_t> until_unix_ns; // the deadline it set, 0 none
+  std::atomic<std::uint64_t> count;        // consecutive failures, or a slot count (grown)
+  std::atomic<std::uint64_t> uid;          // uid + 1 of who asked (overrides, admin); 0 none
+  std::atomic<std::uint64_t> name[kNameWords];
+  std::atomic<std::uint64_t> reason[kReasonWords];
+  std::atomic<std::uint64_t> reserved[1];
+};
+
+constexpr std::uint64_t event_what(EventKind kind, std::uint8_t from, std::uint8_t to,
+                                   FailureClass cls, Source src) noexcept {
+  return std::uint64_t{static_cast<std::uint8_t>(kind)} | (std::uint64_t{from} << 8) |
+         (std::uint64_t{to} << 16) | (std::uint64_t{static_cast<std::uint8_t>(cls)} << 24) |
+         (std::uint64_t{static_cast<std::uint8_t>(src)} << 32);
+}
 
 /// Segment header.
 struct alignas(kCacheLine) Header {
@@ -129,96 +324,122 @@ struct alignas(kCacheLine) Header {
   std::uint64_t format;             // format_stamp() of the creator's build
   std::uint32_t layout_version;
   std::uint32_t header_size;
-  std::uint32_t slot_size;
-  std::uint32_t capacity;   // slots
-  std::uint32_t index_size; // index entries, a power of two >= 2 * capacity
-  std::uint32_t reserved0;
-  std::uint64_t total_size; // bytes, == the object's size
-  std::uint64_t slots_offset;
+  std::uint32_t head_size;
+  std::uint32_t body_size;
+  std::uint32_t event_size;
+  std::uint32_t capacity;        // slots
+  std::uint32_t index_size;      // index entries, a power of two >= 2 * capacity
+  std::uint32_t events_capacity; // a power of two
+  std::uint64_t total_size;      // bytes, == the object's size
+  std::uint64_t instance;        // random, != 0; the ID in the object's name
+  // line 1: where things are.
   std::uint64_t index_offset;
-  // line 1: policy and table-wide state.
+  std::uint64_t heads_offset;
+  std::uint64_t bodies_offset;
+  std::uint64_t events_offset;
   std::int64_t created_unix_ns;
-  std::atomic<std::uint32_t> failure_threshold;
-  std::atomic<std::uint32_t> state; // SegmentState
-  std::atomic<std::int64_t> backoff_ns;
-  std::atomic<std::uint64_t> generation; // random at create, +1 on reset
-  std::atomic<std::uint32_t> used;       // registered slots; release: publishes slot[used-1]
-  std::uint32_t reserved1;
-  std::uint64_t reserved2[3];
-  // line 2: the writer.
+  std::uint32_t owner_uid; // the creator's euid (the home's owner)
+  std::uint32_t name_len;
+  std::uint64_t reserved0[2];
+  // lines 2-5: the table's name (not terminated), so an object says whose it is.
+  char name[256];
+  // line 6: table-wide state.
+  std::atomic<std::uint32_t> state;           // SegmentState
+  std::atomic<std::uint32_t> next_generation; // the next registration's generation
+  std::atomic<std::uint32_t> used;            // slots ever used (high water); release
+  std::atomic<std::uint32_t> live;            // slots registered now
+  // +1 on every register, forget and retire; release. Handles of names the
+  // table does not know watch this word instead of a slot's.
+  std::atomic<std::uint64_t> registrations;
+  std::atomic<std::uint64_t> generation; // random at create, +1 on every full reset
+  std::atomic<std::uint64_t> successor;  // instance of the table that replaced this one
+  std::atomic<std::uint64_t> reserved2[3];
+  // line 7: the writer.
   std::atomic<std::int64_t> writer_pid; // 0 = none since create
   std::atomic<std::int64_t> writer_start_unix_ns;
-  std::atomic<std::int64_t> heartbeat_mono_ns; // 0 = never
+  std::atomic<std::int64_t> heartbeat_mono_ns; // host CLOCK_MONOTONIC; 0 = never
   std::atomic<std::int64_t> heartbeat_unix_ns;
-  std::atomic<std::uint64_t> updates;              // records written, all time
   std::atomic<std::int64_t> heartbeat_interval_ns; // the writer's promise; 0 = none
-  std::uint64_t reserved3[2];
-  // line 3: reserved for growth within v1.
-  std::uint64_t reserved4[8];
+  std::atomic<std::uint64_t> updates;              // records written, all time
+  std::atomic<std::uint64_t> reports_dropped;      // worker reports lost before they arrived
+  std::atomic<std::uint64_t> reports_refused;      // worker reports refused (uid, name)
+  // line 8: events.
+  std::atomic<std::uint64_t> events_head; // events published; release
+  std::atomic<std::uint64_t> reserved3[7];
+  // lines 9-10: the table's default policy (new providers start with it).
+  std::atomic<std::uint64_t> policy[policy_word::kCount];
+  std::atomic<std::uint64_t> reserved4[7];
+  // lines 11-15: reserved for growth within v2.
+  std::atomic<std::uint64_t> reserved5[40];
 };
 
 /// The format stamp folds the version and every size a reader relies on
 /// into one word, so a build with a different layout is refused with
 /// "expected X, found Y" instead of misreading offsets (after LMDB).
 constexpr std::uint64_t format_stamp(std::uint32_t version, std::size_t header_size,
-                                     std::size_t slot_size, std::size_t name_max,
-                                     std::size_t reason_max) noexcept {
-  return (std::uint64_t{version} << 48) | (std::uint64_t{header_size & 0xFFFF} << 32) |
-         (std::uint64_t{slot_size & 0xFFFF} << 16) | (std::uint64_t{name_max & 0xFF} << 8) |
-         std::uint64_t{reason_max & 0xFF};
+                                     std::size_t head_size, std::size_t body_size,
+                                     std::size_t event_size) noexcept {
+  return (std::uint64_t{version} << 56) | (std::uint64_t{(header_size / 64) & 0xFF} << 48) |
+         (std::uint64_t{(head_size / 64) & 0xFF} << 40) |
+         (std::uint64_t{(body_size / 64) & 0xFF} << 32) |
+         (std::uint64_t{(event_size / 64) & 0xFF} << 24) |
+         (std::uint64_t{kProviderNameMax} << 16) | (std::uint64_t{kReasonMax} << 8) |
+         std::uint64_t{kNoteMax};
 }
 
 inline constexpr std::uint64_t kFormat =
-    format_stamp(kLayoutVersion, sizeof(Header), sizeof(Slot), kProviderNameMax, kReasonMax);
+    format_stamp(kLayoutVersion, sizeof(Header), sizeof(SlotHead), sizeof(SlotBody), sizeof(Event));
 
 /// Index entries for a capacity: the next power of two >= 2 * capacity, at
-/// least 16 (one cache line), so probes stay short even when the table is full.
+/// least 8 (one cache line), so probes stay short even when the table is full.
 constexpr std::uint32_t index_size_for(std::uint32_t capacity) noexcept {
-  std::uint32_t n = 16;
+  std::uint32_t n = 8;
   while (n < 2 * capacity)
     n *= 2;
   return n;
 }
 
-constexpr std::uint64_t slots_offset_for(std::uint32_t capacity) noexcept {
-  const std::uint64_t end = sizeof(Header) + std::uint64_t{index_size_for(capacity)} * 4;
-  return (end + kCacheLine - 1) / kCacheLine * kCacheLine;
+/// Events for a requested count: the next power of two, 16 .. kMaxEvents.
+constexpr std::uint32_t events_size_for(std::uint32_t requested) noexcept {
+  std::uint32_t n = 16;
+  while (n < requested && n < kMaxEvents)
+    n *= 2;
+  return n;
 }
 
-constexpr std::uint64_t total_size_for(std::uint32_t capacity) noexcept {
-  return slots_offset_for(capacity) + std::uint64_t{capacity} * sizeof(Slot);
+struct Offsets {
+  std::uint64_t index, heads, bodies, events, total;
+};
+
+constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t a) noexcept {
+  return (v + a - 1) / a * a;
+}
+
+constexpr Offsets offsets_for(std::uint32_t capacity, std::uint32_t events) noexcept {
+  Offsets o{};
+  o.index = sizeof(Header);
+  o.heads = round_up(o.index + std::uint64_t{index_size_for(capacity)} * 8, sizeof(SlotHead));
+  o.bodies = o.heads + std::uint64_t{capacity} * sizeof(SlotHead);
+  o.events = o.bodies + std::uint64_t{capacity} * sizeof(SlotBody);
+  o.total = round_up(o.events + std::uint64_t{events} * sizeof(Event), 4096);
+  return o;
 }
 
 namespace detail {
-/// Up to eight bytes as a little-endian word, zero-padded. At run time a
-/// full word is one load; the byte loop keeps the function constexpr.
-constexpr std::uint64_t load_le64(const char* p, std::size_t n) noexcept {
-  if (!std::is_constant_evaluated() && n == 8 && std::endian::native == std::endian::little) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    return w;
-  }
-  std::uint64_t w = 0;
-  for (std::size_t k = 0; k < n && k < 8; ++k)
-    w |= std::uint64_t{static_cast<unsigned char>(p[k])} << (8 * k);
+inline std::uint64_t load_u64(const char* p) noexcept {
+  std::uint64_t w;
+  std::memcpy(&w, p, 8);
   return w;
 }
-/// The last, partial word of p[0, n): bytes p[i, n) (1 to 7 of them) as a
-/// zero-padded little-endian word, the same as load_le64(p + i, n - i).
-/// Precondition: i is n rounded down to a multiple of 8, i < n (so i == 0
-/// when n < 8), as name_hash()'s loop leaves it. At
-/// run time on little-endian machines it takes one or two loads instead of a
-/// byte loop, and never reads outside p[0, n): a name of 8 bytes or more
-/// reloads its last 8 bytes and shifts; a shorter one ORs two overlapping
-/// 4-byte loads, or its first, middle and last byte.
-constexpr std::uint64_t load_tail_le64(const char* p, std::size_t n, std::size_t i) noexcept {
-  const std::size_t rest = n - i;
-  if (std::is_constant_evaluated() || std::endian::native != std::endian::little)
-    return load_le64(p + i, rest);
-  if (n >= 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + n - 8, 8);
-    return w >> (8 * (8 - rest));
+/// Bytes p[0, n) (0 < n < 8) as a zero-padded little-endian word, without
+/// reading outside them: a byte loop at compile time, at most three loads at
+/// run time on little-endian machines.
+constexpr std::uint64_t load_partial(const char* p, std::size_t n) noexcept {
+  if (std::is_constant_evaluated() || std::endian::native != std::endian::little) {
+    std::uint64_t w = 0;
+    for (std::size_t k = 0; k < n; ++k)
+      w |= std::uint64_t{static_cast<unsigned char>(p[k])} << (8 * k);
+    return w;
   }
   if (n >= 4) {
     std::uint32_t lo, hi;
@@ -231,26 +452,42 @@ constexpr std::uint64_t load_tail_le64(const char* p, std::size_t n, std::size_t
   };
   return b(0) | b(n / 2) | b(n - 1);
 }
-constexpr std::uint64_t hash_step(std::uint64_t h, std::uint64_t w) noexcept {
-  h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-  return h ^ (h >> 32);
+/// Word k of a name of n bytes, zero padded: the words the slot stores.
+constexpr std::uint64_t name_word(const char* p, std::size_t n, std::size_t k) noexcept {
+  const std::size_t at = 8 * k;
+  if (at >= n) return 0;
+  const std::size_t len = n - at < 8 ? n - at : 8;
+  if (std::is_constant_evaluated() || std::endian::native != std::endian::little) {
+    std::uint64_t w = 0;
+    for (std::size_t b = 0; b < len; ++b)
+      w |= std::uint64_t{static_cast<unsigned char>(p[at + b])} << (8 * b);
+    return w;
+  }
+  return len == 8 ? load_u64(p + at) : load_partial(p + at, len);
+}
+__extension__ using u128 = unsigned __int128;
+constexpr std::uint64_t mix(std::uint64_t a, std::uint64_t b) noexcept {
+  const u128 m = static_cast<u128>(a) * b;
+  return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
 }
 } // namespace detail
 
 /// The hash the name index is built with. Part of the ABI (docs/layout.md):
-/// eight bytes per step, so a 63-byte name costs 8 multiplies, not 63.
-///   h = 0x9E3779B97F4A7C15 ^ len
-///   for each 8-byte little-endian word w (the last one zero-padded):
-///       h = (h ^ w) * 0xFF51AFD7ED558CCD;  h ^= h >> 32
-///   h *= 0xC4CEB9FE1A85EC53;  h ^= h >> 29
+/// the name as its stored words w[0..7] (little-endian, zero padded), taken
+/// two at a time through a 64x64->128 multiply whose halves are folded:
+///   h = 0x9E3779B97F4A7C15 ^ (len * 0xD6E8FEB86659FD93)
+///   for each pair (a, b) = (w[2i], w[2i+1]) while 16i < len:
+///       h = fold((a ^ 0xA0761D6478BD642F) * (b ^ h ^ 0xE7037ED1A0B428DB))
+///   h = fold((h ^ 0x8EBC6AF09C88C6E3) * 0x589965CC75374CC3)
+/// where fold(m) = low64(m) ^ high64(m). Four multiplies for a 63-byte name.
 constexpr std::uint64_t name_hash(const char* p, std::size_t n) noexcept {
-  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    h = detail::hash_step(h, detail::load_le64(p + i, 8));
-  if (i < n) h = detail::hash_step(h, detail::load_tail_le64(p, n, i));
-  h *= 0xC4CEB9FE1A85EC53ULL;
-  return h ^ (h >> 29);
+  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xD6E8FEB86659FD93ULL);
+  for (std::size_t i = 0; 16 * i < n; ++i) {
+    const std::uint64_t a = detail::name_word(p, n, 2 * i);
+    const std::uint64_t b = detail::name_word(p, n, 2 * i + 1);
+    h = detail::mix(a ^ 0xA0761D6478BD642FULL, b ^ h ^ 0xE7037ED1A0B428DBULL);
+  }
+  return detail::mix(h ^ 0x8EBC6AF09C88C6E3ULL, 0x589965CC75374CC3ULL);
 }
 
 // The checks that make this header an ABI.
@@ -259,49 +496,75 @@ static_assert(std::atomic<std::int64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && alignof(std::atomic<std::uint64_t>) == 8);
 static_assert(sizeof(std::atomic<std::uint32_t>) == 4 && alignof(std::atomic<std::uint32_t>) == 4);
-static_assert(std::is_standard_layout_v<Record> && std::is_standard_layout_v<Slot> &&
-              std::is_standard_layout_v<Header>);
-static_assert(sizeof(Record) == 176);
-static_assert(sizeof(Slot) == 512 && alignof(Slot) == kCacheLine);
-static_assert(sizeof(Header) == 256 && alignof(Header) == kCacheLine);
-static_assert(kProviderNameMax < sizeof(Slot{}.name));
-static_assert(kReasonMax % 8 == 0 && kReasonMax < 256);
-static_assert(offsetof(Slot, down_until) == 0);
-static_assert(offsetof(Slot, name_hash) == 8);
-static_assert(offsetof(Slot, name_len) == 16);
-static_assert(offsetof(Slot, name) == 64);
-static_assert(offsetof(Slot, seq) == 128);
-static_assert(offsetof(Slot, copy) == 136);
-static_assert(offsetof(Record, status) == 0);
-static_assert(offsetof(Record, transitions) == 8);
-static_assert(offsetof(Record, successes) == 16);
-static_assert(offsetof(Record, failures) == 24);
-static_assert(offsetof(Record, last_check_unix_ns) == 32);
-static_assert(offsetof(Record, unhealthy_until_unix_ns) == 40);
-static_assert(offsetof(Record, unhealthy_until_mono_ns) == 48);
-static_assert(offsetof(Record, reason) == 56);
+static_assert(std::is_standard_layout_v<Record> && std::is_standard_layout_v<SlotHead> &&
+              std::is_standard_layout_v<SlotBody> && std::is_standard_layout_v<Header> &&
+              std::is_standard_layout_v<Event>);
+static_assert(sizeof(Record) == 512);
+static_assert(sizeof(SlotHead) == 128 && alignof(SlotHead) == 128);
+static_assert(sizeof(SlotBody) == 1088 && alignof(SlotBody) == kCacheLine);
+static_assert(sizeof(Event) == 256 && alignof(Event) == kCacheLine);
+static_assert(sizeof(Header) == 1024 && alignof(Header) == kCacheLine);
+static_assert(kReasonMax % 8 == 0 && kReasonMax < 256 && kNoteMax % 8 == 0 && kUserMax % 8 == 0);
+static_assert(kProviderNameMax < kNameWords * 8);
+static_assert(kSegmentNameMax < sizeof(Header{}.name));
+static_assert(offsetof(SlotHead, word) == 0);
+static_assert(offsetof(SlotHead, ident) == 8);
+static_assert(offsetof(SlotHead, name) == 16);
+static_assert(offsetof(SlotHead, ramp_ns) == 80);
+static_assert(offsetof(SlotBody, seq) == 0);
+static_assert(offsetof(SlotBody, copy) == 64);
+static_assert(record_word::kClassFailures + kFailureClasses == record_word::kOverrideUntilUnix);
+static_assert(record_word::kOverrideUser + kUserWords == record_word::kOverrideNote);
+static_assert(record_word::kOverrideNote + kNoteWords == record_word::kPolicy);
+static_assert(record_word::kPolicy + policy_word::kCount == record_word::kReason);
+static_assert(record_word::kReason + kReasonWords <= record_word::kCount);
+static_assert(offsetof(Event, seq) == 0);
+static_assert(offsetof(Event, unix_ns) == 8);
+static_assert(offsetof(Event, mono_ns) == 16);
+static_assert(offsetof(Event, what) == 24);
+static_assert(offsetof(Event, until_unix_ns) == 32);
+static_assert(offsetof(Event, count) == 40);
+static_assert(offsetof(Event, uid) == 48);
+static_assert(offsetof(Event, name) == 56);
+static_assert(offsetof(Event, reason) == 120);
 static_assert(offsetof(Header, magic) == 0);
 static_assert(offsetof(Header, format) == 8);
 static_assert(offsetof(Header, layout_version) == 16);
 static_assert(offsetof(Header, header_size) == 20);
-static_assert(offsetof(Header, slot_size) == 24);
-static_assert(offsetof(Header, capacity) == 28);
-static_assert(offsetof(Header, index_size) == 32);
-static_assert(offsetof(Header, total_size) == 40);
-static_assert(offsetof(Header, slots_offset) == 48);
-static_assert(offsetof(Header, index_offset) == 56);
-static_assert(offsetof(Header, created_unix_ns) == 64);
-static_assert(offsetof(Header, failure_threshold) == 72);
-static_assert(offsetof(Header, state) == 76);
-static_assert(offsetof(Header, backoff_ns) == 80);
-static_assert(offsetof(Header, generation) == 88);
-static_assert(offsetof(Header, used) == 96);
-static_assert(offsetof(Header, writer_pid) == 128);
-static_assert(offsetof(Header, writer_start_unix_ns) == 136);
-static_assert(offsetof(Header, heartbeat_mono_ns) == 144);
-static_assert(offsetof(Header, heartbeat_unix_ns) == 152);
-static_assert(offsetof(Header, updates) == 160);
-static_assert(offsetof(Header, heartbeat_interval_ns) == 168);
-static_assert(kFormat == 0x0001'0100'0200'3F78ULL, "layout changed: bump kLayoutVersion");
+static_assert(offsetof(Header, head_size) == 24);
+static_assert(offsetof(Header, body_size) == 28);
+static_assert(offsetof(Header, event_size) == 32);
+static_assert(offsetof(Header, capacity) == 36);
+static_assert(offsetof(Header, index_size) == 40);
+static_assert(offsetof(Header, events_capacity) == 44);
+static_assert(offsetof(Header, total_size) == 48);
+static_assert(offsetof(Header, instance) == 56);
+static_assert(offsetof(Header, index_offset) == 64);
+static_assert(offsetof(Header, heads_offset) == 72);
+static_assert(offsetof(Header, bodies_offset) == 80);
+static_assert(offsetof(Header, events_offset) == 88);
+static_assert(offsetof(Header, created_unix_ns) == 96);
+static_assert(offsetof(Header, owner_uid) == 104);
+static_assert(offsetof(Header, name_len) == 108);
+static_assert(offsetof(Header, name) == 128);
+static_assert(offsetof(Header, state) == 384);
+static_assert(offsetof(Header, next_generation) == 388);
+static_assert(offsetof(Header, used) == 392);
+static_assert(offsetof(Header, live) == 396);
+static_assert(offsetof(Header, registrations) == 400);
+static_assert(offsetof(Header, generation) == 408);
+static_assert(offsetof(Header, successor) == 416);
+static_assert(offsetof(Header, writer_pid) == 448);
+static_assert(offsetof(Header, writer_start_unix_ns) == 456);
+static_assert(offsetof(Header, heartbeat_mono_ns) == 464);
+static_assert(offsetof(Header, heartbeat_unix_ns) == 472);
+static_assert(offsetof(Header, heartbeat_interval_ns) == 480);
+static_assert(offsetof(Header, updates) == 488);
+static_assert(offsetof(Header, reports_dropped) == 496);
+static_assert(offsetof(Header, reports_refused) == 504);
+static_assert(offsetof(Header, events_head) == 512);
+static_assert(offsetof(Header, policy) == 576);
+static_assert(kFormat == 0x0210'0211'043F'7840ULL, "layout changed: bump kLayoutVersion");
+
 
 } // namespace healthtable

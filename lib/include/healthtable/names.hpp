@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,9 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
 
 /// "60s", "1.5s", "500ms", "2m" ...: the shortest exact rendering.
 std::string format_duration(std::chrono::nanoseconds d);
+
+/// "0644".
+std::string format_mode(std::uint32_t mode);
 
 /// Cuts `text` to at most `max` bytes on a code point boundary, replaces
 /// invalid UTF-8 with '?' and control characters with ' '.

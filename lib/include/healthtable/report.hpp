@@ -2,8 +2,8 @@
 //
 // Exactly one process writes a table (the writer lock), so while healthprobe
 // runs nobody else can. Instead, healthprobe listens on a Unix datagram
-// socket in the Linux abstract namespace, "\0healthtable/" + segment, and
-// applies what it is told through its own Writer:
+// socket in the table's home, control_path(segment) (RUN_DIR/NAME/control),
+// and applies what it is told through its own Writer:
 //
 //   record PROVIDER success
 //   record PROVIDER failure [REASON...]     (the rest of the line)
@@ -16,8 +16,10 @@
 // unnamed sender (Reporter) gets none. The prober authorizes each request
 // by the sender's kernel-checked credentials (docs/prober.md, [control]).
 //
-// The abstract namespace is per network namespace: a worker in another
-// network namespace (a container with its own network) cannot reach it.
+// The socket is a file in a directory only the table's owner can write, so
+// nobody can bind it first, and its mode (the prober's [control] group)
+// decides who may send at all: users outside it cannot even queue a
+// datagram, let alone flood the prober.
 #pragma once
 
 #include <healthtable/error.hpp>
@@ -32,11 +34,9 @@ namespace healthtable {
 /// The longest request the prober accepts, in bytes.
 inline constexpr std::size_t kControlRequestMax = 512;
 
-/// The control socket's abstract address for `segment`: "\0healthtable/" +
-/// segment, with its leading NUL (the address length is sa_family's size
-/// plus size()). A name longer than 95 bytes does not fit in sun_path: it
-/// becomes its first 78 bytes, '~' and 16 hex digits of its FNV-1a hash.
-/// Throws Error(invalid_name) for a bad segment name.
+/// The control socket's path for `segment`: control_path(segment). Throws
+/// Error(invalid_name) for a bad segment name, or one whose path does not
+/// fit in a socket address (107 bytes).
 std::string control_address(std::string_view segment);
 
 /// For router workers: tells the prober about the outcomes a worker sees,

@@ -1,17 +1,26 @@
-// Reader API: a read-only (PROT_READ) mapping of a health table.
+// Reader API: a read-only (PROT_READ) view of a health table that follows
+// the table wherever its writer moves it.
 //
 //   auto table = healthtable::Table::open("gateway");
-//   auto groq = table.find("groq");              // once, at start-up
-//   if (!groq || table.is_healthy(*groq)) ...    // per request: one load
+//   auto groq = table.handle("groq");             // once, at start-up
+//   if (table.is_healthy(groq)) ...               // per request: one load
 //
-// Nothing here takes a lock, writes to shared memory, or makes a syscall,
-// except open(), writer_status() and replaced(), which say so.
+// A Handle is taken once and stays right for the life of the Table: when
+// the provider registers later, is forgotten and its slot reused, or the
+// whole table is recreated, grown or replaced, the handle's next read
+// notices (the word it loads no longer equals what it expects) and binds
+// again, off the hot path. Nothing here takes a lock, writes to shared
+// memory, or makes a system call on the healthy path; the functions that
+// may (open(), handle(), info(), writer_status(), and a read that finds its
+// table replaced) say so.
 #pragma once
 
 #include <healthtable/clock.hpp>
 #include <healthtable/error.hpp>
 #include <healthtable/layout.hpp>
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -22,19 +31,26 @@
 
 namespace healthtable {
 
-/// Admin override of a provider's health.
-enum class Override : std::uint8_t {
-  automatic = 0,   ///< the circuit breaker decides
-  forced_down = 1, ///< always unhealthy until set back to automatic
-  forced_up = 2,   ///< always healthy until set back to automatic
+std::string_view override_name(Override o) noexcept;    // "auto", "down", "up"
+std::string_view class_name(FailureClass c) noexcept;   // "timeout", "rate_limited", ...
+std::string_view source_name(Source s) noexcept;        // "probe", "report", "admin", "peer"
+
+/// Who set an override, when, why, and until when.
+struct OverrideInfo {
+  Override mode = Override::automatic;
+  std::int64_t set_unix_ns = 0;   ///< 0: never set
+  std::int64_t until_unix_ns = 0; ///< 0: no expiry
+  std::int64_t until_mono_ns = 0; ///< the same expiry on this process's CLOCK_MONOTONIC
+  std::optional<std::uint32_t> uid;
+  std::string user;
+  std::string reason;
 };
-std::string_view override_name(Override o) noexcept; // "auto", "down", "up"
 
 /// One provider's state: the reference module's fields plus what the table
 /// adds. Always one consistent record.
 struct ProviderState {
   std::string name;
-  bool registered = false; ///< false for a snapshot() placeholder of an expected name
+  bool registered = false; ///< false for a provider the table does not have
   /// The breaker's flag: false from the trip until a success, even once the
   /// window has passed (half-open). Use available() for the routing answer.
   bool healthy = true;
@@ -42,38 +58,66 @@ struct ProviderState {
   std::int64_t last_check_unix_ns = 0;      ///< 0 = never checked
   std::optional<std::string> last_error;    ///< cleared on success
   std::int64_t unhealthy_until_unix_ns = 0; ///< 0 = not tripped
-  std::int64_t unhealthy_until_mono_ns = 0; ///< the same deadline, monotonic
+  /// The same deadline on this process's CLOCK_MONOTONIC (a reader in
+  /// another time namespace gets its own clock's value).
+  std::int64_t unhealthy_until_mono_ns = 0;
   Override override_mode = Override::automatic;
   std::uint64_t transitions = 0; ///< healthy<->unhealthy flips of the breaker
   std::uint64_t successes = 0;   ///< outcomes recorded, all time
   std::uint64_t failures = 0;
+  // v2 additions.
+  std::uint32_t slot = 0;
+  std::uint32_t generation = 0; ///< the registration; a reused slot gets a new one
+  FailureClass last_class = FailureClass::none;
+  Source last_source = Source::probe;
+  std::uint32_t trips = 0;       ///< trips in a row
+  std::uint32_t success_run = 0; ///< consecutive successes
+  std::int64_t window_ns = 0;    ///< length of the current window
+  std::array<std::uint64_t, kFailureClasses> class_failures{};
+  OverrideInfo override_info;
+  std::int64_t ramp_ns = 0; ///< slow start after a window
 
-  /// What is_healthy() answers for this record at `now_mono_ns`.
+  /// What is_healthy() answers for this record at `now_mono_ns` (this
+  /// process's CLOCK_MONOTONIC), before any slow-start ramp.
   bool available(std::int64_t now_mono_ns) const noexcept;
 };
 
-/// A provider's slot, found once with Table::find(). Valid as long as the
-/// Table it came from; slots never move within a segment.
+namespace detail {
+/// The two words a handle's hot path reads: where its state word is, and
+/// the value that word has while the provider is available. Owned by the
+/// Table (stable address); rebound off the hot path. See docs/handles.md.
+struct alignas(16) HandleCell {
+  std::atomic<const std::atomic<std::uint64_t>*> word;
+  std::atomic<std::uint64_t> up;
+};
+/// Everything but the healthy case; `now_mono_ns` < 0 means "read the clock".
+bool is_healthy_slow(const HandleCell& cell, std::int64_t now_mono_ns) noexcept;
+} // namespace detail
+
+/// A provider, taken once with Table::handle(). Copyable, trivially; valid
+/// for the life of the Table it came from (not across Tables).
 class Handle {
 public:
-  std::uint32_t slot() const noexcept { return index_; }
+  /// The provider's name.
+  std::string_view name() const noexcept;
 
 private:
   friend class Table;
-  friend class Writer;
-  Handle(const Slot* s, std::uint32_t i) noexcept : slot_(s), index_(i) {}
-  const Slot* slot_;
-  std::uint32_t index_;
+  explicit Handle(const detail::HandleCell* c) noexcept : cell_(c) {}
+  const detail::HandleCell* cell_;
 };
 
 /// The header's facts, for `healthctl info`.
 struct TableInfo {
   std::string segment;
+  std::string home;   ///< its home directory (docs/home.md)
+  std::string object; ///< the shared-memory object, /dev/shm/healthtable.NAME.ID
   std::uint32_t layout_version = 0;
   std::uint64_t format = 0;
+  std::uint64_t instance = 0;
   std::uint32_t capacity = 0;
-  std::uint32_t used = 0;
-  std::uint32_t slot_size = 0;
+  std::uint32_t used = 0; ///< providers registered now
+  std::uint32_t events_capacity = 0;
   std::uint64_t total_size = 0;
   std::uint32_t failure_threshold = 0;
   std::int64_t backoff_ns = 0;
@@ -81,93 +125,115 @@ struct TableInfo {
   std::int64_t created_unix_ns = 0;
   std::int64_t writer_pid = 0; ///< last writer to attach; 0 = none since create
   std::int64_t writer_start_unix_ns = 0;
-  std::int64_t heartbeat_mono_ns = 0; ///< 0 = never
+  /// The last heartbeat on this process's CLOCK_MONOTONIC_COARSE (0: never).
+  std::int64_t heartbeat_mono_ns = 0;
   std::int64_t heartbeat_unix_ns = 0;
   /// How often the writer promised to beat (0: no promise, e.g. a one-shot
   /// `healthctl record`). Tools call a writer stale after 3 missed beats.
   std::int64_t heartbeat_interval_ns = 0;
   std::uint64_t updates = 0;
+  std::uint64_t reports_dropped = 0;
+  std::uint64_t reports_refused = 0;
+  std::uint64_t events = 0; ///< events published since create
   SegmentState state = SegmentState::live;
-  /// Owner of the segment object (its uid when this Table opened it). Only
-  /// this uid can hold the writer lock (Writer refuses other owners).
+  /// Owner of the table (its home and object). Only this uid can write it.
   std::uint32_t owner_uid = 0;
-  /// Its permission bits (as `healthctl create --mode` set them), at open.
+  /// The object's permission bits (as `healthctl create --mode` set them).
   std::uint32_t mode = 0;
 };
 
-/// Whether a writer holds the segment's writer lock, asked of the kernel
-/// (an open-file-description lock test), not guessed from a pid.
+/// Whether a writer holds the table's writer lock, asked of the kernel, not
+/// guessed from a pid.
 enum class WriterStatus { none, attached };
 
 struct OpenOptions {
-  /// Refuse a segment whose owner is not this uid (squatting defence for
-  /// readers that know who the prober runs as).
-  std::optional<std::uint32_t> require_owner;
+  /// The uid the table must belong to. Unset: $HEALTHTABLE_OWNER (a user
+  /// name or uid) if set, else the owner of the table's home directory,
+  /// trusted because only root or we can create homes (docs/home.md).
+  std::optional<std::uint32_t> owner;
 };
 
 /// A read-only view of one health table. Movable, not copyable.
 class Table {
 public:
-  /// Opens the segment read-only. Throws Error: no_such_segment,
-  /// permission_denied, not_ready, not_a_table, incompatible_layout, corrupt,
-  /// invalid_name.
+  /// Opens the table read-only. Throws Error: no_such_segment,
+  /// permission_denied, wrong_owner, not_ready, not_a_table,
+  /// incompatible_layout, corrupt, invalid_name. Never blocks on what is at
+  /// a path (FIFOs, devices are refused).
   static Table open(std::string_view segment, const OpenOptions& options = {});
 
   Table(Table&&) noexcept;
   Table& operator=(Table&&) noexcept;
   ~Table();
 
-  /// The slot of a registered provider, or nothing (never seen: healthy).
-  std::optional<Handle> find(std::string_view provider) const noexcept;
+  /// The handle of a provider, registered or not (an unknown provider is
+  /// healthy until it registers). The same name gives the same handle.
+  /// Throws invalid_name. Takes a process-private lock: call it at start-up
+  /// or on a slow path, not per request.
+  Handle handle(std::string_view provider) const;
+  /// The handle of a provider registered now, or nothing.
+  std::optional<Handle> find(std::string_view provider) const;
 
-  /// The hot path. One acquire load; a clock read only when the provider is
+  /// The hot path: two loads from the handle (private memory) and one
+  /// acquire load from the table. A clock read only when the provider is
   /// tripped or half-open; no lock, no syscall, no shared write.
   bool is_healthy(Handle h) const noexcept {
-    // acquire: pairs with the release store in Writer::publish()
-    const std::uint64_t w = h.slot_->down_until.load(std::memory_order_acquire);
-    if (w == kUpWord) [[likely]] // laid out as the fall-through: measured, see docs/performance.md
+    const detail::HandleCell& c = *h.cell_;
+    // acquire: pairs with the release store in Cell binding (table.cpp)
+    const std::atomic<std::uint64_t>* w = c.word.load(std::memory_order_acquire);
+    const std::uint64_t up = c.up.load(std::memory_order_relaxed);
+    // acquire: pairs with the release store in detail::publish_record()
+    if (w->load(std::memory_order_acquire) == up) [[likely]] // measured: docs/performance.md
       return true;
-    if (w == kForcedDownWord) return false;
-    return static_cast<std::uint64_t>(detail::coarse_mono_ns()) >= w;
+    return detail::is_healthy_slow(c, -1);
   }
-  /// The same at an explicit monotonic time (tests, replays).
+  /// The same at an explicit time on this process's CLOCK_MONOTONIC
+  /// (tests, replays).
   bool is_healthy(Handle h, std::int64_t now_mono_ns) const noexcept {
-    const std::uint64_t w = h.slot_->down_until.load(std::memory_order_acquire);
-    if (w == kUpWord) return true;
-    if (w == kForcedDownWord) return false;
-    return static_cast<std::uint64_t>(now_mono_ns) >= w;
+    const detail::HandleCell& c = *h.cell_;
+    const std::atomic<std::uint64_t>* w = c.word.load(std::memory_order_acquire);
+    if (w->load(std::memory_order_acquire) == c.up.load(std::memory_order_relaxed)) return true;
+    return detail::is_healthy_slow(c, now_mono_ns < 0 ? 0 : now_mono_ns);
   }
   /// By name: an index probe, then the same. True for unknown providers.
+  /// No lock and no allocation.
   bool is_healthy(std::string_view provider) const noexcept;
   bool is_healthy(std::string_view provider, std::int64_t now_mono_ns) const noexcept;
 
-  /// A consistent copy of one provider's record, or nothing if never seen.
+  /// A consistent copy of one provider's record, or nothing if not registered.
   std::optional<ProviderState> get_state(std::string_view provider) const;
+  /// The same by handle; `registered` is false for a provider the table
+  /// does not have (then the rest is the zero state). Throws
+  /// invalid_argument for a handle of another Table.
   ProviderState get_state(Handle h) const;
   /// The same into `out`, reusing its strings' capacity: no allocation once
   /// warm. For readers that poll a record often.
   void get_state(Handle h, ProviderState& out) const;
 
-  /// Copies of every registered provider, in registration order, followed by
+  /// Copies of every registered provider, in slot order, followed by
   /// zero-state placeholders (registered == false) for expected names the
-  /// table has never seen. Real states are never overwritten.
+  /// table does not have. Real states are never overwritten.
   std::vector<ProviderState> snapshot(std::span<const std::string> expected = {}) const;
 
   /// Header facts (capacity, use, policy, writer, heartbeat).
   TableInfo info() const;
 
-  /// Asks the kernel whether a writer holds the lock (one fcntl call).
+  /// Asks the kernel whether a writer holds the lock (a few syscalls).
   WriterStatus writer_status() const;
 
-  /// True when this mapping is no longer the segment at its name: it was
-  /// destroyed, or recreated with --force. Costs an fstat and a stat; call it
-  /// from a timer (once a second), never per request, then open() again.
+  /// True when the table this view reads is no longer the one at its name
+  /// (destroyed, replaced or moved) and refresh() has not followed it yet.
+  /// Handles follow by themselves; this is for tools that hold a view.
   bool replaced() const;
+  /// Re-opens the table by name if it was replaced; true when it moved.
+  /// Old mappings stay mapped for the handles that may still read them.
+  bool refresh() const;
 
   const std::string& segment() const noexcept;
 
   struct Impl; // defined in the library only
   explicit Table(std::unique_ptr<Impl> impl) noexcept;
+  Impl& impl() const noexcept { return *impl_; }
 
 private:
   std::unique_ptr<Impl> impl_;

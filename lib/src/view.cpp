@@ -1,0 +1,147 @@
+#include "view.hpp"
+
+#include <healthtable/clock.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace healthtable::detail {
+
+View::View(std::shared_ptr<Mapping> m) noexcept : mapping(std::move(m)) {
+  header = &mapping->header();
+  heads = mapping->heads();
+  bodies = mapping->bodies();
+  events = mapping->events();
+  index = mapping->index();
+  capacity = header->capacity;
+  index_mask = header->index_size - 1;
+}
+
+std::uint32_t View::used() const noexcept {
+  // acquire: pairs with the release store in Writer::Impl::take_slot()
+  return std::min(header->used.load(std::memory_order_acquire), capacity);
+}
+
+bool View::holds(std::uint32_t slot, std::uint32_t gen, const NameKey& key) const noexcept {
+  const SlotHead& h = heads[slot];
+  // acquire: pairs with the release store that ends an identity change in
+  // Writer::Impl::set_identity(); the name words below are its own.
+  const std::uint64_t i1 = h.ident.load(std::memory_order_acquire);
+  if ((i1 & kIdentBusy) || ident_len(i1) != key.len || ident_gen(i1) != gen || gen == 0)
+    return false;
+  const std::size_t nwords = (key.len + 7) / 8;
+  bool same = true;
+  for (std::size_t k = 0; k < nwords; ++k)
+    same &= h.name[k].load(kDataLoad) == key.words[k];
+  // acquire fence: keeps the name loads above the re-read of ident (the
+  // seqlock reader's half; pairs with the release fence in set_identity())
+  latch_fence(std::memory_order_acquire);
+  return same && h.ident.load(std::memory_order_relaxed) == i1;
+}
+
+std::optional<Found> View::lookup(const NameKey& key) const noexcept {
+  if (key.len == 0 || key.len > kProviderNameMax) return std::nullopt;
+  const std::uint32_t tag = index_tag(key.hash);
+  for (std::uint32_t i = 0; i <= index_mask; ++i) {
+    // acquire: pairs with the release store in Writer::Impl::index_insert();
+    // the slot's identity was written before its entry.
+    const std::uint64_t e = index[(key.hash + i) & index_mask].load(std::memory_order_acquire);
+    if (e == 0) return std::nullopt;
+    const auto s1 = static_cast<std::uint32_t>(e);
+    if (static_cast<std::uint32_t>(e >> 32) != tag || s1 == kTombstone || s1 > capacity) continue;
+    const std::uint32_t slot = s1 - 1;
+    const std::uint64_t ident = heads[slot].ident.load(std::memory_order_acquire);
+    const std::uint32_t gen = ident_gen(ident);
+    if (holds(slot, gen, key)) return Found{slot, gen};
+  }
+  return std::nullopt;
+}
+
+std::optional<Identity> View::identity(std::uint32_t slot) const {
+  if (slot >= capacity) return std::nullopt;
+  const SlotHead& h = heads[slot];
+  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    const std::uint64_t i1 = h.ident.load(std::memory_order_acquire);
+    if (i1 & kIdentBusy) {
+      cpu_relax();
+      continue;
+    }
+    const std::uint32_t len = std::min<std::uint32_t>(ident_len(i1), kProviderNameMax);
+    if (len == 0 || ident_gen(i1) == 0) return std::nullopt; // free
+    std::uint64_t words[kNameWords];
+    for (std::size_t k = 0; k < kNameWords; ++k)
+      words[k] = h.name[k].load(kDataLoad);
+    latch_fence(std::memory_order_acquire);
+    if (h.ident.load(std::memory_order_relaxed) != i1) continue;
+    Identity id;
+    id.generation = ident_gen(i1);
+    id.name.assign(reinterpret_cast<const char*>(words), strnlen(reinterpret_cast<const char*>(words), len));
+    return id;
+  }
+  return std::nullopt;
+}
+
+std::optional<bool> decide(std::uint64_t word, std::uint32_t gen, const SlotHead& head,
+                           std::int64_t now_host_ns, std::int64_t ramp_offset_permyriad) noexcept {
+  if (word_gen(word) != (gen & kWordGenMask)) return std::nullopt;
+  const std::uint64_t p = word_payload(word);
+  if (p == kPayloadUp) return true;
+  if (p == kPayloadForcedDown) return false;
+  if (p < kPayloadDeadlineMin) return std::nullopt; // look again (or never)
+  const std::int64_t deadline_ns = static_cast<std::int64_t>(p) * 1'000'000;
+  if (now_host_ns < deadline_ns) return false;
+  // Slow start: this process admits the provider again only from its own
+  // offset into the ramp, so N workers come back spread over it instead of
+  // all at the same instant (docs/breaker.md). Read only once the window
+  // has passed: the tripped case never touches this line.
+  const std::int64_t ramp = head.ramp_ns.load(std::memory_order_relaxed);
+  if (ramp <= 0) return true;
+  return now_host_ns >= deadline_ns + ramp / 10'000 * ramp_offset_permyriad;
+}
+
+void fill_state(const RecordValue& v, std::uint32_t slot, std::int64_t ramp_ns,
+                ProviderState& st) {
+  namespace rw = record_word;
+  const auto local = [](std::int64_t host) { return host == 0 ? 0 : to_local_mono(host); };
+  st.registered = true;
+  st.slot = slot;
+  st.generation = v.generation();
+  st.healthy = v.healthy();
+  st.consecutive_failures = v.consecutive_failures();
+  st.last_check_unix_ns = v.time(rw::kLastCheckUnix);
+  if (v.has_error()) {
+    // assign() into the existing string keeps its capacity
+    if (!st.last_error) st.last_error.emplace();
+    st.last_error->assign(v.reason_view());
+  } else {
+    st.last_error.reset();
+  }
+  st.unhealthy_until_unix_ns = v.time(rw::kUnhealthyUntilUnix);
+  st.unhealthy_until_mono_ns = local(v.time(rw::kUnhealthyUntilMono));
+  st.override_mode = v.override_mode();
+  st.transitions = v.at(rw::kTransitions);
+  st.successes = v.at(rw::kSuccesses);
+  st.failures = v.at(rw::kFailures);
+  st.last_class = v.last_class();
+  st.last_source = v.last_source();
+  st.trips = v.trips();
+  st.success_run = v.success_run();
+  st.window_ns = v.time(rw::kWindow);
+  for (std::size_t c = 0; c < kFailureClasses; ++c)
+    st.class_failures[c] = v.at(rw::kClassFailures + c);
+  OverrideInfo& o = st.override_info;
+  o.mode = v.override_mode();
+  o.set_unix_ns = v.time(rw::kOverrideSetUnix);
+  o.until_unix_ns = v.time(rw::kOverrideUntilUnix);
+  o.until_mono_ns = local(v.time(rw::kOverrideUntilMono));
+  const std::uint64_t uid = v.at(rw::kOverrideUid);
+  if (uid != 0)
+    o.uid = static_cast<std::uint32_t>(uid - 1);
+  else
+    o.uid.reset();
+  o.user.assign(v.user_view());
+  o.reason.assign(v.note_view());
+  st.ramp_ns = ramp_ns;
+}
+
+} // namespace healthtable::detail
