@@ -107,6 +107,9 @@ template <Op op> void read_until_stopped(Control& c, int me) {
                                         *t.find(f.table.names[2]), *t.find(f.table.names[3]),
                                         *t.find(f.table.names[4]), *t.find(f.table.names[5]),
                                         *t.find(f.table.names[6]), *t.find(f.table.names[7])};
+  std::array<std::uint32_t, kRead> slots{};
+  for (std::size_t k = 0; k < kRead; ++k)
+    slots[k] = t.get_state(handles[k]).slot;
   ReaderResult r{};
   c.ready.fetch_add(1);
   while (c.go.load(std::memory_order_acquire) == 0)
@@ -124,7 +127,7 @@ template <Op op> void read_until_stopped(Control& c, int me) {
         benchmark::DoNotOptimize(st);
       } else if constexpr (op == Op::latch_read) {
         htbench::RecordCopy copy;
-        const int retries = htbench::read_record_counting(raw.slot(handles[k].slot()), copy);
+        const int retries = htbench::read_record_counting(raw.body(slots[k]), copy);
         benchmark::DoNotOptimize(copy);
         if (retries < 0) {
           ++r.gave_up;

@@ -105,7 +105,7 @@ htbench::LockedTable& locked(htbench::LockKind k) {
 // --- the floor ---------------------------------------------------------------
 
 void floor_acquire_load(benchmark::State& state) {
-  const std::atomic<std::uint64_t>* word = states().floor_map.down_until(kHealthy);
+  const std::atomic<std::uint64_t>* word = states().floor_map.word(kHealthy);
   for (auto _ : state) {
     // acquire: the same order is_healthy() uses; an atomic load is never
     // hoisted out of the loop, and DoNotOptimize keeps its value live.
@@ -123,7 +123,7 @@ void floor_coarse_clock(benchmark::State& state) {
 }
 
 void floor_load_and_clock(benchmark::State& state) {
-  const std::atomic<std::uint64_t>* word = states().floor_map.down_until(kTripped);
+  const std::atomic<std::uint64_t>* word = states().floor_map.word(kTripped);
   for (auto _ : state) {
     std::uint64_t v = word->load(std::memory_order_acquire);
     timespec ts;
@@ -220,7 +220,7 @@ void baseline_get_state(benchmark::State& state, htbench::LockKind k, std::uint3
 
 /// The consistent copy alone: the library's read_record() (lib/src/record.hpp).
 void part_latch_copy(benchmark::State& state, StateSlot slot) {
-  const ht::Slot& s = states().floor_map.slot(slot);
+  const ht::SlotBody& s = states().floor_map.body(slot);
   for (auto _ : state) {
     htbench::RecordCopy copy; // deliberately not zeroed: every field is loaded
     benchmark::DoNotOptimize(htbench::read_record_counting(s, copy));
@@ -235,24 +235,6 @@ void part_rwlock_copy(benchmark::State& state, std::uint32_t slot) {
     htbench::PlainRecord r;
     t.copy_record(slot, r);
     benchmark::DoNotOptimize(r);
-  }
-}
-
-/// Table::is_healthy(Handle) with the healthy branch marked [[likely]], over
-/// the same word: does the fall-through layout close the gap to the floor?
-inline bool is_healthy_likely(const std::atomic<std::uint64_t>& word) noexcept {
-  const std::uint64_t w = word.load(std::memory_order_acquire);
-  if (w == ht::kUpWord) [[likely]]
-    return true;
-  if (w == ht::kForcedDownWord) return false;
-  return static_cast<std::uint64_t>(ht::detail::coarse_mono_ns()) >= w;
-}
-
-void whatif_is_healthy_likely(benchmark::State& state, StateSlot slot) {
-  const std::atomic<std::uint64_t>& word = *states().floor_map.down_until(slot);
-  for (auto _ : state) {
-    bool ok = is_healthy_likely(word);
-    benchmark::DoNotOptimize(ok);
   }
 }
 
@@ -300,7 +282,7 @@ void register_all() {
 
   RegisterBenchmark("part/latch_copy/tripped", part_latch_copy, kTripped);
   RegisterBenchmark("part/pthread_rwlock_lock_copy_unlock/tripped", part_rwlock_copy, 1u);
-  RegisterBenchmark("whatif/is_healthy_likely/healthy", whatif_is_healthy_likely, kHealthy);
+
 }
 
 } // namespace

@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include <healthtable/home.hpp>
+
 #include <boost/interprocess/sync/interprocess_mutex.hpp>
 #include <boost/interprocess/sync/interprocess_sharable_mutex.hpp>
 
@@ -70,7 +72,12 @@ BenchTable::~BenchTable() {
 }
 
 ReadOnlyMap::ReadOnlyMap(const std::string& segment) {
-  const int fd = ::shm_open(("/" + segment).c_str(), O_RDONLY | O_CLOEXEC, 0);
+  char target[512];
+  const ssize_t n =
+      ::readlink((ht::home_dir(segment) + "/table").c_str(), target, sizeof target - 1);
+  if (n <= 0) throw std::runtime_error("readlink " + ht::home_dir(segment) + "/table");
+  target[n] = '\0';
+  const int fd = ::open(target, O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error("shm_open " + segment + ": " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -83,12 +90,14 @@ ReadOnlyMap::ReadOnlyMap(const std::string& segment) {
   if (base_ == MAP_FAILED)
     throw std::runtime_error("mmap " + segment + ": " + std::strerror(errno));
   const auto* h = static_cast<const ht::Header*>(base_);
-  slots_ = reinterpret_cast<const ht::Slot*>(static_cast<const char*>(base_) + h->slots_offset);
+  heads_ = reinterpret_cast<const ht::SlotHead*>(static_cast<const char*>(base_) + h->heads_offset);
+  bodies_ =
+      reinterpret_cast<const ht::SlotBody*>(static_cast<const char*>(base_) + h->bodies_offset);
 }
 
 ReadOnlyMap::~ReadOnlyMap() { ::munmap(base_, size_); }
 
-int read_record_counting(const ht::Slot& s, RecordCopy& v) noexcept {
+int read_record_counting(const ht::SlotBody& s, RecordCopy& v) noexcept {
   int retries = 0;
   return ht::detail::read_record(s, v, &retries) ? retries : -1;
 }

@@ -44,8 +44,8 @@ struct BenchTable {
   std::vector<std::string> missing; ///< same shape, never registered
 };
 
-/// The segment mapped PROT_READ by us, not by the library: the floor loads
-/// Slot::down_until through it, and the latch re-implementation reads slots.
+/// The table's object mapped PROT_READ by us, not by the library: the floor
+/// loads SlotHead::word through it, and the latch counter reads slot bodies.
 class ReadOnlyMap {
 public:
   explicit ReadOnlyMap(const std::string& segment);
@@ -53,15 +53,16 @@ public:
   ReadOnlyMap(const ReadOnlyMap&) = delete;
   ReadOnlyMap& operator=(const ReadOnlyMap&) = delete;
 
-  const healthtable::Slot& slot(std::uint32_t i) const noexcept { return slots_[i]; }
-  const std::atomic<std::uint64_t>* down_until(std::uint32_t i) const noexcept {
-    return &slots_[i].down_until;
+  const healthtable::SlotBody& body(std::uint32_t i) const noexcept { return bodies_[i]; }
+  const std::atomic<std::uint64_t>* word(std::uint32_t i) const noexcept {
+    return &heads_[i].word;
   }
 
 private:
   void* base_ = nullptr;
   std::size_t size_ = 0;
-  const healthtable::Slot* slots_ = nullptr;
+  const healthtable::SlotHead* heads_ = nullptr;
+  const healthtable::SlotBody* bodies_ = nullptr;
 };
 
 /// The library's own latch read (lib/src/record.hpp read_record()), asked
@@ -70,7 +71,7 @@ private:
 /// number of retries (0: first copy was stable), or -1 if it gave up after
 /// the library's limit of kMaxReadAttempts.
 using RecordCopy = healthtable::detail::RecordValue;
-int read_record_counting(const healthtable::Slot& s, RecordCopy& out) noexcept;
+int read_record_counting(const healthtable::SlotBody& s, RecordCopy& out) noexcept;
 
 // ---------------------------------------------------------------------------
 // Baselines: the same records as a plain struct array in shared memory,

@@ -126,9 +126,9 @@ void Table::Impl::rebind_locked(Cell& c) const {
   b.registrations = regs;
   if (!v.retired())
     if (const auto found = v.lookup(c.key)) {
-      b.head = &v.heads[found->slot];
-      b.slot = found->slot;
-      b.generation = found->generation;
+      b.head = &v.heads[found.slot];
+      b.slot = found.slot;
+      b.generation = found.generation;
     }
   // The order that keeps every mixture a reader can see harmless (see
   // table_impl.hpp).
@@ -275,11 +275,11 @@ bool by_name(const Table::Impl& impl, std::string_view provider, std::int64_t no
   for (int round = 0; round < 2; ++round) {
     const auto found = v.lookup(key);
     if (!found) return true;
-    const SlotHead& h = v.heads[found->slot];
+    const SlotHead& h = v.heads[found.slot];
     const std::uint64_t w = h.word.load(std::memory_order_acquire);
-    if (w == up_word(found->generation)) [[likely]]
+    if (w == up_word(found.generation)) [[likely]]
       return true;
-    if (const auto answer = detail::decide(w, found->generation, h,
+    if (const auto answer = detail::decide(w, found.generation, h,
                                            impl.now_host_ns(now_mono_ns), impl.ramp_offset))
       return *answer;
     // Forgotten or reused between the lookup and the load: look once more.
@@ -311,8 +311,8 @@ std::optional<ProviderState> Table::get_state(std::string_view provider) const {
     }
     ProviderState st;
     st.name = std::string(provider);
-    impl_->state_of(v, found->slot, st);
-    if (st.generation == found->generation) return st;
+    impl_->state_of(v, found.slot, st);
+    if (st.generation == found.generation) return st;
   }
   return std::nullopt;
 }

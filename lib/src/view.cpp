@@ -22,41 +22,6 @@ std::uint32_t View::used() const noexcept {
   return std::min(header->used.load(std::memory_order_acquire), capacity);
 }
 
-bool View::holds(std::uint32_t slot, std::uint32_t gen, const NameKey& key) const noexcept {
-  const SlotHead& h = heads[slot];
-  // acquire: pairs with the release store that ends an identity change in
-  // Writer::Impl::set_identity(); the name words below are its own.
-  const std::uint64_t i1 = h.ident.load(std::memory_order_acquire);
-  if ((i1 & kIdentBusy) || ident_len(i1) != key.len || ident_gen(i1) != gen || gen == 0)
-    return false;
-  const std::size_t nwords = (key.len + 7) / 8;
-  bool same = true;
-  for (std::size_t k = 0; k < nwords; ++k)
-    same &= h.name[k].load(kDataLoad) == key.words[k];
-  // acquire fence: keeps the name loads above the re-read of ident (the
-  // seqlock reader's half; pairs with the release fence in set_identity())
-  latch_fence(std::memory_order_acquire);
-  return same && h.ident.load(std::memory_order_relaxed) == i1;
-}
-
-std::optional<Found> View::lookup(const NameKey& key) const noexcept {
-  if (key.len == 0 || key.len > kProviderNameMax) return std::nullopt;
-  const std::uint32_t tag = index_tag(key.hash);
-  for (std::uint32_t i = 0; i <= index_mask; ++i) {
-    // acquire: pairs with the release store in Writer::Impl::index_insert();
-    // the slot's identity was written before its entry.
-    const std::uint64_t e = index[(key.hash + i) & index_mask].load(std::memory_order_acquire);
-    if (e == 0) return std::nullopt;
-    const auto s1 = static_cast<std::uint32_t>(e);
-    if (static_cast<std::uint32_t>(e >> 32) != tag || s1 == kTombstone || s1 > capacity) continue;
-    const std::uint32_t slot = s1 - 1;
-    const std::uint64_t ident = heads[slot].ident.load(std::memory_order_acquire);
-    const std::uint32_t gen = ident_gen(ident);
-    if (holds(slot, gen, key)) return Found{slot, gen};
-  }
-  return std::nullopt;
-}
-
 std::optional<Identity> View::identity(std::uint32_t slot) const {
   if (slot >= capacity) return std::nullopt;
   const SlotHead& h = heads[slot];

@@ -19,22 +19,26 @@ namespace healthtable::detail {
 /// A provider name as the slot stores it: its words, length and hash,
 /// computed once per lookup (or once per handle).
 struct NameKey {
-  std::uint64_t words[kNameWords] = {};
+  std::uint64_t words[kNameWords];
   std::uint32_t len = 0;
   std::uint64_t hash = 0;
 
   NameKey() = default;
-  explicit NameKey(std::string_view name) noexcept
-      : len(static_cast<std::uint32_t>(name.size())), hash(name_hash(name.data(), name.size())) {
-    for (std::size_t k = 0; 8 * k < name.size(); ++k)
+  /// `name` is at most kProviderNameMax bytes (callers check).
+  explicit NameKey(std::string_view name) noexcept : len(static_cast<std::uint32_t>(name.size())) {
+    for (std::size_t k = 0; k < kNameWords; ++k)
       words[k] = name_word(name.data(), name.size(), k);
+    hash = name_hash_words(words, name.size());
   }
 };
 
-/// A slot found in the index: its number and registration.
+/// A slot found in the index: its number and registration; generation 0
+/// (never a registration's) means "not found". A plain pair, not an
+/// optional: returned in registers, with no flag byte to store and reload.
 struct Found {
   std::uint32_t slot = 0;
   std::uint32_t generation = 0;
+  explicit operator bool() const noexcept { return generation != 0; }
 };
 
 /// A slot's identity as one consistent read of its sequence: the name and
@@ -65,12 +69,49 @@ struct View {
   /// reader past the mapping).
   std::uint32_t used() const noexcept;
   /// The registered slot of a name. No lock, no allocation.
-  std::optional<Found> lookup(const NameKey& key) const noexcept;
+  Found lookup(const NameKey& key) const noexcept;
   /// Whether slot `slot` holds registration `gen` of the name `key`.
   bool holds(std::uint32_t slot, std::uint32_t gen, const NameKey& key) const noexcept;
   /// One consistent read of a slot's identity.
   std::optional<Identity> identity(std::uint32_t slot) const;
 };
+
+inline bool View::holds(std::uint32_t slot, std::uint32_t gen, const NameKey& key) const noexcept {
+  const SlotHead& h = heads[slot];
+  // acquire: pairs with the release store that ends an identity change in
+  // Writer::Impl::set_identity(); the name words below are its own.
+  const std::uint64_t i1 = h.ident.load(std::memory_order_acquire);
+  if ((i1 & kIdentBusy) || ident_len(i1) != key.len || ident_gen(i1) != gen || gen == 0)
+    return false;
+  // All eight words, branch-free: names are zero padded, so the words past
+  // the name compare equal, and a fixed loop beats one bounded by len.
+  std::uint64_t diff = 0;
+  for (std::size_t k = 0; k < kNameWords; ++k)
+    diff |= h.name[k].load(kDataLoad) ^ key.words[k];
+  // acquire fence: keeps the name loads above the re-read of ident (the
+  // seqlock reader's half; pairs with the release fence in set_identity())
+  latch_fence(std::memory_order_acquire);
+  return diff == 0 && h.ident.load(std::memory_order_relaxed) == i1;
+}
+
+inline Found View::lookup(const NameKey& key) const noexcept {
+  if (key.len == 0 || key.len > kProviderNameMax) return {};
+  const std::uint32_t tag = index_tag(key.hash);
+  for (std::uint32_t i = 0; i <= index_mask; ++i) {
+    // acquire: pairs with the release store in Writer::Impl::index_insert();
+    // the slot's identity was written before its entry.
+    const std::uint64_t e = index[(key.hash + i) & index_mask].load(std::memory_order_acquire);
+    if (e == 0) return {};
+    const auto s1 = static_cast<std::uint32_t>(e);
+    if (static_cast<std::uint32_t>(e >> 32) != tag || s1 == kTombstone || s1 > capacity) continue;
+    const std::uint32_t slot = s1 - 1;
+    const std::uint64_t ident = heads[slot].ident.load(std::memory_order_acquire);
+    const std::uint32_t gen = ident_gen(ident);
+    if (holds(slot, gen, key)) [[likely]]
+      return Found{slot, gen};
+  }
+  return {};
+}
 
 /// The routing answer for a word that is not the handle's up word, for
 /// registration `gen` in `head`: nothing when the word is of another

@@ -140,7 +140,9 @@ void Writer::Impl::check_owner() const {
 const detail::View& Writer::Impl::view() const noexcept { return reader.impl().view(); }
 
 std::optional<detail::Found> Writer::Impl::lookup(std::string_view provider) const noexcept {
-  return view().lookup(detail::NameKey(provider));
+  if (provider.empty() || provider.size() > kProviderNameMax) return std::nullopt;
+  if (const detail::Found f = view().lookup(detail::NameKey(provider))) return f;
+  return std::nullopt;
 }
 
 RecordValue Writer::Impl::current(std::uint32_t i) const noexcept {

@@ -472,22 +472,33 @@ constexpr std::uint64_t mix(std::uint64_t a, std::uint64_t b) noexcept {
 }
 } // namespace detail
 
-/// The hash the name index is built with. Part of the ABI (docs/layout.md):
-/// the name as its stored words w[0..7] (little-endian, zero padded), taken
-/// two at a time through a 64x64->128 multiply whose halves are folded:
-///   h = 0x9E3779B97F4A7C15 ^ (len * 0xD6E8FEB86659FD93)
-///   for each pair (a, b) = (w[2i], w[2i+1]) while 16i < len:
-///       h = fold((a ^ 0xA0761D6478BD642F) * (b ^ h ^ 0xE7037ED1A0B428DB))
-///   h = fold((h ^ 0x8EBC6AF09C88C6E3) * 0x589965CC75374CC3)
-/// where fold(m) = low64(m) ^ high64(m). Four multiplies for a 63-byte name.
+/// The hash the name index is built with. Part of the ABI (docs/layout.md).
+/// The name as its stored words w[0..7] (little-endian, zero padded), taken
+/// two at a time through 64x64->128 multiplies that do not depend on each
+/// other (so a long name costs the latency of two multiplies, not eight):
+///   acc = 0
+///   for each pair i while 16i < len:
+///       acc ^= fold((w[2i] ^ K[2i]) * (w[2i+1] ^ K[2i+1]))
+///   h = fold((acc ^ K[8]) * (len ^ K[9]))
+/// where fold(m) = low64(m) ^ high64(m) and K = kNameHashKeys.
+inline constexpr std::uint64_t kNameHashKeys[10] = {
+    0xA0761D6478BD642FULL, 0xE7037ED1A0B428DBULL, 0x8EBC6AF09C88C6E3ULL, 0x589965CC75374CC3ULL,
+    0x1D8E4E27C47D124FULL, 0x9E3779B97F4A7C15ULL, 0xD6E8FEB86659FD93ULL, 0xC2B2AE3D27D4EB4FULL,
+    0x165667B19E3779F9ULL, 0x27D4EB2F165667C5ULL};
+
+/// name_hash() over a name already split into its stored words.
+constexpr std::uint64_t name_hash_words(const std::uint64_t* w, std::size_t n) noexcept {
+  std::uint64_t acc = 0;
+  for (std::size_t i = 0; 16 * i < n; ++i)
+    acc ^= detail::mix(w[2 * i] ^ kNameHashKeys[2 * i], w[2 * i + 1] ^ kNameHashKeys[2 * i + 1]);
+  return detail::mix(acc ^ kNameHashKeys[8], n ^ kNameHashKeys[9]);
+}
+
 constexpr std::uint64_t name_hash(const char* p, std::size_t n) noexcept {
-  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xD6E8FEB86659FD93ULL);
-  for (std::size_t i = 0; 16 * i < n; ++i) {
-    const std::uint64_t a = detail::name_word(p, n, 2 * i);
-    const std::uint64_t b = detail::name_word(p, n, 2 * i + 1);
-    h = detail::mix(a ^ 0xA0761D6478BD642FULL, b ^ h ^ 0xE7037ED1A0B428DBULL);
-  }
-  return detail::mix(h ^ 0x8EBC6AF09C88C6E3ULL, 0x589965CC75374CC3ULL);
+  std::uint64_t w[kNameWords] = {};
+  for (std::size_t k = 0; 8 * k < n && k < kNameWords; ++k)
+    w[k] = detail::name_word(p, n, k);
+  return name_hash_words(w, n < 8 * kNameWords ? n : 8 * kNameWords);
 }
 
 // The checks that make this header an ABI.

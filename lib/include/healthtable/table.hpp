@@ -183,8 +183,10 @@ public:
     const std::atomic<std::uint64_t>* w = c.word.load(std::memory_order_acquire);
     const std::uint64_t up = c.up.load(std::memory_order_relaxed);
     // acquire: pairs with the release store in detail::publish_record()
-    if (w->load(std::memory_order_acquire) == up) [[likely]] // measured: docs/performance.md
+    const std::uint64_t v = w->load(std::memory_order_acquire);
+    if (v == up) [[likely]] // measured: docs/performance.md
       return true;
+    if ((v ^ up) == kPayloadForcedDown) return false; // this registration, forced down
     return detail::is_healthy_slow(c, -1);
   }
   /// The same at an explicit time on this process's CLOCK_MONOTONIC
