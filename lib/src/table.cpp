@@ -70,7 +70,7 @@ std::string_view Handle::name() const noexcept { return static_cast<const Cell*>
 
 Table::Impl::Impl(std::string seg, std::unique_ptr<detail::Home> h,
                   std::shared_ptr<detail::Mapping> m)
-    : segment(std::move(seg)), home(std::move(h)) {
+    : segment(std::move(seg)), home(std::move(h)), owner(home ? home->owner() : 0) {
   std::uint32_t r = 0;
   if (::getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<std::uint32_t>(::getpid()) * 2654435761u;
   ramp_offset = r % 10'000;
@@ -89,6 +89,9 @@ const View& Table::Impl::adopt(std::shared_ptr<detail::Mapping> m) const {
 bool Table::Impl::reopen_locked() const {
   const View& v = view();
   if (!v.retired() || !home) return false;
+  // A destroyed table's home went with it; a new one is trusted only if it
+  // belongs to the owner we trusted before.
+  if (home->gone()) home = detail::Home::open(segment, owner);
   const std::uint64_t instance = home->current();
   if (instance == 0 || instance == v.mapping->instance()) return false;
   adopt(detail::Mapping::open(segment, instance, false, home->owner()));
@@ -150,6 +153,18 @@ void Table::Impl::rebind(const Cell& c) const {
 
 std::int64_t Table::Impl::now_host_ns(std::int64_t now_mono_ns) const noexcept {
   return detail::to_host_mono(now_mono_ns < 0 ? detail::coarse_mono_ns() : now_mono_ns);
+}
+
+const View& Table::Impl::fresh_view() const {
+  if (view().retired()) {
+    std::lock_guard lock(mu);
+    try {
+      reopen_locked();
+    } catch (const Error&) {
+      // gone for now: the retired view answers
+    }
+  }
+  return view();
 }
 
 bool Table::Impl::slow(const Cell& c, std::int64_t now_mono_ns) const noexcept {
@@ -256,7 +271,7 @@ Handle Table::handle(std::string_view provider) const { return Handle(&impl_->ce
 
 std::optional<Handle> Table::find(std::string_view provider) const {
   if (provider.empty() || provider.size() > kProviderNameMax) return std::nullopt;
-  if (!impl_->view().lookup(detail::NameKey(provider))) return std::nullopt;
+  if (!impl_->fresh_view().lookup(detail::NameKey(provider))) return std::nullopt;
   return handle(provider);
 }
 
@@ -300,15 +315,9 @@ std::optional<ProviderState> Table::get_state(std::string_view provider) const {
   if (provider.empty() || provider.size() > kProviderNameMax) return std::nullopt;
   const detail::NameKey key(provider);
   for (int round = 0; round < 4; ++round) {
-    const View& v = impl_->view();
+    const View& v = impl_->fresh_view();
     const auto found = v.lookup(key);
-    if (!found) {
-      if (v.retired() && round == 0) {
-        refresh();
-        continue;
-      }
-      return std::nullopt;
-    }
+    if (!found) return std::nullopt;
     ProviderState st;
     st.name = std::string(provider);
     impl_->state_of(v, found.slot, st);
@@ -333,7 +342,7 @@ void Table::get_state(Handle h, ProviderState& out) const {
 }
 
 std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected) const {
-  const View& v = impl_->view();
+  const View& v = impl_->fresh_view();
   std::vector<ProviderState> out;
   const std::uint32_t n = v.used();
   out.reserve(n + expected.size());
@@ -358,7 +367,7 @@ std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected
 }
 
 TableInfo Table::info() const {
-  const View& v = impl_->view();
+  const View& v = impl_->fresh_view();
   const Header& h = *v.header;
   constexpr auto o = std::memory_order_relaxed;
   TableInfo i;

@@ -59,7 +59,8 @@ struct Cell : HandleCell {
 
 struct Table::Impl {
   std::string segment;
-  std::unique_ptr<detail::Home> home; ///< null for the writer's own view
+  mutable std::unique_ptr<detail::Home> home; ///< null for the writer's own view
+  uid_t owner = 0;                    ///< the owner we trusted at open, and trust again
   mutable std::mutex mu;              ///< bindings and views; never on the hot path
   mutable std::deque<detail::View> views;
   mutable std::atomic<const detail::View*> current{nullptr};
@@ -82,6 +83,8 @@ struct Table::Impl {
   /// If the current view is retired, opens the table again by name. Caller
   /// holds `mu`. Returns whether the view changed.
   bool reopen_locked() const;
+  /// The current view, first following a replaced table (tools' paths).
+  const detail::View& fresh_view() const;
 
   detail::Cell& cell(std::string_view provider) const;
   /// Binds a cell to where its provider is now. Caller holds `mu`.
