@@ -30,7 +30,11 @@ std::int64_t read_mono_offset() noexcept {
 } // namespace
 
 std::int64_t mono_offset_ns() noexcept {
-  static const std::int64_t offset = read_mono_offset();
+  static const std::int64_t offset = [] {
+    const std::int64_t o = read_mono_offset();
+    g_mono_offset_ns.store(o, std::memory_order_relaxed);
+    return o;
+  }();
   return offset;
 }
 

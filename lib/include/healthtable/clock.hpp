@@ -3,6 +3,7 @@
 // and CLOCK_REALTIME for the Unix times that humans and JSON see.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -39,6 +40,9 @@ inline std::int64_t coarse_mono_ns() noexcept {
 /// clock still reads every deadline right. Read once; the first call is
 /// made by Table::open() and Writer, never on a read path.
 std::int64_t mono_offset_ns() noexcept;
+/// The same, as the inline read path sees it: set by the first
+/// mono_offset_ns() call (Table::open() and Writer make it).
+inline std::atomic<std::int64_t> g_mono_offset_ns{0};
 
 /// Local CLOCK_MONOTONIC nanoseconds to the host's, and back.
 inline std::int64_t to_host_mono(std::int64_t local) noexcept { return local - mono_offset_ns(); }

@@ -187,6 +187,13 @@ public:
     if (v == up) [[likely]] // measured: docs/performance.md
       return true;
     if ((v ^ up) == kPayloadForcedDown) return false; // this registration, forced down
+    // This registration inside its window: one coarse clock read (a vDSO
+    // call, no syscall), in the host's clock like the deadline.
+    if (word_gen(v) == word_gen(up) && word_payload(v) >= kPayloadDeadlineMin) {
+      const std::int64_t host =
+          detail::coarse_mono_ns() - detail::g_mono_offset_ns.load(std::memory_order_relaxed);
+      if (static_cast<std::uint64_t>(host / 1'000'000) < word_payload(v)) return false;
+    }
     return detail::is_healthy_slow(c, -1);
   }
   /// The same at an explicit time on this process's CLOCK_MONOTONIC
