@@ -46,12 +46,14 @@ else
   out=$root/docs/performance.md
 fi
 
-# Segments of earlier runs killed before they could clean up: ours are named
-# htbench-<pid>-..., removed only when that pid is gone.
-for f in /dev/shm/htbench-*; do
+# Tables (and the lock baselines' plain objects) of earlier runs killed
+# before they could clean up: ours are named htbench-<pid>-..., removed only
+# when that pid is gone.
+run_dir=${HEALTHTABLE_RUN_DIR:-/run/healthtable}
+for f in /dev/shm/htbench-* /dev/shm/healthtable.htbench-* "$run_dir"/htbench-*; do
   [[ -e $f ]] || continue
-  pid=${f#/dev/shm/htbench-}; pid=${pid%%-*}
-  [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null && rm -f -- "$f"
+  pid=${f##*/}; pid=${pid#healthtable.}; pid=${pid#htbench-}; pid=${pid%%-*}
+  [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null && rm -rf -- "$f"
 done
 
 uptime >"$results/load_before.txt"

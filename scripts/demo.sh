@@ -68,7 +68,7 @@ echo "built $build/tools/healthprobe/healthprobe and $build/tools/healthctl/heal
 healthprobe="$build/tools/healthprobe/healthprobe"
 healthctl="$build/tools/healthctl/healthctl"
 
-if [ -e "/dev/shm/$segment" ]; then
+if [ -e "${HEALTHTABLE_RUN_DIR:-/run/healthtable}/$segment" ]; then
   say "removing a previous '$segment' table"
   "$healthctl" destroy "$segment"
 fi
