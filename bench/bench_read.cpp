@@ -257,7 +257,14 @@ void register_all() {
                          "/providers:" + std::to_string(n) + "/len:63")
                             .c_str(),
                         is_healthy_name, n, kMaxName, hit, false);
-  // Context for the 63-byte worst case: short names, and one name repeated.
+  // Context for the 63-byte worst case: names of a common length (24 bytes,
+  // "openrouter/anthropic-v3"), short ones, and one name repeated.
+  for (const bool hit : {true, false})
+    for (const std::uint32_t n : {64u, 4096u})
+      RegisterBenchmark(("is_healthy_name/" + std::string(hit ? "hit" : "miss") +
+                         "/providers:" + std::to_string(n) + "/len:24")
+                            .c_str(),
+                        is_healthy_name, n, std::size_t{24}, hit, false);
   RegisterBenchmark("is_healthy_name/hit/providers:64/len:8", is_healthy_name, 64u, std::size_t{8},
                     true, false);
   RegisterBenchmark("is_healthy_name/hit/providers:64/len:63/same_name", is_healthy_name, 64u,

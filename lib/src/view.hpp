@@ -83,11 +83,15 @@ inline bool View::holds(std::uint32_t slot, std::uint32_t gen, const NameKey& ke
   const std::uint64_t i1 = h.ident.load(std::memory_order_acquire);
   if ((i1 & kIdentBusy) || ident_len(i1) != key.len || ident_gen(i1) != gen || gen == 0)
     return false;
-  // All eight words, branch-free: names are zero padded, so the words past
-  // the name compare equal, and a fixed loop beats one bounded by len.
+  // The six words on the head's first line, branch-free (names are zero
+  // padded, so words past the name compare equal); the last two, on the
+  // second line, only for a name longer than 48 bytes, so that most
+  // lookups touch one line of the slot.
   std::uint64_t diff = 0;
-  for (std::size_t k = 0; k < kNameWords; ++k)
+  for (std::size_t k = 0; k < 6; ++k)
     diff |= h.name[k].load(kDataLoad) ^ key.words[k];
+  if (key.len > 48)
+    diff |= (h.name[6].load(kDataLoad) ^ key.words[6]) | (h.name[7].load(kDataLoad) ^ key.words[7]);
   // acquire fence: keeps the name loads above the re-read of ident (the
   // seqlock reader's half; pairs with the release fence in set_identity())
   latch_fence(std::memory_order_acquire);
