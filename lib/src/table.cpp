@@ -366,6 +366,44 @@ std::vector<ProviderState> Table::snapshot(std::span<const std::string> expected
   return out;
 }
 
+std::string_view event_name(EventKind k) noexcept {
+  switch (k) {
+  case EventKind::none: return "none";
+  case EventKind::tripped: return "tripped";
+  case EventKind::rearmed: return "rearmed";
+  case EventKind::recovered: return "recovered";
+  case EventKind::cooldown: return "cooldown";
+  case EventKind::override: return "override";
+  case EventKind::registered: return "registered";
+  case EventKind::forgotten: return "forgotten";
+  case EventKind::reset: return "reset";
+  case EventKind::grown: return "grown";
+  case EventKind::retired: return "retired";
+  }
+  return "none";
+}
+
+EventBatch Table::events(std::uint64_t from, std::size_t max) const {
+  const View& v = impl_->fresh_view();
+  const std::uint64_t cap = v.header->events_capacity;
+  // acquire: pairs with the release store of events_head in the writer
+  const std::uint64_t head = v.header->events_head.load(std::memory_order_acquire);
+  EventBatch b;
+  std::uint64_t n = from;
+  if (head > cap && n < head - cap) {
+    b.missed = head - cap - n;
+    n = head - cap;
+  }
+  for (; n < head && b.events.size() < max; ++n) {
+    if (auto e = detail::read_event(v, n))
+      b.events.push_back(std::move(*e));
+    else
+      ++b.missed; // overwritten while we read it
+  }
+  b.next = n;
+  return b;
+}
+
 TableInfo Table::info() const {
   const View& v = impl_->fresh_view();
   const Header& h = *v.header;

@@ -64,6 +64,45 @@ std::optional<bool> decide(std::uint64_t word, std::uint32_t gen, const SlotHead
   return now_host_ns >= deadline_ns + ramp / 10'000 * ramp_offset_permyriad;
 }
 
+std::optional<EventRecord> read_event(const View& v, std::uint64_t n) {
+  const Event& e = v.events[n & (v.header->events_capacity - 1)];
+  // acquire: pairs with the release store of the even sequence in the
+  // writer's event(); the fields below are that event's.
+  const std::uint64_t s1 = e.seq.load(std::memory_order_acquire);
+  if (s1 != 2 * n + 2) return std::nullopt;
+  EventRecord r;
+  r.number = n;
+  r.unix_ns = e.unix_ns.load(kDataLoad);
+  const std::int64_t mono = e.mono_ns.load(kDataLoad);
+  r.mono_ns = mono == 0 ? 0 : to_local_mono(mono);
+  const std::uint64_t what = e.what.load(kDataLoad);
+  const auto kind = static_cast<std::uint8_t>(what);
+  r.kind = kind <= static_cast<std::uint8_t>(EventKind::retired) ? static_cast<EventKind>(kind)
+                                                                 : EventKind::none;
+  r.from = static_cast<std::uint8_t>(what >> 8);
+  r.to = static_cast<std::uint8_t>(what >> 16);
+  r.failure_class = static_cast<FailureClass>((what >> 24) & 7);
+  r.source = static_cast<Source>((what >> 32) & 3);
+  r.until_unix_ns = e.until_unix_ns.load(kDataLoad);
+  r.count = e.count.load(kDataLoad);
+  const std::uint64_t uid = e.uid.load(kDataLoad);
+  if (uid != 0) r.uid = static_cast<std::uint32_t>(uid - 1);
+  std::uint64_t name[kNameWords], reason[kReasonWords];
+  for (std::size_t k = 0; k < kNameWords; ++k)
+    name[k] = e.name[k].load(kDataLoad);
+  for (std::size_t k = 0; k < kReasonWords; ++k)
+    reason[k] = e.reason[k].load(kDataLoad);
+  // acquire fence: the loads above stay above the re-read (pairs with the
+  // release fence after the odd store in the writer's event())
+  latch_fence(std::memory_order_acquire);
+  if (e.seq.load(std::memory_order_relaxed) != s1) return std::nullopt;
+  const auto* np = reinterpret_cast<const char*>(name);
+  r.provider.assign(np, strnlen(np, kProviderNameMax));
+  const auto* rp = reinterpret_cast<const char*>(reason);
+  r.reason.assign(rp, strnlen(rp, kReasonMax));
+  return r;
+}
+
 void fill_state(const RecordValue& v, std::uint32_t slot, std::int64_t ramp_ns,
                 ProviderState& st) {
   namespace rw = record_word;

@@ -123,6 +123,9 @@ inline Found View::lookup(const NameKey& key) const noexcept {
 std::optional<bool> decide(std::uint64_t word, std::uint32_t gen, const SlotHead& head,
                            std::int64_t now_host_ns, std::int64_t ramp_offset_permyriad) noexcept;
 
+/// Event `n` of the ring if it is still there, whole.
+std::optional<EventRecord> read_event(const View& v, std::uint64_t n);
+
 /// Fills `out` from a record (times turned to this process's clock).
 void fill_state(const RecordValue& v, std::uint32_t slot, std::int64_t ramp_ns,
                 ProviderState& out);

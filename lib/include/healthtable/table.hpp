@@ -142,6 +142,31 @@ struct TableInfo {
   std::uint32_t mode = 0;
 };
 
+std::string_view event_name(EventKind k) noexcept; // "tripped", "recovered", ...
+
+/// One entry of the table's event ring (docs/layout.md, "Events").
+struct EventRecord {
+  std::uint64_t number = 0; ///< 0, 1, 2 ... since the table was created
+  std::int64_t unix_ns = 0;
+  std::int64_t mono_ns = 0; ///< this process's CLOCK_MONOTONIC
+  EventKind kind = EventKind::none;
+  std::uint8_t from = 0, to = 0; ///< states or override modes, by kind
+  FailureClass failure_class = FailureClass::none;
+  Source source = Source::probe;
+  std::int64_t until_unix_ns = 0; ///< a deadline it set; 0 none
+  std::uint64_t count = 0;        ///< consecutive failures, a slot, or a capacity, by kind
+  std::optional<std::uint32_t> uid;
+  std::string provider; ///< empty for table-wide events
+  std::string reason;
+};
+
+/// Events read from the ring, and how many the reader lost to overwriting.
+struct EventBatch {
+  std::vector<EventRecord> events;
+  std::uint64_t next = 0;   ///< pass this as `from` to read on
+  std::uint64_t missed = 0; ///< overwritten before they were read
+};
+
 /// Whether a writer holds the table's writer lock, asked of the kernel, not
 /// guessed from a pid.
 enum class WriterStatus { none, attached };
@@ -223,6 +248,10 @@ public:
   /// zero-state placeholders (registered == false) for expected names the
   /// table does not have. Real states are never overwritten.
   std::vector<ProviderState> snapshot(std::span<const std::string> expected = {}) const;
+
+  /// Events numbered `from` and later, oldest first, at most `max`. Reads
+  /// only: any number of readers, none of them slows the writer.
+  EventBatch events(std::uint64_t from = 0, std::size_t max = 4096) const;
 
   /// Header facts (capacity, use, policy, writer, heartbeat).
   TableInfo info() const;
