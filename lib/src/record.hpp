@@ -70,7 +70,7 @@ inline void cpu_relax() noexcept {
 /// Words to bytes and back, for names and reasons kept as atomic words.
 inline void words_from(std::uint64_t* w, std::size_t nwords, std::string_view s) noexcept {
   std::memset(w, 0, nwords * 8);
-  std::memcpy(w, s.data(), std::min(s.size(), nwords * 8));
+  if (!s.empty()) std::memcpy(w, s.data(), std::min(s.size(), nwords * 8));
 }
 
 /// A plain (non-shared) copy of a Record. No member initialisers on

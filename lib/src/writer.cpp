@@ -398,8 +398,6 @@ void Writer::Impl::relocate(std::uint32_t new_capacity) {
       detail::store_record(nbodies[to].copy[0], v);
       detail::store_record(nbodies[to].copy[1], v);
       h.word.store(v.word(), std::memory_order_relaxed);
-      const auto* name = reinterpret_cast<const char*>(h.name);
-      (void)name;
       char buf[kNameWords * 8];
       for (std::size_t k = 0; k < kNameWords; ++k) {
         const std::uint64_t w = h.name[k].load(std::memory_order_relaxed);
