@@ -218,26 +218,31 @@ private:
   void parse_table(const toml::node& node, TableConfig& t) const {
     const toml::table* tbl = node.as_table();
     if (!tbl) fail(node, "table", "must be a table: write [table]");
-    check_keys(*tbl, "table.", {"create", "slots", "mode", "failure_threshold", "backoff"});
+    check_keys(*tbl, "table.",
+               {"create", "slots", "mode", "grow", "failure_threshold", "backoff"});
     if (auto* n = tbl->get("create")) t.create = bool_of(*n, "table.create");
+    if (auto* n = tbl->get("grow")) t.grow = bool_of(*n, "table.grow");
     if (auto* n = tbl->get("slots"))
       t.slots = static_cast<std::uint32_t>(int_of(*n, "table.slots", 1, kMaxCapacity));
-    if (auto* n = tbl->get("mode")) {
-      if (auto* s = n->as_string()) {
-        const std::string text = s->get();
-        char* end = nullptr;
-        const unsigned long v = std::strtoul(text.c_str(), &end, 8);
-        if (text.empty() || *end != '\0' || v > 0777)
-          fail(*n, "table.mode", "\"" + text + "\" is not an octal mode such as \"0644\"");
-        t.mode = static_cast<std::uint32_t>(v);
-      } else {
-        t.mode = static_cast<std::uint32_t>(int_of(*n, "table.mode", 0, 0777));
-      }
-    }
+    if (auto* n = tbl->get("mode")) t.mode = mode_of(*n, "table.mode", "0644");
     if (auto* n = tbl->get("failure_threshold"))
       t.failure_threshold = static_cast<std::uint32_t>(
           int_of(*n, "table.failure_threshold", 1, std::numeric_limits<std::uint32_t>::max()));
     if (auto* n = tbl->get("backoff")) t.backoff = duration_of(*n, "table.backoff");
+  }
+
+  /// "0644" (octal text) or an integer (write 0o644 in TOML).
+  std::uint32_t mode_of(const toml::node& n, const std::string& key,
+                        const std::string& example) const {
+    if (auto* s = n.as_string()) {
+      const std::string text = s->get();
+      char* end = nullptr;
+      const unsigned long v = std::strtoul(text.c_str(), &end, 8);
+      if (text.empty() || *end != '\0' || v > 0777)
+        fail(n, key, "\"" + text + "\" is not an octal mode such as \"" + example + "\"");
+      return static_cast<std::uint32_t>(v);
+    }
+    return static_cast<std::uint32_t>(int_of(n, key, 0, 0777));
   }
 
   /// A uid: a number, or a user name looked up now.
@@ -283,8 +288,23 @@ private:
     const toml::table* tbl = node.as_table();
     if (!tbl) fail(node, "control", "must be a table: write [control]");
     check_keys(*tbl, "control.",
-               {"enabled", "allow_uids", "allow_gid", "report_uids", "report_gid"});
+               {"enabled", "group", "mode", "allow_uids", "allow_gid", "report_uids",
+                "report_gid"});
     if (auto* n = tbl->get("enabled")) c.enabled = bool_of(*n, "control.enabled");
+    if (auto* n = tbl->get("group")) c.group = gid_of(*n, "control.group");
+    if (auto* n = tbl->get("mode")) {
+      c.mode = mode_of(*n, "control.mode", "0660");
+      // Execute and special bits mean nothing on a socket; a typo such as
+      // 0770 should not pass as a decision.
+      if (c.mode & ~0666u)
+        fail(*n, "control.mode",
+             "\"" + format_mode(c.mode) +
+                 "\" has execute bits; a socket needs only read/write bits, e.g. \"0660\" "
+                 "(the group may send) or \"0600\" (only the prober's user)");
+      if ((c.mode & 0200) == 0)
+        fail(*n, "control.mode",
+             "\"" + format_mode(c.mode) + "\" leaves out the owner's write bit (0200)");
+    }
     if (auto* n = tbl->get("allow_uids")) c.allow_uids = uids_of(*n, "control.allow_uids");
     if (auto* n = tbl->get("allow_gid")) c.allow_gid = gid_of(*n, "control.allow_gid");
     if (auto* n = tbl->get("report_uids")) c.report_uids = uids_of(*n, "control.report_uids");

@@ -26,6 +26,9 @@ struct TableConfig {
   bool create = true;
   std::uint32_t slots = 64;
   std::uint32_t mode = 0644;
+  /// Grow the table (to twice its slots, or what the config needs) when
+  /// the providers do not fit, instead of refusing them.
+  bool grow = true;
   std::optional<std::uint32_t> failure_threshold;
   std::optional<std::chrono::nanoseconds> backoff;
 };
@@ -34,7 +37,12 @@ struct TableConfig {
 /// id is numeric here (names were resolved when parsing).
 struct ControlConfig {
   bool enabled = true;
-  /// May send every request (record, set, reset). Default: our uid and 0.
+  /// The socket file's group and mode: who may send at all (the kernel
+  /// checks write permission on connect/sendto). Unset group: our primary
+  /// group. Only read/write bits; other-write (0666) only when written so.
+  std::optional<std::uint32_t> group;
+  std::uint32_t mode = 0660;
+  /// May send every request (record, set, reset, forget, grow). Default: our uid and 0.
   std::vector<std::uint32_t> allow_uids;
   std::optional<std::uint32_t> allow_gid; ///< a sender whose gid is this may too
   /// May send `record` only (router workers).
