@@ -1,10 +1,12 @@
 #include "control.hpp"
 
 #include <healthtable/detail/datagram.hpp>
+#include <healthtable/home.hpp>
 #include <healthtable/names.hpp>
 #include <healthtable/report.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -68,7 +70,7 @@ Request parse_request(std::string_view text) {
     bad("request is " + std::to_string(text.size()) + " bytes; the limit is " +
         std::to_string(kControlRequestMax));
   if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-  if (text.empty()) bad("empty request (expected record, set or reset)");
+  if (text.empty()) bad("empty request (expected record, set, reset, forget or grow)");
   // Valid UTF-8 without control characters is exactly what sanitizing
   // leaves unchanged.
   if (sanitize_reason(text, text.size()) != text) bad("request is not one line of printable UTF-8");
@@ -105,10 +107,40 @@ Request parse_request(std::string_view text) {
     r.verb = Request::Verb::reset;
     for (std::size_t i = 1; i < words.size(); ++i)
       r.providers.push_back(provider_arg(words[i]));
+  } else if (verb == "forget") {
+    r.verb = Request::Verb::forget;
+    if (words.size() != 2) bad("usage: forget PROVIDER");
+    r.providers.push_back(provider_arg(words[1]));
+  } else if (verb == "grow") {
+    r.verb = Request::Verb::grow;
+    if (words.size() != 2) bad("usage: grow SLOTS");
+    const std::string_view n = words[1];
+    std::uint64_t v = 0;
+    bool ok = !n.empty() && n.size() <= 10;
+    for (char c : n) {
+      ok = ok && c >= '0' && c <= '9';
+      v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    if (!ok || v < 1 || v > kMaxCapacity)
+      bad("grow: '" + sanitize_reason(n, 40) + "' is not a slot count from 1 to " +
+          std::to_string(kMaxCapacity));
+    r.slots = static_cast<std::uint32_t>(v);
   } else {
-    bad("unknown request '" + sanitize_reason(verb, 40) + "' (expected record, set or reset)");
+    bad("unknown request '" + sanitize_reason(verb, 40) +
+        "' (expected record, set, reset, forget or grow)");
   }
   return r;
+}
+
+std::string_view verb_name(Request::Verb v) noexcept {
+  switch (v) {
+  case Request::Verb::record: return "record";
+  case Request::Verb::set: return "set";
+  case Request::Verb::reset: return "reset";
+  case Request::Verb::forget: return "forget";
+  case Request::Verb::grow: return "grow";
+  }
+  return "record";
 }
 
 namespace {
@@ -139,36 +171,104 @@ bool may_report(const ControlConfig& cfg, const Sender& s) noexcept {
          (cfg.report_gid && *cfg.report_gid == s.gid);
 }
 
+namespace {
+
+[[noreturn]] void socket_error(Errc code, const std::string& where, const std::string& what,
+                               int err) {
+  throw Error(code, "control socket " + where + ": " + what + ": " + std::strerror(err));
+}
+
+/// Whatever the umask says, the file is born 0600 and opened up only by
+/// set_permissions(): nobody outside slips in between bind and chmod.
+struct Umask {
+  mode_t old = ::umask(0177);
+  ~Umask() { ::umask(old); }
+};
+
+} // namespace
+
 Control::Control(const std::string& segment, ControlConfig cfg, Writer& writer, const Log& log)
     : segment_(segment), cfg_(std::move(cfg)), writer_(writer), log_(log) {
-  const std::string address = control_address(segment);
-  where_ = "@" + address.substr(1);
+  where_ = control_address(segment);
+  // Only the home's owner (we) can create or remove entries here, so what
+  // is at the path is either ours or root's doing. A socket of ours is a
+  // dead prober's (we hold the writer lock, so no live one has it); never
+  // remove anything else.
+  struct stat st {};
+  if (::lstat(where_.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid())
+      throw Error(Errc::not_a_table,
+                  "control socket " + where_ + ": something else is there (" +
+                      (S_ISSOCK(st.st_mode) ? "a socket of " + describe_uid(st.st_uid)
+                                            : std::string("not a socket")) +
+                      "); remove it, or set [control] enabled = false");
+    if (::unlink(where_.c_str()) != 0 && errno != ENOENT)
+      socket_error(Errc::system_error, where_, "cannot remove the stale socket", errno);
+  } else if (errno != ENOENT) {
+    socket_error(Errc::system_error, where_, "lstat", errno);
+  }
   fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd_ < 0)
-    throw Error(Errc::system_error,
-                "control socket " + where_ + ": socket: " + std::strerror(errno));
+  if (fd_ < 0) socket_error(Errc::system_error, where_, "socket", errno);
   const int on = 1;
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
-  std::memcpy(sa.sun_path, address.data(), address.size());
-  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
-  if (::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0 ||
-      ::bind(fd_, reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
+  std::memcpy(sa.sun_path, where_.data(), where_.size());
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + where_.size() + 1);
+  int rc = ::setsockopt(fd_, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+  if (rc == 0) {
+    const Umask private_until_chmod;
+    rc = ::bind(fd_, reinterpret_cast<const sockaddr*>(&sa), len);
+  }
+  if (rc != 0) {
     const int err = errno;
     ::close(fd_);
     fd_ = -1;
-    if (err == EADDRINUSE)
-      throw Error(Errc::system_error,
-                  "control socket " + where_ +
-                      " is already bound by another process in this network namespace (another "
-                      "healthprobe for a segment of the same name in another IPC namespace, or "
-                      "a squatter: 'ss -xlp | grep healthtable/' names it); stop it, or set "
-                      "[control] enabled = false");
-    throw Error(Errc::system_error, "control socket " + where_ + ": bind: " + std::strerror(err));
+    socket_error(err == EACCES || err == EPERM ? Errc::permission_denied : Errc::system_error,
+                 where_, "bind", err);
+  }
+  try {
+    if (::lstat(where_.c_str(), &st) != 0) socket_error(Errc::system_error, where_, "lstat", errno);
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    set_permissions(cfg_);
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    if (ino_ != 0) ::unlink(where_.c_str());
+    throw;
   }
 }
 
+void Control::set_permissions(const ControlConfig& cfg) {
+  const gid_t group = cfg.group.value_or(::getegid());
+  // By path, not by fd (fchmod on a socket fd does not reach its file);
+  // the home is ours alone, so the path cannot be swapped under us.
+  if (::chown(where_.c_str(), static_cast<uid_t>(-1), group) != 0) {
+    const int err = errno;
+    throw Error(err == EPERM ? Errc::permission_denied : Errc::system_error,
+                "control socket " + where_ + ": cannot give it to gid " + std::to_string(group) +
+                    ": " + std::strerror(err) +
+                    (err == EPERM ? " (the prober's user must be a member of [control] group)"
+                                  : ""));
+  }
+  if (::chmod(where_.c_str(), cfg.mode) != 0)
+    socket_error(Errc::system_error, where_, "chmod " + format_mode(cfg.mode), errno);
+}
+
+void Control::set_config(ControlConfig cfg) {
+  if (cfg.group != cfg_.group || cfg.mode != cfg_.mode) set_permissions(cfg);
+  cfg_ = std::move(cfg);
+}
+
+bool Control::in_place() const noexcept {
+  struct stat st {};
+  return ::lstat(where_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+}
+
 Control::~Control() {
+  // Remove the file only if it is still ours: after a recreate the path
+  // may hold a newer socket.
+  if (ino_ != 0 && in_place()) ::unlink(where_.c_str());
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -228,7 +328,9 @@ void Control::refused(const Sender& s, std::string_view what) {
   if (s.known) line += " gid " + std::to_string(s.gid);
   line += ": not allowed by [control] (allow_uids, allow_gid";
   // set and reset need an admin; anything else a reporter may send.
-  line += what == "'set'" || what == "'reset'" ? ")" : ", report_uids, report_gid)";
+  const bool admin_verb =
+      what == "'set'" || what == "'reset'" || what == "'forget'" || what == "'grow'";
+  line += admin_verb ? ")" : ", report_uids, report_gid)";
   if (q.suppressed > 0)
     line += "; " + std::to_string(q.suppressed) + " more from this uid not logged";
   q.last = now;
@@ -250,7 +352,7 @@ std::string Control::handle(std::string_view text, const Sender& sender) noexcep
       throw;
     }
     if (r.verb != Request::Verb::record && !may_administer(cfg_, sender)) {
-      const std::string verb = r.verb == Request::Verb::set ? "set" : "reset";
+      const std::string verb(verb_name(r.verb));
       refused(sender, "'" + verb + "'");
       return "error permission_denied " + sender.describe() + " may send 'record' only; '" + verb +
              "' needs its uid in [control] allow_uids or its gid as allow_gid in the config of "
@@ -360,6 +462,21 @@ std::string Control::apply(const Request& r, const Sender& s) {
     log_(Level::notice,
          "provider" + std::string(r.providers.size() == 1 ? " " : "s ") + list + " reset by " + by);
     return "reset " + list + " of " + quoted(segment_);
+  }
+  case Request::Verb::forget: {
+    const std::string& p = r.providers.front();
+    writer_.forget(p); // unknown_provider with the library's message
+    log_(Level::notice, "provider " + p + " forgotten by " + by + "; its slot is free");
+    return p + ": forgotten; its slot is free (a provider still in the prober's config "
+               "registers again at its next probe)";
+  }
+  case Request::Verb::grow: {
+    const std::uint32_t before = writer_.table().info().capacity;
+    writer_.grow(r.slots);
+    log_(Level::notice, "table " + quoted(segment_) + " moved from " + std::to_string(before) +
+                            " to " + std::to_string(r.slots) + " slots by " + by);
+    return quoted(segment_) + " now has " + std::to_string(r.slots) + " slots (was " +
+           std::to_string(before) + "); readers follow";
   }
   }
   return {};

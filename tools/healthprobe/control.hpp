@@ -2,11 +2,14 @@
 // ask the one writer to apply (router workers' passive failure reports,
 // healthctl's record/set/reset while the prober holds the writer lock).
 //
-// A Unix datagram socket in the abstract namespace, "\0healthtable/" +
-// segment (healthtable::control_address), non-blocking, polled by the
-// prober's event loop; one request per datagram (see report.hpp and
-// docs/prober.md for the protocol). Each request is authorized by the
-// sender's kernel-checked credentials (SO_PASSCRED) against `[control]`.
+// A Unix datagram socket at a path in the table's home,
+// healthtable::control_address(segment) (RUN_DIR/NAME/control), non-blocking,
+// polled by the prober's event loop; one request per datagram (see
+// report.hpp and docs/prober.md for the protocol). Two gates: the socket
+// file's group and mode ([control] group, mode) decide who may send at all,
+// since the kernel wants write permission on it before it queues anything;
+// the sender's kernel-checked credentials (SO_PASSCRED) against the
+// `[control]` allow lists decide what a request may do.
 #pragma once
 
 #include "config.hpp"
@@ -39,14 +42,19 @@ struct Sender {
 
 /// One parsed request line.
 struct Request {
-  enum class Verb { record, set, reset };
+  enum class Verb { record, set, reset, forget, grow };
   Verb verb = Verb::record;
-  /// record, set: exactly one; reset: none (every provider) or several.
+  /// record, set, forget: exactly one; reset: none (every provider) or
+  /// several; grow: none.
   std::vector<std::string> providers;
   bool success = false;                ///< record: success or failure
   std::string reason;                  ///< record failure: the rest of the line (may be empty)
   Override mode = Override::automatic; ///< set
+  std::uint32_t slots = 0;             ///< grow
 };
+
+/// "record", "set", ...
+std::string_view verb_name(Request::Verb v) noexcept;
 
 /// Parses one datagram's text (one trailing '\n' allowed). Throws
 /// Error(invalid_argument) for anything malformed (too long, not UTF-8,
@@ -56,24 +64,29 @@ Request parse_request(std::string_view text);
 
 /// `record` from this sender is allowed (admins and reporters).
 bool may_report(const ControlConfig& cfg, const Sender& s) noexcept;
-/// `set` and `reset` from this sender are allowed (admins only).
+/// `set`, `reset`, `forget` and `grow` from this sender are allowed (admins only).
 bool may_administer(const ControlConfig& cfg, const Sender& s) noexcept;
 
 class Control {
 public:
-  /// Binds the socket. Throws Error(system_error) with a message that says
-  /// what to do (EADDRINUSE: another process in this network namespace has
-  /// the name).
+  /// Binds the socket at control_address(segment), replacing a stale
+  /// socket of ours left by a prober that died, and gives it [control]'s
+  /// group and mode. Throws Error(system_error, permission_denied,
+  /// not_a_table) with a message that says what to do.
   Control(const std::string& segment, ControlConfig cfg, Writer& writer, const Log& log);
   ~Control();
   Control(const Control&) = delete;
   Control& operator=(const Control&) = delete;
 
   int fd() const noexcept { return fd_; }
-  /// "@healthtable/gateway", as ss(8) prints it.
+  /// "/run/healthtable/gateway/control".
   const std::string& where() const noexcept { return where_; }
-  /// New allow lists (a reload).
-  void set_config(ControlConfig cfg) { cfg_ = std::move(cfg); }
+  /// New allow lists, group and mode (a reload). Throws as the constructor
+  /// when the group or mode cannot be applied (the old ones stay).
+  void set_config(ControlConfig cfg);
+  /// False when our socket file is no longer at its path (the home was
+  /// removed or the file replaced): the prober binds a new one.
+  bool in_place() const noexcept;
 
   /// Reads and applies up to `max` pending datagrams without blocking;
   /// returns how many it read. Never throws.
@@ -90,6 +103,8 @@ private:
   /// without this the kernel would attach our real uid.
   void send_reply(const sockaddr_un& to, socklen_t to_len, std::string_view reply) noexcept;
   std::string apply(const Request& r, const Sender& s);
+  /// chown/chmod of the socket file from cfg.
+  void set_permissions(const ControlConfig& cfg);
   void refused(const Sender& s, std::string_view verb);
 
   std::string segment_;
@@ -98,6 +113,8 @@ private:
   const Log& log_;
   int fd_ = -1;
   std::string where_;
+  dev_t dev_ = 0; ///< our socket file, so shutdown removes only it
+  ino_t ino_ = 0;
   struct Quiet {
     std::chrono::steady_clock::time_point last{};
     std::uint64_t suppressed = 0;
