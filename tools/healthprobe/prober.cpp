@@ -1,5 +1,6 @@
 #include "prober.hpp"
 
+#include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 
 #include <poll.h>
@@ -39,20 +40,32 @@ std::string describe(const Policy& p) {
          backoff_text(p.backoff);
 }
 
-/// Throws table_full, before anything is registered, when the providers the
-/// table has never seen do not fit in its free slots.
-void ensure_capacity(const Writer& w, const Config& cfg) {
+/// Makes room, before anything is registered, for the providers the table
+/// has never seen: grows it (to twice its slots, or what is needed) unless
+/// `[table] grow = false`, which throws table_full instead.
+void make_room(Writer& w, const Config& cfg, const Log& log) {
   const TableInfo info = w.table().info();
   std::uint32_t fresh = 0;
   for (const auto& p : cfg.providers)
     if (!w.table().find(p.name)) ++fresh;
-  if (info.used + fresh > info.capacity)
-    throw Error(Errc::table_full, "segment " + quoted(cfg.segment) + " has " +
-                                      std::to_string(info.capacity) + " slots, " +
-                                      std::to_string(info.used) + " in use; the config adds " +
-                                      std::to_string(fresh) +
-                                      " new providers: recreate it larger (healthctl create " +
-                                      cfg.segment + " --slots N --force) or remove providers");
+  const std::uint64_t needed = std::uint64_t{info.used} + fresh;
+  if (needed <= info.capacity) return;
+  if (!cfg.table.grow || needed > kMaxCapacity)
+    throw Error(Errc::table_full,
+                "segment " + quoted(cfg.segment) + " has " + std::to_string(info.capacity) +
+                    " slots, " + std::to_string(info.used) + " in use; the config adds " +
+                    std::to_string(fresh) + " new providers: " +
+                    (needed > kMaxCapacity
+                         ? "more than a table can hold (" + std::to_string(kMaxCapacity) +
+                               "); split them across tables"
+                         : std::string("grow it (healthctl grow ") + cfg.segment +
+                               " --slots N, or [table] grow = true) or remove providers"));
+  const auto slots = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(kMaxCapacity, std::max<std::uint64_t>(2ull * info.capacity, needed)));
+  w.grow(slots);
+  log(Level::notice, "table " + quoted(cfg.segment) + " grown from " +
+                         std::to_string(info.capacity) + " to " + std::to_string(slots) +
+                         " slots: " + std::to_string(needed) + " providers need them");
 }
 
 } // namespace
@@ -84,7 +97,7 @@ Writer open_table(const Config& cfg, const Log& log) {
   if (w->repaired() > 0)
     log(Level::warning, "repaired " + std::to_string(w->repaired()) +
                             " record(s) left half-written by a writer that died");
-  ensure_capacity(*w, cfg);
+  make_room(*w, cfg, log);
   if (has_policy(cfg.table)) {
     const Policy wanted = merged_policy(w->policy(), cfg.table);
     if (wanted.failure_threshold != w->policy().failure_threshold ||
@@ -149,8 +162,46 @@ Prober::Clock::time_point Prober::next_due(Clock::time_point from,
 }
 
 void Prober::beat() {
+  check_standing();
+  if (stop_) return;
   writer_.heartbeat();
   last_beat_ = Clock::now();
+}
+
+void Prober::check_standing() {
+  const Standing st = writer_.standing();
+  if (st == Standing::current) {
+    // The home is fine, but our socket file may have been removed.
+    if (control_ && !control_->in_place()) {
+      log_(Level::err, "control socket " + control_->where() +
+                           " was removed under the prober; binding it again");
+      reopen_control();
+    }
+    return;
+  }
+  const std::string what = st == Standing::unlinked   ? "was unlinked under the prober"
+                           : st == Standing::replaced ? "was replaced under the prober"
+                                                      : "lost its home under the prober";
+  log_(Level::err,
+       "table " + cfg_.segment + " " + what + "; recreating it from its last state");
+  try {
+    writer_.recreate();
+  } catch (const Error& e) {
+    log_(Level::err, "cannot recreate table " + cfg_.segment + " (" + e.what() +
+                         "); stopping: readers would see a table nobody writes");
+    stop_ = true;
+    exit_code_ = static_cast<int>(e.code());
+    return;
+  }
+  log_(Level::notice, "table " + cfg_.segment + " recreated at " + writer_.table().info().object +
+                          " with its " + std::to_string(writer_.table().info().used) +
+                          " providers' states");
+  if (control_ && !control_->in_place()) reopen_control();
+}
+
+void Prober::reopen_control() {
+  control_.reset(); // closing the fd takes it out of the wait set
+  if (open_control()) log_(Level::info, "control socket " + control_->where() + " opened");
 }
 
 bool Prober::drain_signals(int signal_fd) {
@@ -211,6 +262,7 @@ void Prober::tick(int signal_fd) {
   }
   if (due.empty()) return;
   beat();
+  if (stop_) return;
   // The engine watches our wait set (the signalfd and the control socket)
   // beside its sockets; an epoll fd is readable when any of its fds is.
   const TickStats stats = engine_.run(
@@ -242,9 +294,27 @@ void Prober::reload() {
       throw ConfigError(cfg_.path, 0, "segment",
                         "cannot change from " + quoted(cfg_.segment) + " to " +
                             quoted(next.segment) + " on reload: restart healthprobe");
-    ensure_capacity(writer_, next);
   } catch (const std::exception& e) {
     log_(Level::err, std::string("reload failed, keeping the previous configuration: ") + e.what());
+    return;
+  }
+  // Providers the config dropped give their slots back first, so the ones
+  // it adds can take them.
+  std::size_t forgotten = 0;
+  for (const auto& s : providers_) {
+    const bool kept = std::any_of(next.providers.begin(), next.providers.end(),
+                                  [&](const ProviderConfig& p) { return p.name == s.cfg.name; });
+    if (kept || !writer_.table().find(s.cfg.name)) continue;
+    writer_.forget(s.cfg.name);
+    ++forgotten;
+    log_(Level::notice, "provider " + s.cfg.name + " removed from the config: forgotten, its "
+                                                   "slot is free");
+  }
+  try {
+    make_room(writer_, next, log_);
+  } catch (const std::exception& e) {
+    log_(Level::err, std::string("reload failed, keeping the previous configuration: ") + e.what() +
+                         (forgotten ? " (the removed providers stay forgotten)" : ""));
     return;
   }
   if (has_policy(next.table)) {
@@ -262,7 +332,14 @@ void Prober::reload() {
          "control socket " + control_->where() + " closed ([control] enabled = false)");
     control_.reset(); // closing the fd removes it from the wait set
   }
-  if (control_) control_->set_config(next.control);
+  if (control_) {
+    try {
+      control_->set_config(next.control);
+    } catch (const Error& e) {
+      log_(Level::err, std::string("[control] not applied, keeping the previous one: ") + e.what());
+      next.control = cfg_.control;
+    }
+  }
   const auto now = Clock::now();
   std::vector<Scheduled> merged;
   std::size_t added = 0, changed = 0;
@@ -341,6 +418,7 @@ int Prober::run(int signal_fd) {
     }
     if (Clock::now() >= last_beat_ + std::chrono::duration_cast<Clock::duration>(promise())) beat();
   }
+  if (exit_code_ != kExitOk) return exit_code_;
   log_(Level::info, "stopping on " +
                         (stop_signal_.empty() ? std::string("request") : stop_signal_) +
                         ": releasing the writer lock of " + quoted(cfg_.segment));

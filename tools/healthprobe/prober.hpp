@@ -27,8 +27,9 @@ inline constexpr int kExitConfig = 78; ///< bad configuration file
 
 /// Opens the configured segment, creating it when it is missing and
 /// `[table] create` allows, takes the writer lock, applies the configured
-/// policy and registers every provider. Throws healthtable::Error (writer
-/// busy, table full, ...): nothing is registered unless all providers fit.
+/// policy, grows the table when the providers do not fit (unless `[table]
+/// grow = false`) and registers every provider. Throws healthtable::Error
+/// (writer busy, table full, ...): nothing is registered unless all fit.
 Writer open_table(const Config& cfg, const Log& log);
 
 class Prober {
@@ -59,7 +60,11 @@ private:
   /// Reads pending signals; true when told to stop.
   bool drain_signals(int signal_fd);
   void reload();
+  /// Stamps the heartbeat, first checking that the table is still the one
+  /// at its name (Writer::standing) and recreating it if not.
   void beat();
+  void check_standing();
+  void reopen_control();
   /// Reads pending signals and control requests; true when told to stop.
   bool wake(int signal_fd);
   /// Binds the control socket and adds it to the wait set; false (logged)
@@ -78,6 +83,7 @@ private:
   Clock::time_point last_beat_{};
   bool stop_ = false;
   bool reload_ = false;
+  int exit_code_ = kExitOk; ///< set when the table is lost for good
   std::string stop_signal_;
 };
 
