@@ -144,7 +144,12 @@ TEST_CASE("threads: registration is published whole (names, index, used) to conc
       const std::uint32_t done = registered.load(std::memory_order_acquire);
       for (std::uint32_t i = done > 8 ? done - 8 : 0; i < done; ++i) {
         const auto h = t.find(name_of(i));
-        if (!h || h->slot() != i || t.get_state(*h).name != name_of(i)) bad.fetch_add(1);
+        if (!h) {
+          bad.fetch_add(1);
+          continue;
+        }
+        const auto st = t.get_state(*h);
+        if (st.slot != i || st.name != name_of(i) || !st.registered) bad.fetch_add(1);
       }
       // A snapshot may include a slot whose index entry is not yet stored,
       // never a half-written name.
@@ -207,4 +212,92 @@ TEST_CASE("threads: heartbeat and policy changes race readers of info() cleanly"
   CHECK(bad.load() == 0);
   CHECK(reads.load() > 0);
   CHECK(t.writer_status() == WriterStatus::attached);
+}
+
+TEST_CASE("threads: handles read while the writer forgets, re-registers and grows: a handle "
+          "only ever reports its own provider") {
+  SegmentName seg("threads-handles");
+  CreateOptions o;
+  o.capacity = 8;
+  o.policy.failure_threshold = 1;
+  o.policy.backoff = 1h;
+  auto w = Writer::create(seg.str(), o);
+  const std::vector<std::string> names = {"p0", "p1", "p2", "p3", "p4", "p5"};
+  // Every failure names its provider in the reason, so a record of another
+  // provider read through a handle is caught by its reason, not just by the
+  // name the library copies from the handle.
+  const auto reason_of = [](const std::string& n) { return "owner=" + n; };
+  for (const auto& n : names)
+    w.mark_unhealthy(n, reason_of(n));
+  const Table& t = w.table();
+
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> reads{0}, bad{0}, writes{0};
+  std::string first_bad;
+  std::atomic<int> bad_once{0};
+  auto reader = [&] {
+    std::vector<Handle> handles;
+    for (const auto& n : names)
+      handles.push_back(t.handle(n));
+    ProviderState st;
+    while (!stop.load(std::memory_order_relaxed)) {
+      for (const auto& h : handles) {
+        (void)t.is_healthy(h);
+        try {
+          t.get_state(h, st);
+        } catch (const Error& e) {
+          if (e.code() == Errc::writer_busy) continue;
+          throw;
+        }
+        const std::string want = reason_of(std::string(h.name()));
+        const bool wrong = st.name != h.name() ||
+                           (st.last_error && *st.last_error != want) ||
+                           (!st.registered && (st.last_error || st.failures != 0));
+        if (wrong) {
+          bad.fetch_add(1);
+          if (bad_once.fetch_add(1) == 0)
+            first_bad = std::string(h.name()) + " read as name '" + st.name + "' error '" +
+                        st.last_error.value_or("") + "'";
+        }
+        reads.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  };
+  std::vector<std::thread> readers;
+  readers.emplace_back(reader);
+  readers.emplace_back(reader);
+
+  std::mt19937_64 rng(7);
+  std::vector<bool> registered(names.size(), true);
+  std::uint32_t cap = o.capacity;
+  const auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t k = 0;; ++k) {
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    if (elapsed > 20s || (elapsed > 1s && k > 2000 && reads.load() > 2000)) break;
+    const std::size_t i = rng() % names.size();
+    const auto r = rng() % 10;
+    if (r < 3) {
+      if (registered[i]) w.forget(names[i]);
+      else w.mark_unhealthy(names[i], reason_of(names[i]));
+      registered[i] = !registered[i];
+    } else if (r < 6) {
+      w.mark_unhealthy(names[i], reason_of(names[i]));
+      registered[i] = true;
+    } else if (r < 9) {
+      w.mark_healthy(names[i]);
+      registered[i] = true;
+    } else if (k % 31 == 0) {
+      cap = cap == 8 ? 16 : 8;
+      w.grow(cap);
+    }
+    writes.fetch_add(1, std::memory_order_relaxed);
+  }
+  stop = true;
+  for (auto& th : readers)
+    th.join();
+  MESSAGE("reads " << reads.load() << ", writes " << writes.load() << ", capacity now " << cap);
+  CHECK_MESSAGE(bad.load() == 0, first_bad);
+  CHECK(reads.load() > 0);
+  for (std::size_t i = 0; i < names.size(); ++i)
+    CHECK(t.get_state(t.handle(names[i])).registered == registered[i]);
 }
