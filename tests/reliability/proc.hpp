@@ -180,12 +180,10 @@ public:
 // ---------------------------------------------------------------------------
 // Raw segment bytes, bypassing the library: how tests build bad segments.
 
-inline std::string shm_path_of(const std::string& name) { return "/dev/shm/" + name; }
-
-/// The object's bytes.
-inline std::vector<std::uint8_t> read_image(const std::string& name) {
-  const int fd = ::shm_open(("/" + name).c_str(), O_RDONLY, 0);
-  if (fd < 0) throw std::runtime_error("read_image: shm_open failed");
+/// The bytes of the object at `path` (test::SegmentName::path()).
+inline std::vector<std::uint8_t> read_image(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error("read_image: open failed");
   struct stat st {};
   ::fstat(fd, &st);
   std::vector<std::uint8_t> out(static_cast<std::size_t>(st.st_size));
@@ -200,12 +198,12 @@ inline std::vector<std::uint8_t> read_image(const std::string& name) {
   return out;
 }
 
-/// Replaces the object `name` by a new one holding exactly `bytes`.
-inline void write_image(const std::string& name, const std::uint8_t* bytes, std::size_t size,
+/// Replaces the object at `path` by a new one holding exactly `bytes`.
+inline void write_image(const std::string& path, const std::uint8_t* bytes, std::size_t size,
                         mode_t mode = 0644) {
-  ::shm_unlink(("/" + name).c_str());
-  const int fd = ::shm_open(("/" + name).c_str(), O_RDWR | O_CREAT | O_EXCL, mode);
-  if (fd < 0) throw std::runtime_error("write_image: shm_open failed");
+  ::unlink(path.c_str());
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) throw std::runtime_error("write_image: open failed");
   std::size_t done = 0;
   while (done < size) {
     const ssize_t n = ::write(fd, bytes + done, size - done);
@@ -215,16 +213,17 @@ inline void write_image(const std::string& name, const std::uint8_t* bytes, std:
   ::close(fd);
   if (done != size) throw std::runtime_error("write_image: short write");
 }
-inline void write_image(const std::string& name, const std::vector<std::uint8_t>& bytes) {
-  write_image(name, bytes.data(), bytes.size());
+inline void write_image(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  write_image(path, bytes.data(), bytes.size());
 }
 
-/// A read-write mapping of the whole object, to flip bytes of a live segment.
+/// A read-write mapping of the whole object at `path`, to flip bytes of a
+/// live table.
 class RawMapping {
 public:
-  explicit RawMapping(const std::string& name) {
-    const int fd = ::shm_open(("/" + name).c_str(), O_RDWR, 0);
-    if (fd < 0) throw std::runtime_error("RawMapping: shm_open failed");
+  explicit RawMapping(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("RawMapping: open failed");
     struct stat st {};
     ::fstat(fd, &st);
     size_ = static_cast<std::size_t>(st.st_size);
