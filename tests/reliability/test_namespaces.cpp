@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,22 +63,30 @@ TEST_CASE(
     MESSAGE("not root: no mount namespace; skipped");
     return;
   }
-  const pid_t p = test::spawn([]() -> int {
-    if (!private_dev_shm("64k")) return 50;
+  // Homes in a run directory of this test's own, so nothing is left in the
+  // real one whatever the child does.
+  char tmpl[] = "/tmp/healthtable-ns-run-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  const std::string run = tmpl;
+  REQUIRE(::chmod(run.c_str(), 0755) == 0);
+  const pid_t p = test::spawn([&]() -> int {
+    ::setenv("HEALTHTABLE_RUN_DIR", run.c_str(), 1);
+    if (!private_dev_shm("256k")) return 50;
     // 1. Far too big for the tmpfs: fails at create, not on first touch.
     CreateOptions big;
-    big.capacity = 4096; // ~2 MiB
+    big.capacity = 4096; // ~5 MiB
     if (test::error_of([&] { (void)Writer::create("too-big", big); }) != Errc::no_space) return 51;
     if (!dev_shm_entries().empty()) return 52; // nothing left behind
     // 2. A table that fits; then the disk fills up behind it.
     CreateOptions small;
-    small.capacity = 64; // ~33 KiB of a 64 KiB tmpfs
+    small.capacity = 64; // ~82 KiB of a 256 KiB tmpfs
+    small.events = 16;
     auto w = Writer::create("fits", small);
     fill_dev_shm();
     // 3. A second table no longer fits: a clean error, nothing behind.
     if (test::error_of([&] { (void)Writer::create("second", small); }) != Errc::no_space) return 53;
     for (const auto& e : dev_shm_entries())
-      if (e != "fits" && e != "filler") return 54;
+      if (!e.starts_with("healthtable.fits.") && e != "filler") return 54;
     // 4. The first table's every page was reserved at create: writing and
     //    reading all of it now cannot SIGBUS (this child would die of it).
     for (std::uint32_t i = 0; i < small.capacity; ++i)
@@ -89,12 +98,14 @@ TEST_CASE(
       const auto r = test::run({test::kHealthctl, "create", "cli-second", "--slots", "64"});
       if (!r.status.exited || r.status.code != static_cast<int>(Errc::no_space)) return 56;
       for (const auto& e : dev_shm_entries())
-        if (e == "cli-second") return 57;
+        if (e.starts_with("healthtable.cli-second.")) return 57;
     }
     return 0;
   });
   const auto r = test::wait_child(p, 60s);
   CHECK_MESSAGE(r.ok(), r.describe());
+  std::error_code ec;
+  std::filesystem::remove_all(run, ec); // the homes; their objects died with the tmpfs
 }
 
 TEST_CASE(
