@@ -48,6 +48,13 @@ using detail::RecordValue;
 namespace {
 
 constexpr std::size_t kWords = sizeof(Record) / 8;
+/// One v2 slot: its head (the hot word) and its body (the latch and the two
+/// copies), side by side in one page so that every store of both is traced.
+struct Slot {
+  SlotHead head;
+  SlotBody body;
+};
+static_assert(sizeof(Slot) <= 4096);
 using Image = std::array<unsigned char, sizeof(Slot)>;
 
 #if defined(__x86_64__)
@@ -141,7 +148,7 @@ RecordValue record(std::uint64_t tag, bool tripped = false) {
   auto* w = reinterpret_cast<std::uint64_t*>(&v);
   for (std::size_t i = 0; i < kWords; ++i)
     w[i] = (tag << 32) | (i + 1);
-  v.status = (tag << status::kFailuresShift) | (tripped ? 0 : status::kHealthy);
+  v.at(record_word::kStatus) = (tag << status::kFailuresShift) | (tripped ? 0 : status::kHealthy);
   return v;
 }
 
@@ -162,13 +169,13 @@ View read_view(const Image& img) {
   alignas(Slot) Image copy = img; // aligned, as the atomics need
   View out;
   int retries = -1;
-  out.first_try = detail::read_record(as_slot(copy), out.v, &retries) && retries == 0;
+  out.first_try = detail::read_record(as_slot(copy).body, out.v, &retries) && retries == 0;
   return out;
 }
 
 std::uint64_t hot_word(const Image& img) {
   alignas(Slot) Image copy = img;
-  return as_slot(copy).down_until.load();
+  return as_slot(copy).head.word.load();
 }
 
 /// Whether the slot is as a completed update of `want` leaves it.
@@ -176,18 +183,18 @@ bool settled(const Image& img, const RecordValue& want) {
   alignas(Slot) Image copy = img;
   const Slot& s = as_slot(copy);
   RecordValue c0, c1;
-  detail::load_record(s.copy[0], c0);
-  detail::load_record(s.copy[1], c1);
-  return s.seq.load() % 2 == 0 && same(c0, want) && same(c1, want) &&
-         s.down_until.load() == want.down_word();
+  detail::load_record(s.body.copy[0], c0);
+  detail::load_record(s.body.copy[1], c1);
+  return s.body.seq.load() % 2 == 0 && same(c0, want) && same(c1, want) &&
+         s.head.word.load() == want.word();
 }
 
 /// A slot holding `v` the way a completed update leaves it.
 void put(Slot& s, const RecordValue& v, std::uint64_t seq) {
-  s.seq.store(seq);
-  detail::store_record(s.copy[0], v);
-  detail::store_record(s.copy[1], v);
-  s.down_until.store(v.down_word());
+  s.body.seq.store(seq);
+  detail::store_record(s.body.copy[0], v);
+  detail::store_record(s.body.copy[1], v);
+  s.head.word.store(v.word());
 }
 
 } // namespace
@@ -196,10 +203,10 @@ void put(Slot& s, const RecordValue& v, std::uint64_t seq) {
 
 TEST_CASE("latch: at every store of an update, readers get the old or the new record, whole") {
   const RecordValue a = record(0xA), b = record(0xB, /*tripped=*/true);
-  REQUIRE(a.down_word() != b.down_word());
+  REQUIRE(a.word() != b.word());
   TracedSlot t;
   put(t.slot(), a, 40);
-  const auto images = t.trace([&](Slot& s) { detail::publish_record(s, b); });
+  const auto images = t.trace([&](Slot& s) { detail::publish_record(s.head, s.body, b); });
 
   // Two seq stores, two full copies, then the hot word: nothing skipped,
   // nothing extra.
@@ -216,10 +223,10 @@ TEST_CASE("latch: at every store of an update, readers get the old or the new re
     (is_a ? as_old : as_new) += is_a || is_b;
     // is_healthy()'s word: the old answer, then the new one, set last.
     const std::uint64_t hot = hot_word(images[i]);
-    CHECK_MESSAGE((hot == a.down_word() || hot == b.down_word()), "store " << i);
-    CHECK_MESSAGE(!(hot_new && hot == a.down_word()), "store " << i);
-    hot_new = hot_new || hot == b.down_word();
-    CHECK_MESSAGE(!(hot == b.down_word() && !is_b), "store " << i << ": hot word before record");
+    CHECK_MESSAGE((hot == a.word() || hot == b.word()), "store " << i);
+    CHECK_MESSAGE(!(hot_new && hot == a.word()), "store " << i);
+    hot_new = hot_new || hot == b.word();
+    CHECK_MESSAGE(!(hot == b.word() && !is_b), "store " << i << ": hot word before record");
   }
   CHECK(settled(images.back(), b));
   MESSAGE((images.size() - 1) << " stores: readers saw the old record at " << as_old
@@ -232,7 +239,7 @@ TEST_CASE("latch: repairing a writer killed at any store keeps what readers see,
   const RecordValue a = record(0xA), b = record(0xB, /*tripped=*/true);
   TracedSlot t;
   put(t.slot(), a, 40);
-  const auto killed_at = t.trace([&](Slot& s) { detail::publish_record(s, b); });
+  const auto killed_at = t.trace([&](Slot& s) { detail::publish_record(s.head, s.body, b); });
 
   std::size_t repair_stores = 0, rerepaired = 0, changed = 0;
   for (std::size_t k = 0; k < killed_at.size(); ++k) {
@@ -241,7 +248,7 @@ TEST_CASE("latch: repairing a writer killed at any store keeps what readers see,
     // The next writer repairs the slot the killed one left ...
     t.load(killed_at[k]);
     bool did = false;
-    const auto steps = t.trace([&](Slot& s) { did = detail::repair_record(s); });
+    const auto steps = t.trace([&](Slot& s) { did = detail::repair_record(s.head, s.body); });
     changed += did;
     CHECK_MESSAGE(did == !settled(killed_at[k], seen), "killed at store " << k);
     // ... and at none of its own stores does a reader see anything else.
@@ -251,7 +258,7 @@ TEST_CASE("latch: repairing a writer killed at any store keeps what readers see,
       CHECK_MESSAGE(same(r.v, seen), "killed at " << k << ", repair store " << j
                                                   << ": readers were moved off their record");
       const std::uint64_t hot = hot_word(steps[j]);
-      CHECK_MESSAGE((hot == hot_before || hot == seen.down_word()),
+      CHECK_MESSAGE((hot == hot_before || hot == seen.word()),
                     "killed at " << k << ", repair store " << j);
     }
     CHECK_MESSAGE(settled(steps.back(), seen), "killed at store " << k);
@@ -260,7 +267,7 @@ TEST_CASE("latch: repairing a writer killed at any store keeps what readers see,
     // after it, still ends on the same record.
     for (std::size_t j = 0; j + 1 < steps.size(); ++j) {
       t.load(steps[j]);
-      detail::repair_record(t.slot());
+      detail::repair_record(t.slot().head, t.slot().body);
       Image after;
       std::memcpy(after.data(), &t.slot(), sizeof(Slot));
       CHECK_MESSAGE(settled(after, seen), "killed at " << k << ", repair killed at " << j);
@@ -281,12 +288,12 @@ TEST_CASE("latch: a repaired slot takes the next update cleanly") {
   const RecordValue a = record(0xA), b = record(0xB, true), c = record(0xC);
   TracedSlot t;
   put(t.slot(), a, 6);
-  const auto killed_at = t.trace([&](Slot& s) { detail::publish_record(s, b); });
+  const auto killed_at = t.trace([&](Slot& s) { detail::publish_record(s.head, s.body, b); });
   for (std::size_t k = 0; k < killed_at.size(); ++k) {
     const RecordValue seen = read_view(killed_at[k]).v;
     t.load(killed_at[k]);
-    detail::repair_record(t.slot());
-    const auto steps = t.trace([&](Slot& s) { detail::publish_record(s, c); });
+    detail::repair_record(t.slot().head, t.slot().body);
+    const auto steps = t.trace([&](Slot& s) { detail::publish_record(s.head, s.body, c); });
     bool seen_c = false;
     for (std::size_t j = 0; j < steps.size(); ++j) {
       const View r = read_view(steps[j]);
