@@ -85,7 +85,7 @@ struct ProviderState {
 namespace detail {
 /// The two words a handle's hot path reads: where its state word is, and
 /// the value that word has while the provider is available. Owned by the
-/// Table (stable address); rebound off the hot path. See docs/handles.md.
+/// Table (stable address); rebound off the hot path (docs/memory-ordering.md).
 struct alignas(16) HandleCell {
   std::atomic<const std::atomic<std::uint64_t>*> word;
   std::atomic<std::uint64_t> up;
