@@ -309,7 +309,7 @@ TEST_CASE("command line: usage errors exit 2, --check validates, --version") {
   }
 }
 
-TEST_CASE("table errors exit with the library's code: no such segment, table full") {
+TEST_CASE("table errors exit with the library's code: no such segment, table full without grow") {
   SegmentName seg("probe");
   {
     Run run;
@@ -319,8 +319,8 @@ TEST_CASE("table errors exit with the library's code: no such segment, table ful
   }
   {
     Run run;
-    run.start(head(seg) + "[table]\nslots = 2\n" + tcp_provider("a", 1) + tcp_provider("b", 1) +
-              tcp_provider("c", 1));
+    run.start(head(seg) + "[table]\nslots = 2\ngrow = false\n" + tcp_provider("a", 1) +
+              tcp_provider("b", 1) + tcp_provider("c", 1));
     CHECK(run.child->wait(5s) == static_cast<int>(Errc::table_full));
     CHECK(run.child->err().find("has 2 slots, 0 in use; the config adds 3 new providers") !=
           std::string::npos);
@@ -369,4 +369,81 @@ TEST_CASE("SIGHUP re-applies the policy and probes a changed provider at once") 
   CHECK(Table::open(seg.str()).info().failure_threshold == 7);
   REQUIRE(eventually([&] { return web.requests().size() == 2; }, 2s));
   CHECK(web.requests()[1].find("GET /status/204") == 0);
+}
+
+TEST_CASE("more providers than slots: the table grows, and says so") {
+  SegmentName seg("probe");
+  const int dead = refused_port();
+  Run run;
+  run.start(head(seg, "30s", "1s") + "[table]\nslots = 2\n" + tcp_provider("a", dead) +
+            tcp_provider("b", dead) + tcp_provider("c", dead));
+  REQUIRE(run.child->wait_for_err(
+      "<5>table \"" + seg.str() + "\" grown from 2 to 4 slots: 3 providers need them", 10s));
+  REQUIRE(eventually([&] { return checked(seg, "a") && checked(seg, "b") && checked(seg, "c"); },
+                     10s));
+  CHECK(Table::open(seg.str()).info().capacity == 4);
+
+  // SIGHUP adding past the new size grows it again.
+  std::string more = head(seg, "30s", "1s") + "[table]\nslots = 2\n";
+  for (const char* n : {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"})
+    more += tcp_provider(n, dead);
+  run.rewrite(more);
+  run.child->signal(SIGHUP);
+  REQUIRE(run.child->wait_for_err("grown from 4 to 10 slots: 10 providers need them", 10s));
+  REQUIRE(eventually([&] { return checked(seg, "j"); }, 10s));
+  const auto info = Table::open(seg.str()).info();
+  CHECK(info.capacity == 10);
+  CHECK(info.used == 10);
+  CHECK(checked(seg, "a")); // states came along
+  CHECK(run.child->running());
+}
+
+TEST_CASE("SIGHUP dropping a provider forgets it: its slot is free for the next one") {
+  SegmentName seg("probe");
+  const int dead = refused_port();
+  Run run;
+  run.start(head(seg, "30s", "1s") + "[table]\nslots = 2\ngrow = false\n" +
+            tcp_provider("a", dead) + tcp_provider("b", dead));
+  REQUIRE(eventually([&] { return checked(seg, "a") && checked(seg, "b"); }, 10s));
+  // The table is full and may not grow: only a freed slot lets "c" in.
+  run.rewrite(head(seg, "30s", "1s") + "[table]\nslots = 2\ngrow = false\n" +
+              tcp_provider("a", dead) + tcp_provider("c", dead));
+  run.child->signal(SIGHUP);
+  REQUIRE(run.child->wait_for_err(
+      "<5>provider b removed from the config: forgotten, its slot is free", 10s));
+  REQUIRE(run.child->wait_for_err("(1 added, 1 removed, 0 changed)", 10s));
+  REQUIRE(eventually([&] { return checked(seg, "c"); }, 10s));
+  CHECK_FALSE(state(seg, "b"));
+  const auto info = Table::open(seg.str()).info();
+  CHECK(info.capacity == 2);
+  CHECK(info.used == 2);
+  CHECK(run.child->err().find("reload failed") == std::string::npos);
+}
+
+TEST_CASE("the table unlinked under a running prober comes back with its states, and the log says so") {
+  SegmentName seg("probe");
+  const int dead = refused_port();
+  Run run;
+  run.start(head(seg, "200ms", "200ms") + "[table]\nfailure_threshold = 2\n" +
+            tcp_provider("dead", dead, "interval = \"1h\"\ntimeout = \"1s\"\n"));
+  // One failure (the first tick), then nothing for an hour: what comes back
+  // can only be the prober's memory of it, not a new probe.
+  REQUIRE(eventually([&] { return checked(seg, "dead"); }, 10s));
+  const auto before = *state(seg, "dead");
+  const std::string object = seg.path();
+  REQUIRE_FALSE(object.empty());
+  REQUIRE(::unlink(object.c_str()) == 0);
+  REQUIRE(run.child->wait_for_err("<3>table " + seg.str() +
+                                      " was unlinked under the prober; recreating it from its "
+                                      "last state",
+                                  20s));
+  REQUIRE(eventually([&] { return !seg.path().empty() && seg.path() != object; }, 20s));
+  const auto after = state(seg, "dead");
+  REQUIRE(after);
+  CHECK(after->consecutive_failures == before.consecutive_failures);
+  CHECK(after->failures == before.failures);
+  CHECK(after->last_error == before.last_error);
+  CHECK(after->last_check_unix_ns == before.last_check_unix_ns);
+  CHECK(Table::open(seg.str()).info().writer_pid == run.child->pid());
+  CHECK(run.child->running());
 }
