@@ -107,7 +107,10 @@ inline Found View::lookup(const NameKey& key) const noexcept {
     const std::uint64_t e = index[(key.hash + i) & index_mask].load(std::memory_order_acquire);
     if (e == 0) return {};
     const auto s1 = static_cast<std::uint32_t>(e);
-    if (static_cast<std::uint32_t>(e >> 32) != tag || s1 == kTombstone || s1 > capacity) continue;
+    // slot+1 of 0 is no slot (s1 - 1 would wrap to 4G-1)
+    if (static_cast<std::uint32_t>(e >> 32) != tag || s1 == 0 || s1 == kTombstone ||
+        s1 > capacity)
+      continue;
     const std::uint32_t slot = s1 - 1;
     const std::uint64_t ident = heads[slot].ident.load(std::memory_order_acquire);
     const std::uint32_t gen = ident_gen(ident);

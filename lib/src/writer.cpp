@@ -517,7 +517,9 @@ void Writer::Impl::repair() {
     const std::uint64_t v = index[e].load(std::memory_order_relaxed);
     const auto s1 = static_cast<std::uint32_t>(v);
     if (v == 0 || s1 == kTombstone) continue;
-    if (s1 > capacity || ident_len(heads[s1 - 1].ident.load(std::memory_order_relaxed)) == 0) {
+    // slot+1 of 0 is no slot (s1 - 1 would wrap to 4G-1)
+    if (s1 == 0 || s1 > capacity ||
+        ident_len(heads[s1 - 1].ident.load(std::memory_order_relaxed)) == 0) {
       index[e].store(std::uint64_t{kTombstone}, std::memory_order_release);
       ++repaired;
     }
