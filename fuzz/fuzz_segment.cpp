@@ -1,6 +1,6 @@
 // libFuzzer target: arbitrary bytes as a segment image.
 //
-// Each input is written as a real POSIX shared-memory object, then opened
+// Each input is written over a real v2 table's object, then opened
 // the way every tool opens a table: Table::open (validate), info, snapshot,
 // find/get_state/is_healthy by handle and by name; then Writer::open on the
 // same bytes, whose repair() walks every slot, and a few writes. Anything
@@ -14,8 +14,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -24,27 +29,66 @@ using namespace healthtable;
 
 namespace {
 
-// A plain buffer, not a std::string: the atexit cleanup runs after static
-// destructors would have freed one.
-char g_posix_name[64];
+// v2: a table lives in a home (HEALTHTABLE_RUN_DIR/NAME) that points at its
+// object. The fuzzer makes one real table in a private run directory, then
+// writes each input over the object the home points at, with the header's
+// name and instance patched to this table's (a v2 header names both; any
+// other image is refused before the interesting checks).
+char g_run_dir[64];
+char g_object[512];
+std::uint64_t g_instance = 0;
 
-const char* posix_name() {
-  if (!g_posix_name[0]) {
-    std::snprintf(g_posix_name, sizeof g_posix_name, "/healthtable-fuzz-%d", ::getpid());
-    std::atexit([] { ::shm_unlink(g_posix_name); });
-  }
-  return g_posix_name;
+const std::string& segment() {
+  static const std::string name = "fuzz";
+  return name;
 }
 
-std::string segment() { return posix_name() + 1; }
+void remove_run_dir() {
+  try {
+    Writer::destroy(segment(), true);
+  } catch (...) {
+  }
+  ::rmdir(g_run_dir);
+}
+
+void setup() {
+  if (g_run_dir[0]) return;
+  std::snprintf(g_run_dir, sizeof g_run_dir, "/tmp/healthtable-fuzz-%d", ::getpid());
+  if (::mkdir(g_run_dir, 0755) != 0 && errno != EEXIST) std::abort();
+  ::chmod(g_run_dir, 0755);
+  ::setenv("HEALTHTABLE_RUN_DIR", g_run_dir, 1);
+  std::atexit(remove_run_dir);
+  CreateOptions o;
+  o.capacity = 4;
+  o.events = 16;
+  (void)Writer::create(segment(), o);
+}
+
+/// The object the home points at now (a grow or recreate may move it).
+void find_object() {
+  const std::string link = std::string(g_run_dir) + "/" + segment() + "/table";
+  const ssize_t n = ::readlink(link.c_str(), g_object, sizeof g_object - 1);
+  if (n <= 0) std::abort();
+  g_object[n] = 0;
+  const char* dot = std::strrchr(g_object, '.');
+  g_instance = std::strtoull(dot + 1, nullptr, 16);
+}
 
 void write_image(const std::uint8_t* data, std::size_t size) {
-  const int fd = ::shm_open(posix_name(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+  find_object();
+  std::vector<std::uint8_t> img(data, data + size);
+  if (size >= sizeof(Header)) {
+    std::memcpy(img.data() + offsetof(Header, instance), &g_instance, 8);
+    const auto len = static_cast<std::uint32_t>(segment().size());
+    std::memcpy(img.data() + offsetof(Header, name_len), &len, 4);
+    std::memcpy(img.data() + offsetof(Header, name), segment().data(), len);
+  }
+  const int fd = ::open(g_object, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) std::abort();
   if (::ftruncate(fd, 0) != 0) std::abort();
   std::size_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::write(fd, data + done, size - done);
+  while (done < img.size()) {
+    const ssize_t n = ::write(fd, img.data() + done, img.size() - done);
     if (n <= 0) std::abort();
     done += static_cast<std::size_t>(n);
   }
@@ -75,6 +119,7 @@ void read_everything(const Table& t) {
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  setup();
   write_image(data, size);
   try {
     const Table t = Table::open(segment());

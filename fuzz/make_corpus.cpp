@@ -1,6 +1,7 @@
 // Writes the seed corpus for fuzz_segment from real tables: valid images of
 // a few shapes, and the classic damaged ones. Usage: make_corpus DIR
 // (fuzz/corpus is its output, committed; rerun after a layout change).
+#include <healthtable/home.hpp>
 #include <healthtable/layout.hpp>
 #include <healthtable/writer.hpp>
 
@@ -21,13 +22,16 @@ using namespace healthtable;
 namespace {
 
 std::vector<std::uint8_t> image_of(const std::string& seg) {
-  const int fd = ::shm_open(("/" + seg).c_str(), O_RDONLY, 0);
+  char obj[512] = {};
+  const std::string link = home_dir(seg) + "/table";
+  if (::readlink(link.c_str(), obj, sizeof obj - 1) <= 0) return {};
+  const int fd = ::open(obj, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   struct stat st {};
   ::fstat(fd, &st);
   std::vector<std::uint8_t> out(static_cast<std::size_t>(st.st_size));
   if (::pread(fd, out.data(), out.size(), 0) != static_cast<ssize_t>(out.size())) out.clear();
   ::close(fd);
-  ::shm_unlink(("/" + seg).c_str());
+  Writer::destroy(seg, true);
   return out;
 }
 
@@ -41,6 +45,7 @@ std::vector<std::uint8_t> table(std::uint32_t capacity, int providers, bool trip
   {
     CreateOptions o;
     o.capacity = capacity;
+    o.events = 16; // small seeds: the ring is 256 B an event
     o.policy.failure_threshold = 1;
     auto w = Writer::create(seg, o);
     const char* names[] = {"ollama", "groq", "openrouter", "together", "google"};
@@ -82,17 +87,19 @@ int main(int argc, char** argv) {
   put<std::uint64_t>(img, offsetof(Header, magic), 0);
   save(dir, "magic-unpublished", img);
   img = four;
-  put<std::uint32_t>(img, offsetof(Header, layout_version), 2);
-  save(dir, "layout-v2", img);
+  put<std::uint32_t>(img, offsetof(Header, layout_version), 1);
+  save(dir, "layout-v1", img);
   img = four;
-  const std::size_t slot0 = static_cast<std::size_t>(slots_offset_for(4));
-  put<std::uint64_t>(img, slot0 + offsetof(Slot, seq), 3); // stuck odd
-  std::memset(img.data() + slot0 + offsetof(Slot, copy), 0xEE, sizeof(Record));
+  const Offsets off = offsets_for(4, 16);
+  const std::size_t head0 = static_cast<std::size_t>(off.heads);
+  const std::size_t body0 = static_cast<std::size_t>(off.bodies);
+  put<std::uint64_t>(img, body0 + offsetof(SlotBody, seq), 3); // stuck odd
+  std::memset(img.data() + body0 + offsetof(SlotBody, copy), 0xEE, sizeof(Record));
   save(dir, "seq-odd", img);
   img = four;
   put<std::uint32_t>(img, offsetof(Header, used), 0xFFFFFFFF);
-  put<std::uint32_t>(img, slot0 + offsetof(Slot, name_len), 0xFFFFFFFF);
-  std::memset(img.data() + slot0 + offsetof(Slot, name), 0xFF, 64);
+  put<std::uint64_t>(img, head0 + offsetof(SlotHead, ident), ~std::uint64_t{1});
+  std::memset(img.data() + head0 + offsetof(SlotHead, name), 0xFF, 64);
   save(dir, "hostile-names", img);
   std::printf("wrote 11 seed images to %s\n", dir.c_str());
   return 0;
