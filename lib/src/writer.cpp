@@ -809,8 +809,15 @@ void Writer::grow(std::uint32_t capacity) {
 
 void Writer::recreate() {
   impl_->check_owner();
-  if (impl_->home->gone())
-    impl_->home = detail::Home::make(impl_->home->segment(), ::geteuid(), ::getegid());
+  if (impl_->home->gone()) {
+    // A new home needs its own lock: ours is on a file that is gone, which
+    // a second writer would never see.
+    auto home = detail::Home::make(impl_->home->segment(), ::geteuid(), ::getegid());
+    const int fd = lock_or_throw(*home, true);
+    ::close(impl_->lock_fd);
+    impl_->lock_fd = fd;
+    impl_->home = std::move(home);
+  }
   impl_->relocate(impl_->capacity);
 }
 
