@@ -136,9 +136,12 @@ void throw_errno(int err, std::string_view what, std::string_view segment) {
     throw Error(Errc::permission_denied,
                 std::string(what) + " " + seg + ": permission denied; run as its owner, or " +
                     "as a member of the group it was created for (healthctl create --mode 0640)");
+  case ENXIO:  // a socket (or a device without a driver) at the path
+  case ENODEV:
   case ELOOP:
     throw Error(Errc::not_a_table,
-                "refusing " + seg + ": its object is a symbolic link; remove it with "
+                "refusing " + seg + ": its object is not a regular file (a link, a socket "
+                "or a device is at its path); remove it with "
                 "'healthctl destroy " + std::string(segment) + " --force'");
   case EEXIST:
     throw Error(Errc::already_exists, "table " + seg +
