@@ -17,6 +17,7 @@ namespace {
 
 struct CheckOptions {
   std::string segment;
+  std::string owner; ///< --owner: empty for the library's default
   std::string provider;
   bool quiet = false;
 };
@@ -52,7 +53,7 @@ int run_check(const CheckOptions& o) {
   // Validate first: an invalid name is never in the table, and "unknown,
   // so healthy" would hide the typo.
   healthtable::validate_provider_name(o.provider);
-  const healthtable::Table table = healthtable::Table::open(o.segment);
+  const healthtable::Table table = healthtable::Table::open(o.segment, open_options(o.owner));
   const auto state = table.get_state(o.provider);
   if (!state) {
     if (!o.quiet)
@@ -75,6 +76,7 @@ void setup_check(CLI::App& app) {
   sub->add_option("NAME", opt->segment, "Segment name")->required();
   sub->add_option("PROVIDER", opt->provider, "Provider name")->required();
   sub->add_flag("-q,--quiet", opt->quiet, "Print nothing; only the exit code answers");
+  add_owner_option(*sub, opt->owner);
   sub->callback([opt] { finish(run_check(*opt)); });
 }
 

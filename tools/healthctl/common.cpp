@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include <healthtable/home.hpp>
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 #include <healthtable/report.hpp>
@@ -172,6 +173,19 @@ nlohmann::ordered_json writer_json(const WriterView& w) {
   j["stale_after"] = w.stale_after_ns > 0 ? json(seconds(w.stale_after_ns)) : json(nullptr);
   j["stale"] = w.stale;
   return j;
+}
+
+healthtable::OpenOptions open_options(const std::string& owner) {
+  healthtable::OpenOptions options;
+  if (!owner.empty()) options.owner = healthtable::parse_user(owner);
+  return options;
+}
+
+void add_owner_option(CLI::App& sub, std::string& owner) {
+  sub.add_option("--owner", owner,
+                 "The user the table must belong to (name or uid); default: $HEALTHTABLE_OWNER, "
+                 "else the owner of its home directory")
+      ->type_name("USER");
 }
 
 std::string to_json_text(const nlohmann::ordered_json& doc) {

@@ -6,6 +6,7 @@
 #include <healthtable/table.hpp>
 #include <healthtable/writer.hpp>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -17,7 +18,7 @@
 
 namespace healthctl {
 
-// Exit codes. 3..16 are healthtable::Errc's values, used as they are, so a
+// Exit codes. 3..17 are healthtable::Errc's values, used as they are, so a
 // script can tell "no such segment" (3) from "writer busy" (11).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitUnhealthy = 1; ///< `check`: the provider is unavailable now
@@ -31,7 +32,7 @@ inline int exit_code(healthtable::Errc code) noexcept { return static_cast<int>(
 /// out of App::parse() as a CLI::RuntimeError, which prints nothing.
 void finish(int code);
 
-/// "healthctl 0.1.0 (segment layout v1, format 0x...)".
+/// "healthctl 0.1.0 (segment layout v2, format 0x...)".
 std::string version_string();
 
 // Option values. Each throws Error(invalid_argument) naming the option, so a
@@ -104,6 +105,13 @@ inline constexpr std::chrono::milliseconds kProberTimeout{1000};
 /// the original error, saying the writer did not answer its control socket.
 int write_or_ask_prober(const std::string& segment, const std::string& line,
                         const std::function<int(healthtable::Writer&)>& direct);
+
+/// Readers' OpenOptions: `owner` (a user name or uid) when given, else the
+/// library's default ($HEALTHTABLE_OWNER, else the home's owner).
+healthtable::OpenOptions open_options(const std::string& owner);
+
+/// Adds `--owner USER` to a read command, stored in `owner`.
+void add_owner_option(CLI::App& sub, std::string& owner);
 
 /// Serialises JSON for stdout; invalid UTF-8 from a hostile image is
 /// replaced instead of throwing.

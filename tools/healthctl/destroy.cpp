@@ -1,8 +1,10 @@
-// healthctl destroy NAME: removes the segment. Refused while a writer holds
-// it; readers that have it mapped keep the last state and see it retired.
+// healthctl destroy NAME [--force]: removes the table. Refused while a
+// writer holds it; readers that have it mapped keep the last state and see
+// it retired. Without --force, refuses a home that holds no health table.
 #include "commands.hpp"
 #include "common.hpp"
 
+#include <healthtable/home.hpp>
 #include <healthtable/writer.hpp>
 
 #include <fmt/format.h>
@@ -15,13 +17,14 @@ namespace {
 
 struct DestroyOptions {
   std::string segment;
+  bool force = false;
 };
 
 int run_destroy(const DestroyOptions& o) {
-  healthtable::Writer::destroy(o.segment);
-  fmt::print("destroyed health table '{}' (/dev/shm/{} removed; mapped readers keep the last "
-             "state until they reopen)\n",
-             o.segment, o.segment);
+  healthtable::Writer::destroy(o.segment, o.force);
+  fmt::print("destroyed health table '{}' ({} removed; mapped readers keep the last state and "
+             "follow a table created again under that name)\n",
+             o.segment, healthtable::home_dir(o.segment));
   return kExitOk;
 }
 
@@ -31,7 +34,9 @@ void setup_destroy(CLI::App& app) {
   auto opt = std::make_shared<DestroyOptions>();
   CLI::App* sub =
       app.add_subcommand("destroy", "Remove the table (refused while a writer holds it)");
-  sub->add_option("NAME", opt->segment, "Segment name")->required();
+  sub->add_option("NAME", opt->segment, "Table name")->required();
+  sub->add_flag("--force", opt->force,
+                "Remove whatever the home holds, even if it is not a health table");
   sub->callback([opt] { finish(run_destroy(*opt)); });
 }
 

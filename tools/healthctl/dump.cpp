@@ -18,6 +18,7 @@ namespace {
 
 struct DumpOptions {
   std::string segment;
+  std::string owner; ///< --owner: empty for the library's default
   bool json = false;
   std::vector<std::string> expect; ///< names to list even if never seen
   std::string stale_after;
@@ -41,6 +42,19 @@ nlohmann::ordered_json provider_json(const healthtable::ProviderState& p,
   j["successes"] = p.successes;
   j["failures"] = p.failures;
   j["registered"] = p.registered;
+  const healthtable::OverrideInfo& o = p.override_info;
+  if (o.mode != healthtable::Override::automatic) {
+    nlohmann::ordered_json by;
+    by["set"] = unix_seconds(o.set_unix_ns);
+    by["until"] = o.until_unix_ns > 0 ? nlohmann::ordered_json(unix_seconds(o.until_unix_ns))
+                                      : nlohmann::ordered_json(nullptr);
+    by["uid"] = o.uid ? nlohmann::ordered_json(*o.uid) : nlohmann::ordered_json(nullptr);
+    by["user"] = o.user;
+    by["reason"] = o.reason;
+    j["override_by"] = by;
+  } else {
+    j["override_by"] = nullptr;
+  }
   return j;
 }
 
@@ -87,7 +101,7 @@ int run_dump(const DumpOptions& o) {
   const auto stale_after = parse_optional_duration(o.stale_after, "--stale-after");
   for (const std::string& name : o.expect)
     healthtable::validate_provider_name(name);
-  const healthtable::Table table = healthtable::Table::open(o.segment);
+  const healthtable::Table table = healthtable::Table::open(o.segment, open_options(o.owner));
   const healthtable::TableInfo info = table.info();
   const std::vector<healthtable::ProviderState> providers = table.snapshot(o.expect);
   const healthtable::Instant now = healthtable::Instant::now();
@@ -96,12 +110,18 @@ int run_dump(const DumpOptions& o) {
   if (o.json) {
     nlohmann::ordered_json doc;
     doc["segment"] = info.segment;
+    doc["home"] = info.home;
+    doc["object"] = info.object;
     doc["generation"] = info.generation;
     doc["time"] = unix_seconds(now.unix_ns);
     doc["capacity"] = info.capacity;
     doc["used"] = info.used;
     doc["failure_threshold"] = info.failure_threshold;
     doc["backoff"] = static_cast<double>(info.backoff_ns) / 1e9;
+    doc["events_capacity"] = info.events_capacity;
+    doc["events"] = info.events;
+    doc["reports_dropped"] = info.reports_dropped;
+    doc["reports_refused"] = info.reports_refused;
     doc["writer"] = writer_json(writer);
     doc["providers"] = nlohmann::ordered_json::array();
     for (const auto& p : providers)
@@ -114,6 +134,8 @@ int run_dump(const DumpOptions& o) {
              info.segment, info.used, info.capacity, format_hex(info.generation),
              info.failure_threshold,
              healthtable::format_duration(std::chrono::nanoseconds(info.backoff_ns)));
+  fmt::print("home: {} -> {}; {} events recorded; reports {} dropped, {} refused\n", info.home,
+             info.object, info.events, info.reports_dropped, info.reports_refused);
   fmt::print("writer: {}\n", describe_writer(writer));
   if (providers.empty()) {
     fmt::print("no providers yet\n");
@@ -121,6 +143,19 @@ int run_dump(const DumpOptions& o) {
   }
   fmt::print("\n");
   print_table(providers, now);
+  // Who set each override, until when, and why: too wide for a column.
+  for (const auto& p : providers) {
+    const healthtable::OverrideInfo& v = p.override_info;
+    if (v.mode == healthtable::Override::automatic) continue;
+    std::string line = fmt::format("override {}: {}", printable(p.name),
+                                   healthtable::override_name(v.mode));
+    if (v.uid) line += fmt::format(" by {}", user_name(*v.uid));
+    if (v.set_unix_ns > 0) line += fmt::format(" at {}", format_utc(v.set_unix_ns));
+    line += v.until_unix_ns > 0 ? fmt::format(", until {}", format_utc(v.until_unix_ns))
+                                : std::string(", until set back");
+    if (!v.reason.empty()) line += fmt::format("; reason: {}", printable(v.reason));
+    fmt::print("{}\n", line);
+  }
   return kExitOk;
 }
 
@@ -142,6 +177,7 @@ void setup_dump(CLI::App& app) {
                   "Call the writer stale when its last heartbeat is older than this (default: 3 "
                   "of the intervals the writer promised; 0 never)")
       ->type_name("DURATION");
+  add_owner_option(*sub, opt->owner);
   sub->callback([opt] { finish(run_dump(*opt)); });
 }
 

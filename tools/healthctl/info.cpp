@@ -15,6 +15,7 @@ namespace {
 
 struct InfoOptions {
   std::string segment;
+  std::string owner; ///< --owner: empty for the library's default
   bool json = false;
   std::string stale_after; ///< empty: 3 x the writer's promised interval
 };
@@ -30,7 +31,7 @@ std::string_view state_name(healthtable::SegmentState s) {
 
 int run_info(const InfoOptions& o) {
   const auto stale_after = parse_optional_duration(o.stale_after, "--stale-after");
-  const healthtable::Table table = healthtable::Table::open(o.segment);
+  const healthtable::Table table = healthtable::Table::open(o.segment, open_options(o.owner));
   const healthtable::TableInfo info = table.info();
   const healthtable::Instant now = healthtable::Instant::now();
   const WriterView writer = view_writer(table, info, stale_after, now.mono_ns);
@@ -121,6 +122,7 @@ void setup_info(CLI::App& app) {
                   "Call the writer stale when its last heartbeat is older than this (default: 3 "
                   "of the intervals the writer promised; 0 never)")
       ->type_name("DURATION");
+  add_owner_option(*sub, opt->owner);
   sub->callback([opt] { finish(run_info(*opt)); });
 }
 

@@ -2,7 +2,7 @@
 //
 // main() only wires the subcommands (CLI11's subcommand-in-files pattern) and
 // turns every failure into one line on stderr and a documented exit code:
-// 0 ok, 1 `check` says unavailable, 2 usage, 3..16 healthtable::Errc.
+// 0 ok, 1 `check` says unavailable, 2 usage, 3..17 healthtable::Errc.
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -47,13 +47,13 @@ std::string usage_message(const CLI::App& app, const CLI::ParseError& e, int arg
 
 int main(int argc, char** argv) {
   CLI::App app{"Inspect and administer a healthtable health table in POSIX shared memory "
-               "(/dev/shm/NAME).",
+               "(RUN_DIR/NAME, RUN_DIR = $HEALTHTABLE_RUN_DIR or /run/healthtable).",
                "healthctl"};
   app.set_version_flag("--version", healthctl::version_string());
   app.require_subcommand(1);
   app.fallthrough(); // `healthctl dump NAME --version` works too
   app.footer("Exit codes: 0 ok, 1 `check` found the provider unavailable, 2 usage error,\n"
-             "3..16 a table error (3 no such segment, 11 writer busy, ...; see docs/cli.md).");
+             "3..17 a table error (3 no such table, 11 writer busy, 17 wrong owner, ...; see docs/cli.md).");
 
   healthctl::setup_create(app);
   healthctl::setup_info(app);
@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
   healthctl::setup_record(app);
   healthctl::setup_set(app);
   healthctl::setup_reset(app);
+  healthctl::setup_forget(app);
+  healthctl::setup_grow(app);
   healthctl::setup_destroy(app);
 
   try {

@@ -18,7 +18,20 @@ struct SetOptions {
   std::string segment;
   std::string provider;
   std::string mode; ///< "down", "up" or "auto"
+  std::string for_duration; ///< --for: empty, until set back
+  std::string reason;
+  bool create = false; ///< --create: register a provider the table has not seen
 };
+
+/// Refuses a provider the table has never seen, unless --create: a typo
+/// must not quietly register a new name that nothing routes to.
+void require_known(const SetOptions& o, const healthtable::Table& table) {
+  if (o.create || table.find(o.provider)) return;
+  throw healthtable::Error(healthtable::Errc::unknown_provider,
+                           fmt::format("provider '{}' is not in table '{}'; 'healthctl dump {}' "
+                                       "lists the providers it has, and --create registers it",
+                                       o.provider, o.segment, o.segment));
+}
 
 healthtable::Override to_override(std::string_view mode) {
   if (mode == "down") return healthtable::Override::forced_down;
@@ -30,23 +43,44 @@ int set_direct(const SetOptions& o, healthtable::Writer& writer);
 
 int run_set(const SetOptions& o) {
   healthtable::validate_provider_name(o.provider);
+  const auto expires = parse_optional_duration(o.for_duration, "--for");
+  // The prober must check too, but a reader can refuse a typo before asking.
+  try {
+    require_known(o, healthtable::Table::open(o.segment));
+  } catch (const healthtable::Error& e) {
+    if (e.code() == healthtable::Errc::unknown_provider) throw;
+    // Not readable here: the writing path reports why.
+  }
   // While a prober holds the writer lock, it applies the override for us.
-  return write_or_ask_prober(o.segment, fmt::format("set {} {}", o.provider, o.mode),
+  // --for and --reason go as key=value words; a prober that does not know
+  // them refuses the request rather than dropping them.
+  std::string line = fmt::format("set {} {}", o.provider, o.mode);
+  if (expires) line += " for=" + healthtable::format_duration(*expires);
+  if (!o.reason.empty())
+    line += " reason=" + healthtable::sanitize_reason(o.reason, healthtable::kReasonMax);
+  return write_or_ask_prober(o.segment, line,
                              [&](healthtable::Writer& writer) { return set_direct(o, writer); });
 }
 
 int set_direct(const SetOptions& o, healthtable::Writer& writer) {
-  const healthtable::Override mode = to_override(o.mode);
-  writer.set_override(o.provider, mode);
-  switch (mode) {
+  require_known(o, writer.table());
+  healthtable::OverrideRequest request;
+  request.mode = to_override(o.mode);
+  request.expires_after = parse_optional_duration(o.for_duration, "--for");
+  request.reason = o.reason;
+  writer.set_override(o.provider, request);
+  const std::string until =
+      request.expires_after
+          ? fmt::format("for {} or until 'healthctl set {} {} auto'",
+                        healthtable::format_duration(*request.expires_after), o.segment,
+                        o.provider)
+          : fmt::format("until 'healthctl set {} {} auto'", o.segment, o.provider);
+  switch (request.mode) {
   case healthtable::Override::forced_down:
-    fmt::print("{}: forced down; unavailable until 'healthctl set {} {} auto'\n", o.provider,
-               o.segment, o.provider);
+    fmt::print("{}: forced down; unavailable {}\n", o.provider, until);
     break;
   case healthtable::Override::forced_up:
-    fmt::print("{}: forced up; available whatever the breaker says, until 'healthctl set {} {} "
-               "auto'\n",
-               o.provider, o.segment, o.provider);
+    fmt::print("{}: forced up; available whatever the breaker says, {}\n", o.provider, until);
     break;
   case healthtable::Override::automatic: {
     const auto state = writer.table().get_state(o.provider);
@@ -66,10 +100,20 @@ void setup_set(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "set", "Override a provider: force it down or up, or give it back to the breaker (auto)");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
-  sub->add_option("PROVIDER", opt->provider, "Provider name; registered if new")->required();
+  sub->add_option("PROVIDER", opt->provider,
+                  "Provider name; one the table has not seen is refused unless --create")
+      ->required();
   sub->add_option("MODE", opt->mode, "down, up or auto")
       ->required()
       ->check(CLI::IsMember({"down", "up", "auto"}));
+  sub->add_flag("--create", opt->create, "Register PROVIDER if the table has not seen it");
+  sub->add_option("--for", opt->for_duration,
+                  "The override lapses after this long (60s, 2h); default: until set back")
+      ->type_name("DURATION");
+  sub->add_option("--reason", opt->reason,
+                  "Why, kept with the override and shown by dump (at most " +
+                      std::to_string(healthtable::kReasonMax) + " bytes)")
+      ->type_name("TEXT");
   sub->callback([opt] { finish(run_set(*opt)); });
 }
 
