@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <sstream>
 
 using namespace healthtable;
@@ -39,6 +40,12 @@ const json& provider(const json& doc, const std::string& name) {
   throw std::logic_error("unreachable");
 }
 
+std::string format_hex_for_test(std::uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%#018llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
@@ -52,14 +59,14 @@ std::vector<std::string> lines_of(const std::string& text) {
 TEST_CASE("--help and --version exit 0 and print to stdout, for every subcommand") {
   const Run top = healthctl({"--help"});
   CHECK(check_ok(top).find("Usage: healthctl") != std::string::npos);
-  for (const char* sub : {"create", "info", "dump", "check", "record", "set", "reset", "destroy"}) {
+  for (const char* sub : {"create", "info", "dump", "check", "record", "set", "reset", "forget", "grow", "destroy"}) {
     CAPTURE(sub);
     CHECK(contains(top.out, std::string("  ") + sub + " "));
     const Run help = healthctl({sub, "--help"});
     CHECK(contains(check_ok(help), std::string("Usage: healthctl ") + sub));
   }
   const Run version = healthctl({"--version"});
-  CHECK(contains(check_ok(version), "healthctl 0.1.0 (segment layout v1"));
+  CHECK(contains(check_ok(version), "healthctl 0.1.0 (segment layout v2"));
   CHECK(count_lines(version.out) == 1);
   // --version after a subcommand falls through to the top level.
   CHECK(check_ok(healthctl({"info", "x", "--version"})) == version.out);
@@ -69,22 +76,25 @@ TEST_CASE("create prints what it made and info reports the header, as text and J
   SegmentName seg("cli-create");
   const Run created = healthctl({"create", seg, "--slots", "16", "--failure-threshold", "3",
                                  "--backoff", "500ms", "--mode", "0640"});
-  CHECK(check_ok(created) == "created health table '" + seg.str() +
-                                 "': 16 slots, 8,576 bytes (8.4 KiB), failure threshold 3, "
-                                 "backoff 500ms, mode 0640\n");
-  CHECK(total_size_for(16) == 8576);
+  const std::vector<std::string> made = lines_of(check_ok(created));
+  REQUIRE(made.size() == 2);
+  CHECK(made[0].starts_with("created health table '" + seg.str() + "': 16 slots, "));
+  CHECK(contains(made[0], ", failure threshold 3, backoff 500ms, mode 0640, owner uid "));
+  CHECK(made[1] == "home " + seg.home() + ", object " + seg.path());
   struct stat st {};
   REQUIRE(::stat(seg.path().c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0640);
-  CHECK(static_cast<std::uint64_t>(st.st_size) == total_size_for(16));
 
   const std::string text = check_ok(healthctl({"info", seg}));
-  CHECK(contains(text, "segment     " + seg.str() + " (/dev/shm/" + seg.str() + "), live\n"));
+  CHECK(contains(text, "segment     " + seg.str() + ", live\n"));
+  CHECK(contains(text, "home        " + seg.home() + "\n"));
+  CHECK(contains(text, "object      " + seg.path() + "\n"));
+  CHECK(contains(text, "events      "));
+  CHECK(contains(text, "reports     0 dropped before they arrived, 0 refused\n"));
   CHECK(contains(text, "access      owner uid " + std::to_string(::geteuid())));
   CHECK(contains(text, ", mode 0640\n"));
-  CHECK(contains(text, "layout      v1, format 0x0001010002003f78\n"));
-  CHECK(contains(text, "slots       0 of 16 used, 512 bytes each\n"));
-  CHECK(contains(text, "size        8,576 bytes (8.4 KiB)\n"));
+  CHECK(contains(text, "layout      v2, format " + format_hex_for_test(kFormat) + "\n"));
+  CHECK(contains(text, "slots       0 of 16 used\n"));
   CHECK(contains(text, "policy      failure threshold 3, backoff 500ms\n"));
   // The creating healthctl was the writer; it has exited, so none is attached.
   CHECK(contains(text, "writer      none attached; the last was pid "));
@@ -94,16 +104,19 @@ TEST_CASE("create prints what it made and info reports the header, as text and J
   const Run r = healthctl({"info", seg, "--json"});
   const json j = json::parse(check_ok(r));
   CHECK(j.at("segment") == seg.str());
-  CHECK(j.at("path") == seg.path());
+  CHECK(j.at("home") == seg.home());
+  CHECK(j.at("object") == seg.path());
   CHECK(j.at("state") == "live");
   CHECK(j.at("owner_uid") == ::geteuid());
   CHECK(j.at("mode") == "0640");
-  CHECK(j.at("layout_version") == 1);
-  CHECK(j.at("format") == "0x0001010002003f78");
+  CHECK(j.at("layout_version") == 2);
+  CHECK(j.at("format") == format_hex_for_test(kFormat));
   CHECK(j.at("capacity") == 16);
   CHECK(j.at("used") == 0);
-  CHECK(j.at("slot_size") == 512);
-  CHECK(j.at("total_size") == total_size_for(16));
+  CHECK(j.at("total_size").get<std::uint64_t>() == static_cast<std::uint64_t>(st.st_size));
+  CHECK(j.at("events").get<std::uint64_t>() >= 0u);
+  CHECK(j.at("reports_dropped") == 0);
+  CHECK(j.at("reports_refused") == 0);
   CHECK(j.at("failure_threshold") == 3);
   CHECK(j.at("backoff").get<double>() == doctest::Approx(0.5));
   const double now = static_cast<double>(Instant::now().unix_ns) / 1e9;
@@ -210,10 +223,15 @@ TEST_CASE("dump prints a header, the writer and an aligned table") {
   check_ok(healthctl({"record", seg, "openrouter", "success"}));
   check_ok(healthctl({"record", seg, "groq", "failure", "--reason", "http 503"}));
   check_ok(healthctl({"record", seg, "groq", "failure", "--reason", "http 503"}));
-  check_ok(healthctl({"set", seg, "together", "down"}));
+  check_ok(healthctl({"set", seg, "together", "down", "--create", "--reason", "maintenance"}));
 
-  const std::vector<std::string> lines = lines_of(check_ok(healthctl({"dump", seg})));
-  REQUIRE(lines.size() == 7);
+  std::vector<std::string> lines = lines_of(check_ok(healthctl({"dump", seg})));
+  REQUIRE(lines.size() == 9);
+  CHECK(lines[1].starts_with("home: " + seg.home() + " -> " + seg.path() + "; "));
+  CHECK(lines[8].starts_with("override together: down by uid 0"));
+  CHECK(lines[8].ends_with(", until set back; reason: maintenance"));
+  lines.erase(lines.begin() + 8);
+  lines.erase(lines.begin() + 1);
   CHECK(lines[0].starts_with("table '" + seg.str() + "': 3 of 8 slots used, generation 0x"));
   CHECK(lines[0].ends_with(", failure threshold 2, backoff 1m"));
   CHECK(lines[1].starts_with("writer: none attached (last: pid "));
@@ -294,7 +312,7 @@ TEST_CASE("check: unknown providers are healthy, --quiet prints nothing") {
 TEST_CASE("set down/up/auto decides what check answers") {
   SegmentName seg("cli-set");
   check_ok(healthctl({"create", seg}));
-  CHECK(check_ok(healthctl({"set", seg, "groq", "down"})) ==
+  CHECK(check_ok(healthctl({"set", seg, "groq", "down", "--create"})) ==
         "groq: forced down; unavailable until 'healthctl set " + seg.str() + " groq auto'\n");
   Run r = healthctl({"check", seg, "groq"});
   CHECK(r.status == 1);
@@ -359,10 +377,11 @@ TEST_CASE("destroy removes the segment, and create --force replaces one") {
   CHECK(doc.at("generation").get<std::uint64_t>() != old_generation);
 
   CHECK(check_ok(healthctl({"destroy", seg})) ==
-        "destroyed health table '" + seg.str() + "' (/dev/shm/" + seg.str() +
-            " removed; mapped readers keep the last state until they reopen)\n");
+        "destroyed health table '" + seg.str() + "' (" + seg.home() +
+            " removed; mapped readers keep the last state and follow a table created again "
+            "under that name)\n");
   struct stat st {};
-  CHECK(::stat(seg.path().c_str(), &st) != 0);
+  CHECK(::lstat(seg.home().c_str(), &st) != 0);
   CHECK(healthctl({"info", seg}).status == 3);
 
   // --force with nothing to replace just creates.
@@ -372,25 +391,25 @@ TEST_CASE("destroy removes the segment, and create --force replaces one") {
 TEST_CASE("info and dump show an attached writer, and flag it STALE when its heartbeat lapses") {
   SegmentName seg("cli-stale");
   Writer w = Writer::create(seg.str());
-  w.set_heartbeat_interval(100ms);
+  w.set_heartbeat_interval(10s);
   const Instant now = Instant::now();
-  w.heartbeat(Instant{now.mono_ns - 10'000'000'000, now.unix_ns - 10'000'000'000});
+  w.heartbeat(Instant{now.mono_ns - 100'000'000'000, now.unix_ns - 100'000'000'000});
   const std::string pid = std::to_string(::getpid());
 
   std::string info = check_ok(healthctl({"info", seg}));
   CHECK(contains(info, "writer      pid " + pid + " attached (holds the writer lock)"));
-  CHECK(contains(info, "promised every 100ms; STALE (stale after 300ms)"));
+  CHECK(contains(info, "promised every 10s; STALE (stale after 30s)"));
   std::vector<std::string> dump = lines_of(check_ok(healthctl({"dump", seg})));
-  REQUIRE(dump.size() >= 2);
-  CHECK(dump[1].starts_with("writer: pid " + pid + " attached, heartbeat "));
-  CHECK(dump[1].ends_with("(promised every 100ms), STALE: no heartbeat for more than 300ms"));
+  REQUIRE(dump.size() >= 3);
+  CHECK(dump[2].starts_with("writer: pid " + pid + " attached, heartbeat "));
+  CHECK(dump[2].ends_with("(promised every 10s), STALE: no heartbeat for more than 30s"));
   json writer = dump_json(seg).at("writer");
   CHECK(writer.at("attached") == true);
   CHECK(writer.at("pid") == ::getpid());
   CHECK(writer.at("stale") == true);
-  CHECK(writer.at("heartbeat_interval").get<double>() == doctest::Approx(0.1));
-  CHECK(writer.at("stale_after").get<double>() == doctest::Approx(0.3));
-  CHECK(writer.at("heartbeat_age").get<double>() >= 10.0);
+  CHECK(writer.at("heartbeat_interval").get<double>() == doctest::Approx(10.0));
+  CHECK(writer.at("stale_after").get<double>() == doctest::Approx(30.0));
+  CHECK(writer.at("heartbeat_age").get<double>() >= 100.0);
 
   // --stale-after overrides the promise either way.
   writer = dump_json(seg, {"--stale-after", "1h"}).at("writer");
@@ -400,11 +419,11 @@ TEST_CASE("info and dump show an attached writer, and flag it STALE when its hea
   // A fresh beat is not stale.
   w.heartbeat();
   info = check_ok(healthctl({"info", seg}));
-  CHECK(contains(info, "; fresh (stale after 300ms)"));
+  CHECK(contains(info, "; fresh (stale after 30s)"));
   CHECK(!contains(check_ok(healthctl({"dump", seg})), "STALE"));
   writer = json::parse(check_ok(healthctl({"info", seg, "--json"}))).at("writer");
   CHECK(writer.at("stale") == false);
-  CHECK(writer.at("heartbeat_age").get<double>() < 5.0);
+  CHECK(writer.at("heartbeat_age").get<double>() < 30.0);
 
   // Once the writer is gone the kernel says so (and its promise is withdrawn).
   { Writer gone = std::move(w); }
