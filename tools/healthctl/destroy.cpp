@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
 #include <memory>
 #include <string>
 
@@ -22,9 +24,15 @@ struct DestroyOptions {
 
 int run_destroy(const DestroyOptions& o) {
   healthtable::Writer::destroy(o.segment, o.force);
-  fmt::print("destroyed health table '{}' ({} removed; mapped readers keep the last state and "
-             "follow a table created again under that name)\n",
-             o.segment, healthtable::home_dir(o.segment));
+  const std::string home = healthtable::home_dir(o.segment);
+  struct stat st {};
+  // The library leaves a home that still holds files it did not make.
+  const std::string what = ::lstat(home.c_str(), &st) == 0
+                               ? home + " kept: it holds files that are not the table's"
+                               : home + " removed";
+  fmt::print("destroyed health table '{}' ({}; mapped readers keep the last state and follow a "
+             "table created again under that name)\n",
+             o.segment, what);
   return kExitOk;
 }
 
