@@ -440,3 +440,43 @@ TEST_CASE("record keeps at most kReasonMax bytes of the reason") {
   check_ok(healthctl({"record", seg, "p", "failure", "--reason", long_reason}));
   CHECK(provider(dump_json(seg), "p").at("last_error") == std::string(kReasonMax, 'x'));
 }
+
+TEST_CASE("forget frees the slot, and the name is gone from dump") {
+  SegmentName seg("cli-forget");
+  check_ok(healthctl({"create", seg, "--slots", "2"}));
+  check_ok(healthctl({"record", seg, "a", "failure"}));
+  check_ok(healthctl({"record", seg, "b", "success"}));
+  CHECK(check_ok(healthctl({"forget", seg, "a"})) ==
+        "forgot a in '" + seg.str() + "'; 1 of 2 slots used\n");
+  const json doc = dump_json(seg);
+  REQUIRE(doc.at("providers").size() == 1);
+  CHECK(doc.at("providers")[0].at("name") == "b");
+  CHECK(doc.at("used") == 1);
+  // The slot came back: a new name fits in a table of two.
+  check_ok(healthctl({"record", seg, "c", "success"}));
+  CHECK(healthctl({"forget", seg, "a"}).status == 14);
+}
+
+TEST_CASE("grow keeps every state and info shows the new capacity") {
+  SegmentName seg("cli-grow");
+  check_ok(healthctl({"create", seg, "--slots", "2", "--failure-threshold", "1"}));
+  check_ok(healthctl({"record", seg, "a", "failure", "--reason", "http 503"}));
+  check_ok(healthctl({"record", seg, "b", "success"}));
+  check_ok(healthctl({"set", seg, "b", "down", "--reason", "maint"}));
+  const std::string old_object = seg.path();
+  json before = dump_json(seg);
+  CHECK(contains(check_ok(healthctl({"grow", seg, "--slots", "8"})), "grew '" + seg.str() +
+                                                                          "' to 8 slots"));
+  CHECK(seg.path() != old_object);
+  json after = dump_json(seg);
+  CHECK(after.at("capacity") == 8);
+  CHECK(before.at("capacity") == 2);
+  // Everything but the capacity, the object, the clock and the event count is equal.
+  for (json* d : {&before, &after})
+    for (const char* k : {"capacity", "object", "time", "events", "writer", "generation"})
+      d->erase(k);
+  CHECK(before == after);
+  const json info = json::parse(check_ok(healthctl({"info", seg, "--json"})));
+  CHECK(info.at("capacity") == 8);
+  CHECK(info.at("used") == 2);
+}

@@ -317,3 +317,48 @@ TEST_CASE("bad option values: 15, and a failed create leaves nothing behind") {
               "--reason goes with a failure");
   CHECK(Table::open(seg.str()).info().used == 0);
 }
+
+TEST_CASE("set on a provider the table has never seen: 14 and nothing registered; --create registers") {
+  SegmentName seg("cli-setunknown");
+  REQUIRE(healthctl({"create", seg}).status == 0);
+  check_error(healthctl({"set", seg, "typo", "down"}), 14,
+              "provider 'typo' is not in table '" + seg.str() + "'");
+  CHECK(Table::open(seg.str()).info().used == 0);
+  CHECK(!Table::open(seg.str()).get_state("typo"));
+  CHECK(healthctl({"set", seg, "typo", "down", "--create", "--for", "1h", "--reason", "maint"})
+            .status == 0);
+  const auto state = Table::open(seg.str()).get_state("typo");
+  REQUIRE(state);
+  CHECK(state->override_mode == Override::forced_down);
+  CHECK(state->override_info.reason == "maint");
+  CHECK(state->override_info.until_unix_ns > Instant::now().unix_ns);
+}
+
+TEST_CASE("create --mode with group or other write bits: 15, says why, leaves nothing") {
+  SegmentName seg("cli-mode666");
+  for (const char* mode : {"0666", "0664", "0646"}) {
+    CAPTURE(mode);
+    check_error(healthctl({"create", seg, "--mode", mode}), 15,
+                "lets the group or others write the table");
+    struct stat st {};
+    CHECK(::lstat(seg.home().c_str(), &st) != 0);
+  }
+  check_error(healthctl({"create", seg, "--mode", "0666"}), 15, "use 0644");
+}
+
+TEST_CASE("destroy of a home that is not a table: 4 without --force, removed with it") {
+  SegmentName seg("cli-notable");
+  REQUIRE(::mkdir(seg.home().c_str(), 0755) == 0);
+  // A plain file where the table's pointer belongs.
+  const std::string file = seg.home() + "/table";
+  const int fd = ::open(file.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  check_error(healthctl({"destroy", seg}), 4, seg.str());
+  struct stat st {};
+  CHECK(::stat(file.c_str(), &st) == 0);
+  const Run forced = healthctl({"destroy", seg, "--force"});
+  CHECK(contains(check_ok(forced), "destroyed health table '" + seg.str() + "' (" + seg.home() +
+                                      " removed;"));
+  CHECK(::lstat(seg.home().c_str(), &st) != 0);
+}
