@@ -136,13 +136,14 @@ void throw_errno(int err, std::string_view what, std::string_view segment) {
     throw Error(Errc::permission_denied,
                 std::string(what) + " " + seg + ": permission denied; run as its owner, or " +
                     "as a member of the group it was created for (healthctl create --mode 0640)");
-  case ENXIO:  // a socket (or a device without a driver) at the path
+  case ENXIO: // a socket (or a device without a driver) at the path
   case ENODEV:
-  case ELOOP:
+  case ELOOP: // O_NOFOLLOW met a link
     throw Error(Errc::not_a_table,
-                "refusing " + seg + ": its object is not a regular file (a link, a socket "
-                "or a device is at its path); remove it with "
-                "'healthctl destroy " + std::string(segment) + " --force'");
+                "refusing " + seg + ": its object is " +
+                    (err == ELOOP ? "a symbolic link" : "a socket or a device") +
+                    ", not a table; remove it with 'healthctl destroy " + std::string(segment) +
+                    " --force'");
   case EEXIST:
     throw Error(Errc::already_exists, "table " + seg +
                                           " already exists; use --force to replace it, or pick "

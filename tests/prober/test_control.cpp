@@ -169,7 +169,12 @@ TEST_CASE("healthctl set/record/reset while the prober runs go through its contr
   REQUIRE(prober.ready(seg));
 
   // Forced down: exit 0, the table says so, the prober logs who did it.
+  // google is not in the prober's config: --create registers it.
   Run r = healthctl({"set", seg, "google", "down"});
+  CHECK(r.status == 14);
+  CHECK(r.err.find("--create registers it") != std::string::npos);
+  CHECK_FALSE(state(seg, "google"));
+  r = healthctl({"set", seg, "google", "down", "--create"});
   CHECK(r.status == 0);
   CHECK(r.out ==
         "google: forced down; unavailable until 'healthctl set " + seg.str() + " google auto'\n");
@@ -543,7 +548,7 @@ TEST_CASE("healthctl against a writer that does not answer: exit 11, saying so")
   SegmentName seg("ctl");
   Writer held = Writer::create(seg.str());
   const auto t0 = Clock::now();
-  const Run r = healthctl({"set", seg, "groq", "down"});
+  const Run r = healthctl({"set", seg, "groq", "down", "--create"});
   CHECK(r.status == 11);
   CHECK(r.err.find("already has a writer (pid " + std::to_string(::getpid()) + ")") !=
         std::string::npos);
@@ -743,17 +748,24 @@ TEST_CASE("a squatter on the control address is not believed: replies must come 
     CHECK(reap(prober) == 0);
   }
 
-  SUBCASE("request(): an answer for a table that is not here is not believed") {
-    SegmentName elsewhere("ctl-none"); // never created: another IPC namespace's table, say
-    const pid_t prober = fake_prober(elsewhere.str(), 0, "ok groq: forced down");
+  SUBCASE("request(): an answer from anyone but the home's owner is not believed, root too") {
+    // Nobody else can bind in a home (the prober tests show it); root can,
+    // in a home made for another user, and is still not that table's prober.
+    SegmentName theirs("ctl-theirs");
+    const std::string home = theirs.home();
+    REQUIRE(::mkdir(home.c_str(), 0755) == 0);
+    REQUIRE(::chown(home.c_str(), uid, uid) == 0);
+    const pid_t prober = fake_prober(theirs.str(), 0, "ok groq: forced down");
     try {
-      request(elsewhere.str(), "set groq down", 2s);
-      FAIL("request() believed a reply for a table it cannot see");
+      request(theirs.str(), "set groq down", 2s);
+      FAIL("request() believed a reply from uid 0 for a table uid " << uid << " owns");
     } catch (const Error& e) {
-      CHECK(e.code() == Errc::no_such_segment);
-      CHECK(std::string(e.what()).find("cannot be checked here") != std::string::npos);
+      CHECK(e.code() == Errc::permission_denied);
+      CHECK(std::string(e.what()).find("that is not this table's prober") != std::string::npos);
     }
     CHECK(reap(prober) == 0);
+    ::unlink(control_address(theirs.str()).c_str());
+    ::rmdir(home.c_str());
   }
 
   CHECK_FALSE(held.table().get_state("groq")); // nobody wrote anything

@@ -109,7 +109,8 @@ TEST_CASE(
   CHECK_FALSE(stale(t.info())); // attach stamps a fresh heartbeat
   w.set_heartbeat_interval(kInterval);
   // A clean exit withdraws the promise: no writer is not a stale writer.
-  w = Writer::create(SegmentName("other").str()); // destroys the old Writer
+  SegmentName other("other"); // outlives w, so its guard can remove it
+  w = Writer::create(other.str()); // destroys the old Writer
   CHECK(t.info().heartbeat_interval_ns == 0);
   CHECK(t.writer_status() == WriterStatus::none);
   CHECK_FALSE(stale(t.info()));

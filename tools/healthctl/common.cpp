@@ -199,9 +199,10 @@ int write_or_ask_prober(const std::string& segment, const std::string& line,
     writer.emplace(healthtable::Writer::open(segment));
   } catch (const Error& e) {
     bool ask = e.code() == Errc::writer_busy;
-    if (e.code() == Errc::permission_denied) {
-      // We may not write the table ourselves, but the prober that holds it
-      // may accept the request from us ([control] allow_gid).
+    if (e.code() == Errc::permission_denied || e.code() == Errc::wrong_owner) {
+      // We may not write the table ourselves (a writer writes only its own
+      // user's tables), but the prober that holds it may accept the request
+      // from us ([control] allow_gid).
       try {
         ask = healthtable::Table::open(segment).writer_status() ==
               healthtable::WriterStatus::attached;

@@ -4,6 +4,7 @@
 #include "common.hpp"
 
 #include <healthtable/names.hpp>
+#include <healthtable/override_text.hpp>
 #include <healthtable/writer.hpp>
 
 #include <fmt/format.h>
@@ -52,9 +53,11 @@ int run_set(const SetOptions& o) {
     // Not readable here: the writing path reports why.
   }
   // While a prober holds the writer lock, it applies the override for us.
-  // --for and --reason go as key=value words; a prober that does not know
-  // them refuses the request rather than dropping them.
+  // create, for= and reason= go as words after the mode (reason= last: it
+  // is the rest of the line); a prober that does not know them refuses the
+  // request rather than dropping them.
   std::string line = fmt::format("set {} {}", o.provider, o.mode);
+  if (o.create) line += " create";
   if (expires) line += " for=" + healthtable::format_duration(*expires);
   if (!o.reason.empty())
     line += " reason=" + healthtable::sanitize_reason(o.reason, healthtable::kReasonMax);
@@ -69,27 +72,9 @@ int set_direct(const SetOptions& o, healthtable::Writer& writer) {
   request.expires_after = parse_optional_duration(o.for_duration, "--for");
   request.reason = o.reason;
   writer.set_override(o.provider, request);
-  const std::string until =
-      request.expires_after
-          ? fmt::format("for {} or until 'healthctl set {} {} auto'",
-                        healthtable::format_duration(*request.expires_after), o.segment,
-                        o.provider)
-          : fmt::format("until 'healthctl set {} {} auto'", o.segment, o.provider);
-  switch (request.mode) {
-  case healthtable::Override::forced_down:
-    fmt::print("{}: forced down; unavailable {}\n", o.provider, until);
-    break;
-  case healthtable::Override::forced_up:
-    fmt::print("{}: forced up; available whatever the breaker says, {}\n", o.provider, until);
-    break;
-  case healthtable::Override::automatic: {
-    const auto state = writer.table().get_state(o.provider);
-    const bool available = !state || state->available(healthtable::Instant::now().mono_ns);
-    fmt::print("{}: override cleared; the circuit breaker decides (now {})\n", o.provider,
-               available ? "available" : "unavailable");
-    break;
-  }
-  }
+  const auto state = writer.table().get_state(o.provider);
+  const bool available = !state || state->available(healthtable::Instant::now().mono_ns);
+  fmt::print("{}\n", healthtable::describe_override(o.segment, o.provider, request, available));
   return kExitOk;
 }
 

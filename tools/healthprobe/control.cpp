@@ -3,6 +3,7 @@
 #include <healthtable/detail/datagram.hpp>
 #include <healthtable/home.hpp>
 #include <healthtable/names.hpp>
+#include <healthtable/override_text.hpp>
 #include <healthtable/report.hpp>
 
 #include <sys/socket.h>
@@ -93,7 +94,9 @@ Request parse_request(std::string_view text) {
     }
   } else if (verb == "set") {
     r.verb = Request::Verb::set;
-    if (words.size() != 3) bad("usage: set PROVIDER down|up|auto");
+    static constexpr const char* usage =
+        "usage: set PROVIDER down|up|auto [create] [for=DURATION] [reason=TEXT]";
+    if (words.size() < 3) bad(usage);
     r.providers.push_back(provider_arg(words[1]));
     if (words[2] == "down")
       r.mode = Override::forced_down;
@@ -103,6 +106,23 @@ Request parse_request(std::string_view text) {
       r.mode = Override::automatic;
     else
       bad("set: mode '" + sanitize_reason(words[2], 40) + "' is not down, up or auto");
+    std::size_t at = words[0].size() + words[1].size() + words[2].size() + 2;
+    for (std::size_t i = 3; i < words.size(); ++i) {
+      const std::string_view w = words[i];
+      at += 1;
+      if (w.starts_with("reason=")) { // the rest of the line, spaces and all
+        r.reason = std::string(text.substr(at + 7));
+        break;
+      }
+      if (w == "create" && !r.create)
+        r.create = true;
+      else if (w.starts_with("for=") && !r.expires_after)
+        r.expires_after = parse_duration(w.substr(4), "set: for=");
+      else
+        bad("set: '" + sanitize_reason(w, 40) + "' is not create, for=DURATION or reason=TEXT (" +
+            usage + ")");
+      at += w.size();
+    }
   } else if (verb == "reset") {
     r.verb = Request::Verb::reset;
     for (std::size_t i = 1; i < words.size(); ++i)
@@ -424,22 +444,26 @@ std::string Control::apply(const Request& r, const Sender& s) {
   }
   case Request::Verb::set: {
     const std::string& p = r.providers.front();
-    writer_.set_override(p, r.mode);
-    const std::string undo = "'healthctl set " + segment_ + " " + p + " auto'";
-    switch (r.mode) {
-    case Override::forced_down:
-      log_(Level::notice, "provider " + p + " forced down by " + by);
-      return p + ": forced down; unavailable until " + undo;
-    case Override::forced_up:
-      log_(Level::notice, "provider " + p + " forced up by " + by);
-      return p + ": forced up; available whatever the breaker says, until " + undo;
-    case Override::automatic: break;
-    }
-    log_(Level::notice, "provider " + p + " override cleared (auto) by " + by);
+    if (!r.create && !writer_.table().find(p))
+      throw Error(Errc::unknown_provider,
+                  "provider " + quoted(p) + " is not in table " + quoted(segment_) +
+                      "; 'healthctl dump " + segment_ +
+                      "' lists the providers it has, and --create registers it");
+    OverrideRequest o;
+    o.mode = r.mode;
+    o.expires_after = r.expires_after;
+    o.reason = r.reason;
+    if (s.known) o.uid = s.uid;
+    writer_.set_override(p, o);
     const auto st = writer_.table().get_state(p);
     const bool available = !st || st->available(Instant::now().mono_ns);
-    return p + ": override cleared; the circuit breaker decides (now " +
-           (available ? "available" : "unavailable") + ")";
+    const std::string what = r.mode == Override::forced_down ? "forced down"
+                             : r.mode == Override::forced_up ? "forced up"
+                                                             : "override cleared (auto)";
+    log_(Level::notice, "provider " + p + " " + what + " by " + by +
+                            (r.expires_after ? " for " + format_duration(*r.expires_after) : "") +
+                            (r.reason.empty() ? "" : ": " + r.reason));
+    return describe_override(segment_, p, o, available);
   }
   case Request::Verb::reset: {
     if (r.providers.empty()) {

@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,8 +49,10 @@ struct Request {
   /// several; grow: none.
   std::vector<std::string> providers;
   bool success = false;                ///< record: success or failure
-  std::string reason;                  ///< record failure: the rest of the line (may be empty)
+  std::string reason; ///< record failure: the rest of the line (may be empty); set reason=
   Override mode = Override::automatic; ///< set
+  bool create = false;                 ///< set: register the provider if it is new
+  std::optional<std::chrono::nanoseconds> expires_after; ///< set for=DURATION
   std::uint32_t slots = 0;             ///< grow
 };
 
