@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev      # JSON output
   libtomlplusplus-dev     # prober config
   libcurl4-openssl-dev    # HTTP probes
+  libssl-dev              # the HTTPS test server
   libfmt-dev              # formatting
   openssl                 # test certificates for HTTPS probes
   python3                 # the reference-module benchmark and test helpers
