@@ -2,7 +2,9 @@
 # Builds the benchmarks in Release, runs them all with repetitions and writes
 # docs/performance.md from the JSON they produce (bench/report.py).
 #
-#   bench/run.sh            the full run (about 5 minutes on 2 cores)
+#   bench/run.sh            the full run (about 6 minutes on 2 cores)
+#   bench/run.sh --prober   bench_prober alone (about a minute); rewrites only
+#                           its section of docs/performance.md
 #   bench/run.sh --smoke    CI: build, run each benchmark very briefly, render
 #                           the report to the build directory; asserts no timing
 #
@@ -15,8 +17,9 @@ mode=full
 case "${1:-}" in
   "") ;;
   --smoke) mode=smoke ;;
-  -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-  *) echo "usage: bench/run.sh [--smoke]" >&2; exit 2 ;;
+  --prober) mode=prober ;;
+  -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+  *) echo "usage: bench/run.sh [--smoke|--prober]" >&2; exit 2 ;;
 esac
 
 build=${BUILD_DIR:-$root/build/bench-release}
@@ -24,17 +27,30 @@ results=$build/results-$mode
 mkdir -p "$results"
 
 # Warnings are not errors here: this build exists to measure (the ci, asan
-# and tsan builds hold the warnings line).
+# and tsan builds hold the warnings line). Tools are on for bench_prober,
+# which runs the prober's engine.
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-  -DHEALTHTABLE_BUILD_BENCH=ON -DHEALTHTABLE_BUILD_TESTS=OFF -DHEALTHTABLE_BUILD_TOOLS=OFF \
+  -DHEALTHTABLE_BUILD_BENCH=ON -DHEALTHTABLE_BUILD_TESTS=OFF -DHEALTHTABLE_BUILD_TOOLS=ON \
   -DHEALTHTABLE_WARNINGS_AS_ERRORS=OFF -DHEALTHTABLE_SANITIZE= >/dev/null
-cmake --build "$build" -j2 --target bench_read bench_writer bench_processes
 
 bin=$build/bench
+prober=(--providers=1000 --ticks=5 --timeout_ms=3000)
+if [[ $mode == prober ]]; then
+  cmake --build "$build" -j2 --target bench_prober
+  echo "== bench_prober"
+  "$bin/bench_prober" "${prober[@]}" --json="$results/bench_prober.json"
+  python3 "$root/bench/report.py" --results "$results" --out "$root/docs/performance.md" \
+    --prober-only
+  echo "rewrote section 6 of $root/docs/performance.md"
+  exit 0
+fi
+cmake --build "$build" -j2 --target bench_read bench_writer bench_processes bench_prober
+
 if [[ $mode == smoke ]]; then
   common=(--benchmark_min_time=0.001 --benchmark_repetitions=1)
   proc=(--duration_ms=5 --benchmark_repetitions=1)
   ref=(--repetitions 1 --min-time 0.001)
+  prober=(--providers=20 --ticks=2)
   out=$results/performance.md
 else
   # Repetitions, interleaved at random so that a burst of load on a shared
@@ -66,6 +82,8 @@ echo "== bench_writer"
 echo "== bench_processes"
 "$bin/bench_processes" "${proc[@]}" --benchmark_out="$results/bench_processes.json" \
   --benchmark_out_format=json
+echo "== bench_prober"
+"$bin/bench_prober" "${prober[@]}" --json="$results/bench_prober.json"
 echo "== reference.py"
 python3 "$root/bench/reference.py" --bench-read "$bin/bench_read" "${ref[@]}" \
   --json "$results/reference.json"

@@ -13,6 +13,8 @@ packages=(
   nlohmann-json3-dev      # JSON output
   libtomlplusplus-dev     # prober config
   libcurl4-openssl-dev    # HTTP probes
+  libssl-dev              # healthprobe's shared CA store; the HTTPS test server
+  ca-certificates         # the system CA bundle the prober's trust tests read
   libfmt-dev              # formatting
   openssl                 # test certificates for HTTPS probes
   python3                 # the reference-module benchmark and test helpers

@@ -4,12 +4,16 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -333,23 +337,11 @@ void run(const std::string& cmd) {
     throw std::runtime_error("command failed: " + cmd);
 }
 
-constexpr const char* kHttpsServer = R"PY(
-import http.server, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *args):
-        pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print(srv.server_address[1], flush=True)
-srv.serve_forever()
-)PY";
+std::string ssl_error() {
+  char buf[256];
+  ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+  return buf;
+}
 
 } // namespace
 
@@ -366,17 +358,135 @@ TlsServer::TlsServer(const TempDir& dir) {
   dir.write("ext.cnf", "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
   run("openssl x509 -req -in " + d + "/server.csr -CA " + d + "/ca.pem -CAkey " + d +
       "/ca.key -CAcreateserial -days 1 -extfile " + d + "/ext.cnf -out " + d + "/server.pem");
-  const auto script = dir.write("https_server.py", kHttpsServer);
-  server_ = std::make_unique<Child>(
-      std::vector<std::string>{"python3", script.string(), d + "/server.pem", d + "/server.key"},
-      dir.path());
-  if (!eventually([&] { return !server_->out().empty() && server_->out().back() == '\n'; },
-                  std::chrono::seconds(10)))
-    throw std::runtime_error("the HTTPS test server did not start: " + server_->err());
-  port_ = std::stoi(server_->out());
+
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  if (!ctx) throw std::runtime_error("SSL_CTX_new: " + ssl_error());
+  ctx_ = ctx;
+  if (SSL_CTX_use_certificate_chain_file(ctx, (d + "/server.pem").c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx, (d + "/server.key").c_str(), SSL_FILETYPE_PEM) != 1) {
+    const std::string why = ssl_error();
+    SSL_CTX_free(ctx);
+    throw std::runtime_error("the HTTPS test server cannot load its certificate: " + why);
+  }
+  // Session caching and tickets stay at OpenSSL's defaults (on): a client
+  // that tried to resume would succeed and be counted in resumed().
+  listen_fd_ = listen_loopback(&port_);
+  make_pipe(wake_);
+  thread_ = std::thread([this] { loop(); });
 }
 
-TlsServer::~TlsServer() = default;
+TlsServer::~TlsServer() {
+  stop_thread(wake_, thread_);
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
+}
+
+void TlsServer::loop() {
+  // OpenSSL writes with write(2): a client that hung up must cost an EPIPE
+  // on this thread, not a SIGPIPE that kills the test.
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
+
+  enum class Step { handshake, read, write };
+  struct Conn {
+    int fd = -1;
+    SSL* ssl = nullptr;
+    Step step = Step::handshake;
+    short want = POLLIN;
+    std::string in;
+  };
+  static const std::string kAnswer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                     "Content-Length: 2\r\nConnection: close\r\n\r\nok";
+  // Takes a connection as far as it goes without blocking; true when it is
+  // finished (answered, or failed) and should be closed.
+  auto advance = [this](Conn& c) {
+    for (;;) {
+      int r = 0;
+      switch (c.step) {
+      case Step::handshake:
+        r = SSL_do_handshake(c.ssl);
+        if (r == 1) {
+          ++handshakes_;
+          if (SSL_session_reused(c.ssl)) ++resumed_;
+          c.step = Step::read;
+          continue;
+        }
+        break;
+      case Step::read: {
+        char buf[4096];
+        r = SSL_read(c.ssl, buf, sizeof buf);
+        if (r > 0) {
+          c.in.append(buf, static_cast<std::size_t>(r));
+          if (c.in.find("\r\n\r\n") != std::string::npos) c.step = Step::write;
+          continue;
+        }
+        break;
+      }
+      case Step::write:
+        r = SSL_write(c.ssl, kAnswer.data(), static_cast<int>(kAnswer.size()));
+        if (r > 0) {
+          ++requests_;
+          return true;
+        }
+        break;
+      }
+      switch (SSL_get_error(c.ssl, r)) {
+      case SSL_ERROR_WANT_READ: c.want = POLLIN; return false;
+      case SSL_ERROR_WANT_WRITE: c.want = POLLOUT; return false;
+      default:
+        ERR_clear_error(); // the client gave up, or refused our certificate
+        return true;
+      }
+    }
+  };
+  auto* ctx = static_cast<SSL_CTX*>(ctx_);
+  std::vector<Conn> conns;
+  std::vector<pollfd> fds;
+  for (;;) {
+    fds.clear();
+    fds.push_back({wake_[0], POLLIN, 0});
+    fds.push_back({listen_fd_, POLLIN, 0});
+    for (const auto& c : conns)
+      fds.push_back({c.fd, c.want, 0});
+    if (::poll(fds.data(), fds.size(), 100) < 0 && errno != EINTR) break;
+    if (fds[0].revents) break;
+    if (fds[1].revents & POLLIN) {
+      for (;;) {
+        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) break;
+        ++accepted_;
+        SSL* ssl = SSL_new(ctx);
+        if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+          SSL_free(ssl);
+          ::close(fd);
+          continue;
+        }
+        SSL_set_accept_state(ssl);
+        conns.push_back({fd, ssl, Step::handshake, POLLIN, {}});
+      }
+    }
+    std::vector<Conn> keep;
+    keep.reserve(conns.size());
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+      Conn& c = conns[i];
+      const short rev = i + 2 < fds.size() && fds[i + 2].fd == c.fd ? fds[i + 2].revents : 0;
+      if (rev != 0 && advance(c)) {
+        SSL_shutdown(c.ssl); // one close_notify, not waiting for the client's
+        SSL_free(c.ssl);
+        ::close(c.fd);
+      } else {
+        keep.push_back(std::move(c));
+      }
+    }
+    conns = std::move(keep);
+  }
+  for (auto& c : conns) {
+    SSL_free(c.ssl);
+    ::close(c.fd);
+  }
+}
 
 // --- limits and CPU ---------------------------------------------------------
 

@@ -7,10 +7,12 @@
 // every probe shares one code path for timeouts, cancellation and the
 // reasons we report. A TCP probe costs the same sockets either way.
 #include "probe.hpp"
+#include "trust.hpp"
 
 #include <healthtable/names.hpp>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -55,7 +57,9 @@ struct Running {
   const ProbeSpec* spec = nullptr;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
-  bool body_seen = false; ///< the status line and headers are in: enough
+  bool body_seen = false;       ///< the status line and headers are in: enough
+  TrustStores* trust = nullptr; ///< set when this probe verifies with a shared store
+  std::string trust_error;      ///< why its store could not be read
   Clock::time_point started;
   std::array<char, CURL_ERROR_SIZE> errbuf{};
 
@@ -71,6 +75,22 @@ struct Running {
 std::size_t on_body(char*, std::size_t, std::size_t, void* userdata) {
   static_cast<Running*>(userdata)->body_seen = true;
   return 0;
+}
+
+/// Hands a verifying handshake the shared store for its CA setting.
+///
+/// As the SSL_CTX's *verify* store, not its cert store: libcurl fills and
+/// caches the cert store itself (7.88 does so after this callback, newer
+/// versions before it; its cache would hand one probe's store to the next),
+/// while the verify store is ours alone and OpenSSL prefers it when checking
+/// the server's chain. curl was told to read no CA file or directory, so the
+/// cert store it fills stays empty and costs nothing.
+CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* userdata) {
+  auto& r = *static_cast<Running*>(userdata);
+  X509_STORE* store = r.trust->get(r.spec->ca_file, &r.trust_error);
+  if (!store) return CURLE_SSL_CACERT_BADFILE;
+  SSL_CTX_set1_verify_cert_store(static_cast<SSL_CTX*>(ssl_ctx), store); // its own reference
+  return CURLE_OK;
 }
 
 std::string errbuf_or(const Running& r, CURLcode code) {
@@ -98,10 +118,12 @@ std::string failure_reason(const Running& r, CURLcode code) {
     return "connect: " + lower_first(errbuf_or(r, code));
   case CURLE_PEER_FAILED_VERIFICATION:
     return "tls: certificate verify failed (" + tls_detail(errbuf_or(r, code)) + ")";
+  case CURLE_SSL_CACERT_BADFILE:
+    if (!r.trust_error.empty()) return "tls: " + r.trust_error;
+    return "tls: " + lower_first(errbuf_or(r, code));
   case CURLE_SSL_CONNECT_ERROR:
   case CURLE_SSL_CERTPROBLEM:
   case CURLE_SSL_CIPHER:
-  case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_ISSUER_ERROR:
   case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
   case CURLE_SSL_INVALIDCERTSTATUS:
@@ -153,6 +175,7 @@ std::string timeout_reason(std::chrono::milliseconds timeout) {
 
 struct Engine::Impl {
   CURLM* multi = nullptr;
+  TrustStores trust; ///< shared by the handshakes of every tick
   int epfd = -1;
   int wake_fd = -1;
   /// When curl wants CURL_SOCKET_TIMEOUT next (nullopt: no timer).
@@ -195,7 +218,7 @@ struct Engine::Impl {
     return 0;
   }
 
-  CURL* make_easy(Running& r) const {
+  CURL* make_easy(Running& r) {
     const ProbeSpec& spec = *r.spec;
     CURL* e = curl_easy_init();
     if (!e) return nullptr;
@@ -242,7 +265,25 @@ struct Engine::Impl {
       r.headers = next;
     }
     if (r.headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, r.headers);
-    if (!spec.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, spec.ca_file.c_str());
+    // Each probe makes a full handshake with its own server, as a client's
+    // first request does: no TLS session carried over from another probe,
+    // whichever handles a libcurl version lets share its session cache.
+    curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+    if (spec.verify && trust.usable()) {
+      // curl reads no CA file or directory itself (it would for every
+      // connection); on_ssl_ctx installs the shared store instead. The
+      // callback serves an HTTPS proxy's handshake too, and cannot tell it
+      // from the provider's: the proxy is verified against the same trust.
+      r.trust = &trust;
+      curl_easy_setopt(e, CURLOPT_CAINFO, nullptr);
+      curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
+      curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, nullptr);
+      curl_easy_setopt(e, CURLOPT_PROXY_CAPATH, nullptr);
+      curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, &on_ssl_ctx);
+      curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, &r);
+    } else if (!spec.ca_file.empty()) {
+      curl_easy_setopt(e, CURLOPT_CAINFO, spec.ca_file.c_str());
+    }
     if (!spec.verify) {
       curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -276,6 +317,8 @@ Engine::Engine() : impl_(std::make_unique<Impl>()) {
 
 Engine::~Engine() = default;
 
+std::size_t Engine::trust_loads() const noexcept { return impl_->trust.loads(); }
+
 TickStats Engine::run(std::span<const ProbeSpec> probes,
                       const std::function<void(const Outcome&)>& on_outcome, int wake_fd,
                       const std::function<bool()>& on_wake) {
@@ -289,6 +332,7 @@ TickStats Engine::run(std::span<const ProbeSpec> probes,
     on_outcome(o);
   };
 
+  im.trust.new_tick();
   std::unordered_map<CURL*, std::unique_ptr<Running>> running;
   running.reserve(probes.size());
   std::chrono::milliseconds longest{0};

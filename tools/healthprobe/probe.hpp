@@ -73,6 +73,11 @@ public:
                 const std::function<void(const Outcome&)>& on_outcome, int wake_fd = -1,
                 const std::function<bool()>& on_wake = {});
 
+  /// How many times a CA bundle (or the system's trust) has been read from
+  /// disk: once per distinct CA setting, however many probes and ticks use
+  /// it, unless its file changes. For tests and benchmarks.
+  std::size_t trust_loads() const noexcept;
+
   struct Impl;
 
 private:
