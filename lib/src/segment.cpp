@@ -11,6 +11,7 @@
 #include <boost/interprocess/permissions.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -113,6 +114,31 @@ std::uint64_t instance_of(std::string_view segment, std::string_view path) noexc
       return 0;
   }
   return v;
+}
+
+std::size_t remove_stray_objects(std::string_view segment, uid_t owner,
+                                 std::uint64_t keep) noexcept {
+  const int dir = ::open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return 0;
+  DIR* d = ::fdopendir(dir);
+  if (!d) {
+    ::close(dir);
+    return 0;
+  }
+  std::size_t removed = 0;
+  while (const dirent* e = ::readdir(d)) {
+    const std::uint64_t instance = instance_of(segment, std::string("/dev/shm/") + e->d_name);
+    if (instance == 0 || instance == keep) continue;
+    struct stat st {};
+    // Another user's object of our name is theirs to remove, and whatever
+    // is not a regular file is not one of ours.
+    if (::fstatat(dir, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_uid != owner)
+      continue;
+    if (::unlinkat(dir, e->d_name, 0) == 0) ++removed;
+  }
+  ::closedir(d); // closes dir
+  return removed;
 }
 
 std::uint64_t random_instance() {

@@ -98,6 +98,13 @@ std::string object_path(std::string_view segment, std::uint64_t instance);
 /// The instance in an object path of `segment`, or 0 if it is not one.
 std::uint64_t instance_of(std::string_view segment, std::string_view path) noexcept;
 
+/// Unlinks every object of `segment` in /dev/shm that `owner` owns, is a
+/// regular file and is not `keep`: what a writer killed between creating a
+/// new object and pointing the home at it (create --force, grow, recreate)
+/// leaves behind. Call with the writer lock held, so no writer is making one
+/// now. Readers that still map one keep their mapping. Returns how many.
+std::size_t remove_stray_objects(std::string_view segment, uid_t owner, std::uint64_t keep) noexcept;
+
 /// A random instance, never 0.
 std::uint64_t random_instance();
 

@@ -722,6 +722,7 @@ Writer Writer::create(std::string_view segment, const CreateOptions& options) {
   } else if (!stray.empty()) {
     ::unlink(stray.c_str());
   }
+  detail::remove_stray_objects(segment, uid, instance);
   auto impl = std::make_unique<Impl>(std::move(home), lock.release(), std::move(m));
   impl->attach();
   return Writer(std::move(impl));
@@ -740,6 +741,7 @@ Writer Writer::open(std::string_view segment) {
   auto& state = m->header().state;
   if (state.load(std::memory_order_relaxed) != static_cast<std::uint32_t>(SegmentState::live))
     state.store(static_cast<std::uint32_t>(SegmentState::live), std::memory_order_release);
+  detail::remove_stray_objects(segment, ::geteuid(), instance);
   auto impl = std::make_unique<Impl>(std::move(home), lock.release(), std::move(m));
   impl->repair();
   impl->attach();
@@ -788,6 +790,7 @@ void Writer::destroy(std::string_view segment, bool force) {
       ::unlink(detail::object_path(segment, instance).c_str()); // named as only ours are
     }
   }
+  detail::remove_stray_objects(segment, home->owner(), 0);
   home->remove_entries();
 }
 

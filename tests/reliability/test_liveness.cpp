@@ -70,6 +70,7 @@ TEST_CASE(
     "liveness: a stopped writer goes stale after 3 intervals, a killed one is replaced at once") {
   test::Watchdog dog(60);
   SegmentName seg("live");
+  SegmentName other("other"); // declared first: its guard runs after w lets go
   { auto w = Writer::create(seg.str()); }
   test::Shared<Beat> b;
   const pid_t pid = test::spawn([&] { return beating_writer(seg.str(), *b); });
@@ -77,10 +78,9 @@ TEST_CASE(
   for (int i = 0; i < 2000 && !b->ready; ++i)
     std::this_thread::sleep_for(1ms);
   REQUIRE(b->ready == 1);
-  std::this_thread::sleep_for(100ms);
   CHECK(t.info().writer_pid == pid);
   CHECK(t.info().heartbeat_interval_ns == std::chrono::nanoseconds(kInterval).count());
-  CHECK_FALSE(stale(t.info()));
+  CHECK(test::eventually([&] { return !stale(t.info()); }));
   CHECK(t.writer_status() == WriterStatus::attached);
   if (test::kHealthctl) CHECK(cli_stale(seg.str()) == "false");
 
@@ -94,8 +94,7 @@ TEST_CASE(
   if (test::kHealthctl) CHECK(cli_stale(seg.str()) == "true");
 
   ::kill(pid, SIGCONT);
-  std::this_thread::sleep_for(100ms);
-  CHECK_FALSE(stale(t.info()));
+  CHECK(test::eventually([&] { return !stale(t.info()); }));
   if (test::kHealthctl) CHECK(cli_stale(seg.str()) == "false");
 
   const auto r = test::kill_and_reap(pid);
@@ -103,13 +102,12 @@ TEST_CASE(
   const auto t0 = std::chrono::steady_clock::now();
   CHECK(t.writer_status() == WriterStatus::none); // at once: the kernel dropped the lock
   auto w = Writer::open(seg.str());
-  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+  CHECK(std::chrono::steady_clock::now() - t0 < 10s); // no waiting out a timeout
   CHECK(t.writer_status() == WriterStatus::attached);
   CHECK(t.info().writer_pid == ::getpid());
   CHECK_FALSE(stale(t.info())); // attach stamps a fresh heartbeat
   w.set_heartbeat_interval(kInterval);
   // A clean exit withdraws the promise: no writer is not a stale writer.
-  SegmentName other("other"); // outlives w, so its guard can remove it
   w = Writer::create(other.str()); // destroys the old Writer
   CHECK(t.info().heartbeat_interval_ns == 0);
   CHECK(t.writer_status() == WriterStatus::none);

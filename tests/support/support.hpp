@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 
 namespace healthtable::test {
 
@@ -62,5 +63,18 @@ private:
 };
 
 inline constexpr std::int64_t seconds_ns(double s) { return static_cast<std::int64_t>(s * 1e9); }
+
+/// Polls `done` every 5 ms until it holds or `limit` passes: for "the
+/// other process will get there", which a loaded machine may delay but not
+/// stop. Returns whether it held.
+template <class F>
+bool eventually(F&& done, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
 
 } // namespace healthtable::test
