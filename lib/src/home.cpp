@@ -92,8 +92,8 @@ void throw_wrong_owner(std::string_view segment, std::string_view path, uid_t fo
   throw Error(Errc::wrong_owner,
               "table " + quoted(segment) + ": " + std::string(path) + " belongs to " +
                   describe_uid(found) + ", expected " + describe_uid(expected) +
-                  "; someone else made it: remove it, or expect that owner (--owner, "
-                  "HEALTHTABLE_OWNER)");
+                  "; if that owner is right, expect it (--owner, HEALTHTABLE_OWNER), if not, "
+                  "someone else made it: remove it");
 }
 
 namespace {
@@ -258,6 +258,9 @@ void Home::point_at(std::uint64_t instance) const {
   ::unlinkat(fd_, tmp, 0);
   if (::symlinkat(target.c_str(), fd_, tmp) != 0)
     throw_errno(errno, "cannot point the home at the new object of", segment_);
+  // Root making a table for another user: the link is theirs too, like
+  // everything else in their home.
+  if (owner_ != ::geteuid()) ::fchownat(fd_, tmp, owner_, static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW);
   if (::renameat(fd_, tmp, fd_, kPointer) != 0) {
     const int err = errno;
     ::unlinkat(fd_, tmp, 0);
