@@ -93,7 +93,7 @@ std::size_t count(const std::string& text, const std::string& needle) {
 /// Sends raw bytes to the prober's control socket from an autobound socket
 /// and returns its reply ("" when none came within `wait`).
 std::string raw_request(const std::string& seg, const std::string& bytes,
-                        std::chrono::milliseconds wait = 2s) {
+                        std::chrono::milliseconds wait = 10s) {
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   REQUIRE(fd >= 0);
   sockaddr_un self{};
@@ -134,7 +134,7 @@ int as_user(std::uint32_t id, const std::function<int()>& fn) {
     _exit(rc);
   }
   int st = 0;
-  const auto end = Clock::now() + 5s;
+  const auto end = Clock::now() + 30s;
   while (::waitpid(pid, &st, WNOHANG) == 0) {
     if (Clock::now() > end) {
       ::kill(pid, SIGKILL);
@@ -183,7 +183,7 @@ TEST_CASE("healthctl set/record/reset while the prober runs go through its contr
   REQUIRE(s);
   CHECK(s->override_mode == Override::forced_down);
   CHECK_FALSE(Table::open(seg.str()).is_healthy("google"));
-  CHECK(prober.child->wait_for_err("<5>provider google forced down by pid ", 2s));
+  CHECK(prober.child->wait_for_err("<5>provider google forced down by pid ", 10s));
 
   // Two failures trip it, as they would if the prober had seen them.
   r = healthctl({"record", seg, "groq", "failure", "--reason", "http 503"});
@@ -200,7 +200,7 @@ TEST_CASE("healthctl set/record/reset while the prober runs go through its contr
   CHECK_FALSE(Table::open(seg.str()).is_healthy("groq"));
   CHECK(prober.child->wait_for_err("<4>provider groq marked unhealthy after 2 consecutive "
                                    "failures (http 503); backoff 60s; reported by pid ",
-                                   2s));
+                                   10s));
 
   r = healthctl({"record", seg, "groq", "success"});
   CHECK(r.status == 0);
@@ -228,7 +228,7 @@ TEST_CASE("healthctl set/record/reset while the prober runs go through its contr
   CHECK(r.status == 0);
   CHECK(r.out.starts_with("reset all 3 providers of '" + seg.str() + "'; generation now 0x"));
   CHECK(Table::open(seg.str()).info().generation == generation + 1);
-  CHECK(prober.child->wait_for_err("<5>all 3 providers reset by pid ", 2s));
+  CHECK(prober.child->wait_for_err("<5>all 3 providers reset by pid ", 10s));
 
   // The prober still holds the lock and still runs.
   CHECK(Table::open(seg.str()).info().writer_pid == prober.child->pid());
@@ -239,17 +239,19 @@ TEST_CASE("a request is served while a tick's probe hangs, not after its timeout
   SegmentName seg("ctl");
   HttpServer web;
   TempDir dir;
+  // The probe hangs for its whole 30 s timeout; the request must not wait
+  // for it (healthctl itself waits only 1 s for the prober's answer).
   const auto config = dir.write(
       "healthprobe.toml", "segment = \"" + seg.str() +
-                              "\"\ninterval = \"20s\"\ntimeout = \"10s\"\n[[provider]]\nname = "
+                              "\"\ninterval = \"60s\"\ntimeout = \"30s\"\n[[provider]]\nname = "
                               "\"slow\"\nhttp = \"" +
                               web.url("/hang") + "\"\n");
   Child child({HEALTHPROBE_BIN, "--config", config.string()}, dir.path());
-  REQUIRE(eventually([&] { return web.accepted() >= 1; }, 5s)); // the tick is in flight
+  REQUIRE(eventually([&] { return web.requests().size() >= 1; }, 10s)); // the tick is in flight
   const auto t0 = Clock::now();
   const Run r = healthctl({"set", seg, "slow", "down"});
   CHECK(r.status == 0);
-  CHECK(Clock::now() - t0 < 1s);
+  CHECK(Clock::now() - t0 < 10s); // well under the probe's 30 s
   CHECK(state(seg, "slow")->override_mode == Override::forced_down);
   CHECK(state(seg, "slow")->last_check_unix_ns == 0); // the probe is still hanging
 }
@@ -313,7 +315,7 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
             return sent ? 0 : 1;
           }) == 0);
     const std::string refusal = "<4>control: refused a request from pid ";
-    REQUIRE(prober.child->wait_for_err(refusal, 2s));
+    REQUIRE(prober.child->wait_for_err(refusal, 10s));
     CHECK(prober.child->err().find(" uid " + std::to_string(uid) + " gid ") != std::string::npos);
     std::this_thread::sleep_for(200ms);
     CHECK(count(prober.child->err(), refusal) == 1); // five refusals, one line
@@ -324,14 +326,14 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
     // A second later the next refusal is logged, with the count it held back.
     std::this_thread::sleep_for(1s);
     CHECK(as_user(uid, [&] { return Reporter(seg.str()).success("dead") ? 0 : 1; }) == 0);
-    CHECK(prober.child->wait_for_err("; 4 more from this uid not logged", 2s));
+    CHECK(prober.child->wait_for_err("; 4 more from this uid not logged", 10s));
     CHECK(count(prober.child->err(), refusal) == 2);
     CHECK(state(seg, "dead")->consecutive_failures == before.consecutive_failures);
 
     // A sender with an address is told why.
     CHECK(as_user(uid, [&] {
             try {
-              request(seg.str(), "record dead success", 2s);
+              request(seg.str(), "record dead success", 10s);
             } catch (const Error& e) {
               return e.code() == Errc::permission_denied &&
                              std::string(e.what()).find("may not use the control socket of "
@@ -352,7 +354,7 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
             Reporter reporter(seg.str());
             return reporter.success("dead") ? 0 : 1;
           }) == 0);
-    REQUIRE(eventually([&] { return state(seg, "dead")->healthy; }, 2s));
+    REQUIRE(eventually([&] { return state(seg, "dead")->healthy; }, 10s));
     CHECK(as_user(uid, [&] {
             Reporter reporter(seg.str());
             return reporter.failure("dead", "upstream said 502") &&
@@ -360,11 +362,11 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
                        ? 0
                        : 1;
           }) == 0);
-    REQUIRE(eventually([&] { return !state(seg, "dead")->healthy; }, 2s));
+    REQUIRE(eventually([&] { return !state(seg, "dead")->healthy; }, 10s));
     CHECK(state(seg, "dead")->last_error == "upstream said 502");
     CHECK(prober.child->wait_for_err("<4>provider dead marked unhealthy after 2 consecutive "
                                      "failures (upstream said 502); backoff 60s; reported by pid ",
-                                     2s));
+                                     10s));
     CHECK(prober.child->err().find("reported by pid") != std::string::npos);
     CHECK(prober.child->err().find(" uid " + std::to_string(uid)) != std::string::npos);
 
@@ -372,19 +374,19 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
     CHECK(as_user(uid, [&] {
             int rc = 0;
             try {
-              request(seg.str(), "set dead up", 2s);
+              request(seg.str(), "set dead up", 10s);
               rc |= 1;
             } catch (const Error& e) {
               if (e.code() != Errc::permission_denied) rc |= 2;
             }
             try {
-              request(seg.str(), "reset", 2s);
+              request(seg.str(), "reset", 10s);
               rc |= 4;
             } catch (const Error& e) {
               if (e.code() != Errc::permission_denied) rc |= 8;
             }
             try {
-              request(seg.str(), "record made-up success", 2s);
+              request(seg.str(), "record made-up success", 10s);
               rc |= 16;
             } catch (const Error& e) {
               if (e.code() != Errc::unknown_provider) rc |= 32;
@@ -393,7 +395,7 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
           }) == 0);
     CHECK(state(seg, "dead")->override_mode == Override::automatic);
     CHECK_FALSE(state(seg, "made-up"));
-    CHECK(prober.child->wait_for_err("control: refused 'set' from pid ", 2s));
+    CHECK(prober.child->wait_for_err("control: refused 'set' from pid ", 10s));
   }
 
   SUBCASE("allow_gid: a sender whose gid is listed may administer") {
@@ -402,7 +404,7 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
                            "\nallow_gid = " + std::to_string(uid) + "\n");
     REQUIRE(prober.ready(seg));
     CHECK(as_user(uid, [&] {
-            return request(seg.str(), "set dead up", 2s).starts_with("dead: forced up") ? 0 : 1;
+            return request(seg.str(), "set dead up", 10s).starts_with("dead: forced up") ? 0 : 1;
           }) == 0);
     CHECK(state(seg, "dead")->override_mode == Override::forced_up);
 
@@ -482,33 +484,40 @@ TEST_CASE("hostile datagrams get an error or nothing; the prober keeps probing")
   CHECK(prober.child->running());
   CHECK(raw_request(seg, "set dead down").starts_with("ok dead: forced down"));
   const auto checked = state(seg, "dead")->last_check_unix_ns;
-  CHECK(eventually([&] { return state(seg, "dead")->last_check_unix_ns > checked; }, 3s));
+  CHECK(eventually([&] { return state(seg, "dead")->last_check_unix_ns > checked; }, 10s));
   CHECK(prober.child->running());
   prober.child->signal(SIGTERM);
-  CHECK(prober.child->wait(2s) == 0);
+  CHECK(prober.child->wait(10s) == 0);
 }
 
 TEST_CASE(
     "no prober: request() is writer_busy within its timeout; Reporter returns false at once") {
   SegmentName seg("ctl");
 
-  // Nothing bound: refused at once.
+  // Nothing bound: refused at once, not after the 30 s it may wait.
   auto t0 = Clock::now();
   try {
-    request(seg.str(), "set x down", 500ms);
+    request(seg.str(), "set x down", 30s);
     FAIL("request() without a prober returned");
   } catch (const Error& e) {
     CHECK(e.code() == Errc::writer_busy);
     CHECK(std::string(e.what()).find("no prober is listening on " + control_address(seg.str())) !=
           std::string::npos);
+    CHECK(std::string(e.what()).find("nothing is bound to it") != std::string::npos);
   }
-  CHECK(Clock::now() - t0 < 500ms);
+  CHECK(Clock::now() - t0 < 10s);
 
+  // Reporter never waits: two thousand calls with nobody listening take
+  // milliseconds; a wait of even 5 ms per call would add up to 10 s.
   Reporter reporter(seg.str());
   t0 = Clock::now();
-  CHECK_FALSE(reporter.failure("groq", "http 503"));
-  CHECK_FALSE(reporter.success("groq"));
-  CHECK(Clock::now() - t0 < 50ms);
+  bool any = false;
+  for (int i = 0; i < 1000; ++i) {
+    any = reporter.failure("groq", "http 503") || any;
+    any = reporter.success("groq") || any;
+  }
+  CHECK_FALSE(any);
+  CHECK(Clock::now() - t0 < 10s);
 
   // Bound by something that never answers (or never reads): the timeout
   // holds, and a full queue makes Reporter return false instead of blocking.
@@ -527,14 +536,16 @@ TEST_CASE(
   CHECK(error_of([&] { request(seg.str(), "set x down", 300ms); }) == Errc::writer_busy);
   const auto waited = Clock::now() - t0;
   CHECK(waited >= 290ms);
-  CHECK(waited < 1s);
+  // At its 300ms, not some longer default, and not never: the socket would
+  // stay silent until the test ends. Load delays the wake-up, not by seconds.
+  CHECK(waited < 5s);
 
   t0 = Clock::now();
   int sent = 0;
   while (reporter.failure("groq", "http 503") && sent < 100000)
     ++sent;
   CHECK(sent < 100000); // the queue filled, and the call said so
-  CHECK(Clock::now() - t0 < 2s);
+  CHECK(Clock::now() - t0 < 10s);
   ::close(mute);
 
   // Invalid names never reach the socket.
@@ -555,7 +566,9 @@ TEST_CASE("healthctl against a writer that does not answer: exit 11, saying so")
   CHECK(r.err.find("; the writer did not answer its control socket either: no prober is "
                    "listening on " +
                    control_address(seg.str())) != std::string::npos);
-  CHECK(Clock::now() - t0 < 1500ms);
+  // Refused at once (nothing is bound), not after waiting for an answer.
+  CHECK(r.err.find("(nothing is bound to it") != std::string::npos);
+  CHECK(Clock::now() - t0 < 10s);
   CHECK_FALSE(held.table().get_state("groq"));
 }
 
@@ -577,16 +590,17 @@ TEST_CASE("SIGHUP applies [control]: the socket closes and opens again, new list
 
   prober.write("[control]\nenabled = false\n");
   prober.child->signal(SIGHUP);
-  REQUIRE(prober.child->wait_for_err(
-      "<6>control socket " + control_address(seg.str()) + " closed ([control] enabled = false)", 3s));
+  REQUIRE(prober.child->wait_for_err("<6>control socket " + control_address(seg.str()) +
+                                         " closed ([control] enabled = false)",
+                                     10s));
   CHECK(healthctl({"set", seg, "dead", "up"}).status == 11);
   CHECK(state(seg, "dead")->override_mode == Override::forced_down);
 
   // Back on, but root is no longer an admin: only the listed uid is.
   prober.write("[control]\nallow_uids = [12345]\n");
   prober.child->signal(SIGHUP);
-  REQUIRE(
-      prober.child->wait_for_err("<6>control socket " + control_address(seg.str()) + " opened", 3s));
+  REQUIRE(prober.child->wait_for_err("<6>control socket " + control_address(seg.str()) + " opened",
+                                     10s));
   const Run r = healthctl({"set", seg, "dead", "up"});
   if (::getuid() != 12345) {
     CHECK(r.status == 7);
@@ -724,7 +738,7 @@ TEST_CASE("a squatter on the control address is not believed: replies must come 
 
   SUBCASE("request(): the same reply from the owner's uid is believed") {
     const pid_t prober = fake_prober(seg.str(), 0, "ok groq: forced down");
-    CHECK(request(seg.str(), "set groq down", 2s) == "groq: forced down");
+    CHECK(request(seg.str(), "set groq down", 10s) == "groq: forced down");
     CHECK(reap(prober) == 0);
   }
 
@@ -733,7 +747,7 @@ TEST_CASE("a squatter on the control address is not believed: replies must come 
     // credentials would name the real uid; healthprobe attaches its
     // effective one, and the kernel accepts that because the sender holds it.
     const pid_t prober = fake_prober(seg.str(), 0, "ok groq: forced down", uid);
-    CHECK(request(seg.str(), "set groq down", 2s) == "groq: forced down");
+    CHECK(request(seg.str(), "set groq down", 10s) == "groq: forced down");
     CHECK(reap(prober) == 0);
   }
 
@@ -743,7 +757,7 @@ TEST_CASE("a squatter on the control address is not believed: replies must come 
     REQUIRE(::chmod(seg.path().c_str(), 0600) == 0);
     const pid_t prober = fake_prober(seg.str(), 0, "ok groq: forced down");
     CHECK(as_user(uid, [&] {
-            return request(seg.str(), "set groq down", 2s) == "groq: forced down" ? 0 : 1;
+            return request(seg.str(), "set groq down", 10s) == "groq: forced down" ? 0 : 1;
           }) == 0);
     CHECK(reap(prober) == 0);
   }
@@ -757,7 +771,7 @@ TEST_CASE("a squatter on the control address is not believed: replies must come 
     REQUIRE(::chown(home.c_str(), uid, uid) == 0);
     const pid_t prober = fake_prober(theirs.str(), 0, "ok groq: forced down");
     try {
-      request(theirs.str(), "set groq down", 2s);
+      request(theirs.str(), "set groq down", 10s);
       FAIL("request() believed a reply from uid 0 for a table uid " << uid << " owns");
     } catch (const Error& e) {
       CHECK(e.code() == Errc::permission_denied);

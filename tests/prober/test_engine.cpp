@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 using namespace healthtable::prober;
@@ -13,9 +14,21 @@ using namespace healthtable::test;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// Timing here must hold on a busy machine: a bound is either a lower one (a
+// probe waited at least its delay) or one that the behaviour under test
+// would miss by seconds (a probe hangs 30 s; the bound is 10 s).
+
 namespace {
 
-ProbeSpec http(const std::string& url, std::chrono::milliseconds timeout = 2000ms) {
+/// Default timeout for probes expected to answer at once: long, so a loaded
+/// machine never turns an answer into a timeout.
+constexpr auto kAnswerTimeout = 10000ms;
+/// What a probe that must NOT run to its end is given: far past any bound below.
+constexpr auto kHangTimeout = 30000ms;
+/// "Well under the hang": what load may add, and not a timeout's worth.
+constexpr auto kWellUnder = 10s;
+
+ProbeSpec http(const std::string& url, std::chrono::milliseconds timeout = kAnswerTimeout) {
   ProbeSpec s;
   s.provider = "p";
   s.kind = ProbeKind::http;
@@ -24,7 +37,7 @@ ProbeSpec http(const std::string& url, std::chrono::milliseconds timeout = 2000m
   return s;
 }
 
-ProbeSpec tcp(const std::string& address, std::chrono::milliseconds timeout = 2000ms) {
+ProbeSpec tcp(const std::string& address, std::chrono::milliseconds timeout = kAnswerTimeout) {
   ProbeSpec s = http("", timeout);
   s.kind = ProbeKind::tcp;
   s.target = address;
@@ -87,7 +100,7 @@ TEST_CASE("a server that accepts and never answers is a timeout, cut at the time
   CHECK_FALSE(o.healthy);
   CHECK(o.reason == "probe-timeout (>300ms)");
   CHECK(took >= 290ms);
-  CHECK(took < 800ms);
+  CHECK(took < kWellUnder); // cut: /hang would hold it until the server stops
   CHECK(server.accepted() == 1);
 }
 
@@ -99,14 +112,15 @@ TEST_CASE("connection refused") {
 
 TEST_CASE("a slow answer inside the timeout is healthy") {
   HttpServer server;
-  const Outcome o = one(http(server.url("/slow/300/200"), 1000ms));
+  const Outcome o = one(http(server.url("/slow/300/200"), kAnswerTimeout));
   CHECK(o.healthy);
   CHECK(o.elapsed >= 290ms);
 }
 
 TEST_CASE("a slow answer past the timeout is a timeout") {
   HttpServer server;
-  const Outcome o = one(http(server.url("/slow/800/200"), 200ms));
+  // The answer would come 20 s later: no load brings it inside 200ms.
+  const Outcome o = one(http(server.url("/slow/20000/200"), 200ms));
   CHECK_FALSE(o.healthy);
   CHECK(o.reason == "probe-timeout (>200ms)");
 }
@@ -158,33 +172,37 @@ TEST_CASE("https with a self-signed CA: accepted with ca_file, refused without")
   CHECK(out[2].healthy); // verify = false: the operator's explicit choice
 }
 
-TEST_CASE("five probes of 100ms each finish one tick well under 500ms") {
+TEST_CASE("ten probes of 1s each run concurrently: one tick takes about 1s, not 10s") {
   HttpServer server;
   std::vector<ProbeSpec> probes;
-  for (int i = 0; i < 5; ++i)
-    probes.push_back(http(server.url("/slow/100/200"), 2000ms));
+  for (int i = 0; i < 10; ++i)
+    probes.push_back(http(server.url("/slow/1000/200"), kHangTimeout));
   TickStats stats;
   const auto out = tick(probes, &stats);
   for (const auto& o : out) {
     CHECK(o.healthy);
-    CHECK(o.elapsed >= 95ms);
+    CHECK(o.elapsed >= 995ms);
   }
-  CHECK(stats.healthy == 5);
-  CHECK(stats.elapsed >= 95ms);
-  CHECK(stats.elapsed < 400ms); // well under the 500ms a sequential loop needs
+  CHECK(stats.healthy == 10);
+  CHECK(stats.elapsed >= 995ms);
+  // One after another they need 10 s; side by side about 1 s, and load adds
+  // scheduling delay, not whole seconds per probe.
+  CHECK(stats.elapsed < 6s);
 }
 
 TEST_CASE("failing probes, even ones that cannot start, do not stop the others") {
   HttpServer server;
   const std::string refused = "127.0.0.1:" + std::to_string(refused_port());
+  // Every probe but the hanging one may take 30 s: none of them fails by
+  // running to its timeout, so the tick ends soon after the hang's 300ms.
   const std::vector<ProbeSpec> probes = {
-      http(server.url("/status/200")),
-      http("http://[::1"), // malformed: curl cannot even start it
+      http(server.url("/status/200"), kHangTimeout),
+      http("http://[::1", kHangTimeout), // malformed: curl cannot even start it
       http(server.url("/hang"), 300ms),
-      http("http://" + refused + "/"),
-      http(server.url("/status/503")),
-      tcp(refused),
-      http(server.url("/slow/50/204")),
+      http("http://" + refused + "/", kHangTimeout),
+      http(server.url("/status/503"), kHangTimeout),
+      tcp(refused, kHangTimeout),
+      http(server.url("/slow/50/204"), kHangTimeout),
   };
   TickStats stats;
   const auto out = tick(probes, &stats);
@@ -198,19 +216,56 @@ TEST_CASE("failing probes, even ones that cannot start, do not stop the others")
   CHECK(out[6].healthy);
   CHECK(stats.healthy == 2);
   CHECK(stats.failed == 5);
-  CHECK(stats.elapsed < 800ms);
+  CHECK(stats.elapsed >= 290ms);     // the hang's timeout
+  CHECK(stats.elapsed < kWellUnder); // not any of the 30 s ones
 }
 
 TEST_CASE("outcomes are reported as each probe finishes, not at the end of the tick") {
   HttpServer server;
   Engine engine;
-  const std::vector<ProbeSpec> probes = {http(server.url("/status/200")),
-                                         http(server.url("/slow/400/200"), 2000ms)};
+  // The third probe hangs for its whole 30 s timeout. Once the first two
+  // outcomes are in, the callback ends the tick through the wake fd: if
+  // outcomes were held until the tick ended, they would come only after the
+  // hang's 30 s, and the hang would not be abandoned.
+  const std::vector<ProbeSpec> probes = {http(server.url("/status/200"), kHangTimeout),
+                                         http(server.url("/slow/400/200"), kHangTimeout),
+                                         http(server.url("/hang"), kHangTimeout)};
+  const int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  REQUIRE(efd >= 0);
   const auto t0 = Clock::now();
-  std::vector<Clock::duration> at(2);
-  engine.run(probes, [&](const Outcome& o) { at[o.index] = Clock::now() - t0; });
-  CHECK(at[0] < 200ms);
-  CHECK(at[1] >= 390ms);
+  std::vector<Clock::duration> at(3);
+  std::vector<int> seen(3, 0);
+  int reported = 0;
+  const TickStats stats = engine.run(
+      probes,
+      [&](const Outcome& o) {
+        if (o.index >= probes.size()) {
+          FAIL_CHECK("outcome for probe " << o.index);
+          return;
+        }
+        at[o.index] = Clock::now() - t0;
+        ++seen[o.index];
+        CHECK(o.healthy);
+        if (++reported == 2) {
+          const std::uint64_t one = 1;
+          [[maybe_unused]] auto n = ::write(efd, &one, sizeof one);
+        }
+      },
+      efd,
+      [&] {
+        std::uint64_t v = 0;
+        [[maybe_unused]] auto n = ::read(efd, &v, sizeof v);
+        return true;
+      });
+  const auto took = Clock::now() - t0;
+  ::close(efd);
+  CHECK(seen[0] == 1);
+  CHECK(seen[1] == 1);
+  CHECK(seen[2] == 0); // still hanging when the first two were reported
+  CHECK(stats.interrupted);
+  CHECK(stats.abandoned == 1);
+  CHECK(at[1] >= 390ms); // the slow one was reported at its answer, not before
+  CHECK(took < kWellUnder);
 }
 
 TEST_CASE("the wake fd interrupts a tick at once and abandons what is in flight") {
@@ -218,13 +273,18 @@ TEST_CASE("the wake fd interrupts a tick at once and abandons what is in flight"
   Engine engine;
   const int efd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   REQUIRE(efd >= 0);
+  // Poked from another thread once the quick probe is in and both hanging
+  // requests have reached the server (waited for, not slept for: a busy
+  // machine may take longer to get there).
+  std::atomic<bool> answered{false};
+  std::atomic<bool> poked{false};
   std::thread poke([&] {
-    std::this_thread::sleep_for(150ms);
+    poked = eventually([&] { return answered && server.requests().size() >= 3; }, 10s);
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(efd, &one, sizeof one);
   });
-  const std::vector<ProbeSpec> probes = {http(server.url("/hang"), 5000ms),
-                                         http(server.url("/hang"), 5000ms),
+  const std::vector<ProbeSpec> probes = {http(server.url("/hang"), kHangTimeout),
+                                         http(server.url("/hang"), kHangTimeout),
                                          http(server.url("/status/200"))};
   int outcomes = 0;
   int wakes = 0;
@@ -234,6 +294,7 @@ TEST_CASE("the wake fd interrupts a tick at once and abandons what is in flight"
       [&](const Outcome& o) {
         ++outcomes;
         CHECK(o.healthy);
+        answered = true;
       },
       efd,
       [&] {
@@ -245,11 +306,12 @@ TEST_CASE("the wake fd interrupts a tick at once and abandons what is in flight"
   const auto took = Clock::now() - t0;
   poke.join();
   ::close(efd);
+  CHECK(poked);
   CHECK(stats.interrupted);
   CHECK(stats.abandoned == 2);
   CHECK(outcomes == 1);
   CHECK(wakes == 1);
-  CHECK(took < 1000ms);
+  CHECK(took < kWellUnder); // the hanging probes had 30 s left
   // The engine is reusable after an interrupted tick; the abandoned
   // connections were closed (the server saw them go away).
   CHECK(engine
