@@ -260,7 +260,8 @@ void Home::point_at(std::uint64_t instance) const {
     throw_errno(errno, "cannot point the home at the new object of", segment_);
   // Root making a table for another user: the link is theirs too, like
   // everything else in their home.
-  if (owner_ != ::geteuid()) ::fchownat(fd_, tmp, owner_, static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW);
+  if (owner_ != ::geteuid())
+    ::fchownat(fd_, tmp, owner_, static_cast<gid_t>(-1), AT_SYMLINK_NOFOLLOW);
   if (::renameat(fd_, tmp, fd_, kPointer) != 0) {
     const int err = errno;
     ::unlinkat(fd_, tmp, 0);

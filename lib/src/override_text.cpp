@@ -8,14 +8,12 @@ std::string describe_override(std::string_view segment, std::string_view provide
                               const OverrideRequest& request, bool available_now) {
   const std::string p(provider);
   const std::string undo = "'healthctl set " + std::string(segment) + " " + p + " auto'";
-  const std::string until = request.expires_after
-                                ? "for " + format_duration(*request.expires_after) +
-                                      " or until " + undo
-                                : "until " + undo;
+  const std::string until =
+      request.expires_after ? "for " + format_duration(*request.expires_after) + " or until " + undo
+                            : "until " + undo;
   switch (request.mode) {
   case Override::forced_down: return p + ": forced down; unavailable " + until;
-  case Override::forced_up:
-    return p + ": forced up; available whatever the breaker says, " + until;
+  case Override::forced_up: return p + ": forced up; available whatever the breaker says, " + until;
   case Override::automatic: break;
   }
   return p + ": override cleared; the circuit breaker decides (now " +

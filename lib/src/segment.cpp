@@ -165,11 +165,10 @@ void throw_errno(int err, std::string_view what, std::string_view segment) {
   case ENXIO: // a socket (or a device without a driver) at the path
   case ENODEV:
   case ELOOP: // O_NOFOLLOW met a link
-    throw Error(Errc::not_a_table,
-                "refusing " + seg + ": its object is " +
-                    (err == ELOOP ? "a symbolic link" : "a socket or a device") +
-                    ", not a table; remove it with 'healthctl destroy " + std::string(segment) +
-                    " --force'");
+    throw Error(Errc::not_a_table, "refusing " + seg + ": its object is " +
+                                       (err == ELOOP ? "a symbolic link" : "a socket or a device") +
+                                       ", not a table; remove it with 'healthctl destroy " +
+                                       std::string(segment) + " --force'");
   case EEXIST:
     throw Error(Errc::already_exists, "table " + seg +
                                           " already exists; use --force to replace it, or pick "
@@ -192,8 +191,7 @@ void validate_image(const std::uint8_t* base, std::uint64_t size, std::string_vi
     throw Error(Errc::not_ready, "table " + quoted(segment) +
                                      " is still being created (size 0); retry in a moment, or "
                                      "recreate it with --force if its creator died");
-  if (size < 64)
-    corrupt(segment, "truncated to " + std::to_string(size) + " bytes");
+  if (size < 64) corrupt(segment, "truncated to " + std::to_string(size) + " bytes");
   const auto& h = *reinterpret_cast<const Header*>(base);
   // acquire: pairs with the release store that publishes the magic in
   // Writer::create(); everything below was written before it.
@@ -212,7 +210,8 @@ void validate_image(const std::uint8_t* base, std::uint64_t size, std::string_vi
   const auto v1_version = *reinterpret_cast<const std::uint32_t*>(base + 16);
   if (v1_version == 1 || (h.format >> 48) == 1)
     throw Error(Errc::incompatible_layout,
-                "table " + quoted(segment) + " is layout v1; this build reads v2: stop its writer " +
+                "table " + quoted(segment) +
+                    " is layout v1; this build reads v2: stop its writer " +
                     "and recreate it with 'healthctl create " + std::string(segment) + " --force'");
   if (size < sizeof(Header))
     corrupt(segment, "truncated to " + std::to_string(size) + " bytes, smaller than the " +
@@ -230,8 +229,7 @@ void validate_image(const std::uint8_t* base, std::uint64_t size, std::string_vi
                          std::to_string(kMaxCapacity));
   if (h.events_capacity != events_size_for(h.events_capacity) || h.events_capacity < 16)
     corrupt(segment, "event ring of " + std::to_string(h.events_capacity) +
-                         " entries is not a power of two from 16 to " +
-                         std::to_string(kMaxEvents));
+                         " entries is not a power of two from 16 to " + std::to_string(kMaxEvents));
   const Offsets o = offsets_for(h.capacity, h.events_capacity);
   if (h.index_size != index_size_for(h.capacity) || h.index_offset != o.index ||
       h.heads_offset != o.heads || h.bodies_offset != o.bodies || h.events_offset != o.events)
@@ -246,8 +244,8 @@ void validate_image(const std::uint8_t* base, std::uint64_t size, std::string_vi
   if (h.name_len != segment.size() || std::memcmp(h.name, segment.data(), segment.size()) != 0)
     corrupt(segment, "its header names another table");
   if (instance != 0 && h.instance != instance)
-    corrupt(segment, "its header gives instance " + hex(h.instance) + ", its name " +
-                         hex(instance));
+    corrupt(segment,
+            "its header gives instance " + hex(h.instance) + ", its name " + hex(instance));
 }
 
 struct Mapping::Native {
@@ -309,8 +307,8 @@ std::unique_ptr<Mapping> Mapping::create(std::string_view segment, std::uint64_t
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     // The umask must not decide who may read the table.
     if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) throw_errno(errno, "cannot chmod", segment);
-    if (chown_uid >= 0 && ::fchown(fd, static_cast<uid_t>(chown_uid),
-                                   static_cast<gid_t>(chown_gid)) != 0)
+    if (chown_uid >= 0 &&
+        ::fchown(fd, static_cast<uid_t>(chown_uid), static_cast<gid_t>(chown_gid)) != 0)
       throw_errno(errno, "cannot chown", segment);
     // Reserve every page now: a full /dev/shm fails here with ENOSPC instead
     // of raising SIGBUS in some reader on first touch (as PostgreSQL does).

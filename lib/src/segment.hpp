@@ -56,7 +56,9 @@ public:
   SlotBody* bodies() const noexcept {
     return reinterpret_cast<SlotBody*>(base_ + header().bodies_offset);
   }
-  Event* events() const noexcept { return reinterpret_cast<Event*>(base_ + header().events_offset); }
+  Event* events() const noexcept {
+    return reinterpret_cast<Event*>(base_ + header().events_offset);
+  }
   std::atomic<std::uint64_t>* index() const noexcept {
     return reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + header().index_offset);
   }
@@ -103,7 +105,8 @@ std::uint64_t instance_of(std::string_view segment, std::string_view path) noexc
 /// new object and pointing the home at it (create --force, grow, recreate)
 /// leaves behind. Call with the writer lock held, so no writer is making one
 /// now. Readers that still map one keep their mapping. Returns how many.
-std::size_t remove_stray_objects(std::string_view segment, uid_t owner, std::uint64_t keep) noexcept;
+std::size_t remove_stray_objects(std::string_view segment, uid_t owner,
+                                 std::uint64_t keep) noexcept;
 
 /// A random instance, never 0.
 std::uint64_t random_instance();

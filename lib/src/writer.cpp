@@ -132,8 +132,7 @@ void Writer::Impl::rescan() {
 
 void Writer::Impl::check_owner() const {
   if (forked)
-    throw Error(Errc::writer_busy, "this process is a fork of the writer of " +
-                                       q(home->segment()) +
+    throw Error(Errc::writer_busy, "this process is a fork of the writer of " + q(home->segment()) +
                                        "; the writer lock stayed with the parent");
 }
 
@@ -159,7 +158,8 @@ void Writer::Impl::publish(std::uint32_t i, const RecordValue& v) noexcept {
                         std::memory_order_relaxed);
 }
 
-void Writer::Impl::set_identity(std::uint32_t slot, std::uint32_t gen, std::string_view name) noexcept {
+void Writer::Impl::set_identity(std::uint32_t slot, std::uint32_t gen,
+                                std::string_view name) noexcept {
   SlotHead& h = heads[slot];
   const std::uint64_t old = h.ident.load(std::memory_order_relaxed);
   h.ident.store(old | kIdentBusy, std::memory_order_relaxed);
@@ -278,8 +278,8 @@ std::uint32_t Writer::Impl::add(std::string_view provider, Instant now) {
   index_insert(name_hash(provider.data(), provider.size()), slot);
   header->live.fetch_add(1, std::memory_order_relaxed);
   bump_registrations();
-  event(EventKind::registered, provider, 0, 0, FailureClass::none, Source::admin, {}, 0, slot,
-        0, now);
+  event(EventKind::registered, provider, 0, 0, FailureClass::none, Source::admin, {}, 0, slot, 0,
+        now);
   return slot;
 }
 
@@ -310,8 +310,8 @@ void Writer::Impl::forget(std::string_view provider, Instant now) {
   header->live.fetch_sub(1, std::memory_order_relaxed);
   free_slots.push_back(f->slot); // FIFO: a slot's registrations change as rarely as they can
   bump_registrations();
-  event(EventKind::forgotten, provider, 0, 0, FailureClass::none, Source::admin, {}, 0, f->slot,
-        0, now);
+  event(EventKind::forgotten, provider, 0, 0, FailureClass::none, Source::admin, {}, 0, f->slot, 0,
+        now);
   // Freed entries lengthen every miss's probe; past a quarter of the index,
   // move into a fresh table (readers follow; it is the same as a grow).
   if (tombstones > (index_mask + 1) / 4) relocate(capacity);
@@ -391,7 +391,8 @@ void Writer::Impl::relocate(std::uint32_t new_capacity) {
       const std::uint32_t to = keep ? i : next++;
       SlotHead& h = nheads[to];
       for (std::size_t k = 0; k < kNameWords; ++k)
-        h.name[k].store(heads[i].name[k].load(std::memory_order_relaxed), std::memory_order_relaxed);
+        h.name[k].store(heads[i].name[k].load(std::memory_order_relaxed),
+                        std::memory_order_relaxed);
       h.ident.store(ident & ~kIdentBusy, std::memory_order_relaxed);
       h.ramp_ns.store(heads[i].ramp_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
       const RecordValue v = current(i);
@@ -442,8 +443,7 @@ void Writer::Impl::relocate(std::uint32_t new_capacity) {
   old->unlink_if_ours();
   switch_to(m);
   reader.impl().adopt(m);
-  event(EventKind::grown, {}, 0, 0, FailureClass::none, Source::admin, {}, 0, new_capacity, 0,
-        now);
+  event(EventKind::grown, {}, 0, 0, FailureClass::none, Source::admin, {}, 0, new_capacity, 0, now);
 }
 
 void Writer::Impl::init_header(Header& h, std::string_view segment, std::uint32_t cap,
@@ -502,7 +502,8 @@ void Writer::Impl::repair() {
         const std::uint64_t w = h.name[k].load(std::memory_order_relaxed);
         std::memcpy(buf + 8 * k, &w, 8);
       }
-      const std::string_view name(buf, std::min<std::size_t>(ident_len(now_ident), kProviderNameMax));
+      const std::string_view name(buf,
+                                  std::min<std::size_t>(ident_len(now_ident), kProviderNameMax));
       const auto f = lookup(name);
       if (!f || f->slot != i) { // killed between the slot and its index entry
         index_insert(name_hash(name.data(), name.size()), i);
@@ -659,8 +660,8 @@ Writer Writer::create(std::string_view segment, const CreateOptions& options) {
   const uid_t uid = options.owner_uid.value_or(me);
   const gid_t gid = options.owner_gid.value_or(uid == me ? ::getegid() : primary_gid(uid));
   if (uid != me && me != 0)
-    throw Error(Errc::permission_denied, "only root can create a table for another user (" +
-                                             describe_uid(uid) + ")");
+    throw Error(Errc::permission_denied,
+                "only root can create a table for another user (" + describe_uid(uid) + ")");
   auto home = detail::Home::make(segment, uid, gid);
   FdGuard lock{lock_or_throw(*home, true)};
   if (uid != me && ::fchown(lock.fd, uid, gid) != 0)
@@ -857,8 +858,8 @@ Transition Writer::mark_healthy(std::string_view provider, Instant now) {
   }
   impl_->publish(i, v);
   if (was_healthy) return Transition::none;
-  impl_->event(EventKind::recovered, provider, 0, 1, FailureClass::none, Source::probe, {}, 0, 0,
-               0, now);
+  impl_->event(EventKind::recovered, provider, 0, 1, FailureClass::none, Source::probe, {}, 0, 0, 0,
+               now);
   return Transition::recovered;
 }
 

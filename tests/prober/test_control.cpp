@@ -294,8 +294,7 @@ TEST_CASE("worker reports: refused for a uid not allowed, applied for report_uid
     Reporter reporter(seg.str());
     for (int i = 0; i < 200; ++i) // a full queue (max_dgram_qlen) waits for the prober to drain it
       REQUIRE(eventually([&] { return reporter.success("dead"); }, 10s));
-    CHECK(eventually([&] { return state(seg, "dead")->successes == before.successes + 200; },
-                     10s));
+    CHECK(eventually([&] { return state(seg, "dead")->successes == before.successes + 200; }, 10s));
     CHECK(state(seg, "dead")->failures == before.failures);
     CHECK(prober.child->err().find("flood") == std::string::npos);
   }
@@ -623,9 +622,9 @@ TEST_CASE("the control socket cannot be squatted: nobody cannot bind or create i
           sockaddr_un sa{};
           sa.sun_family = AF_UNIX;
           std::memcpy(sa.sun_path, address.data(), address.size());
-          const int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sa),
-                                static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) +
-                                                       address.size() + 1));
+          const int rc =
+              ::bind(fd, reinterpret_cast<sockaddr*>(&sa),
+                     static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size() + 1));
           if (rc == 0 || errno != EACCES) return 1;
           const int file = ::open(address.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
           if (file >= 0 || errno != EACCES) return 2;
@@ -661,8 +660,7 @@ TEST_CASE("the control socket cannot be squatted: nobody cannot bind or create i
   Prober blocked(seg);
   CHECK(blocked.child->wait(10s) == 1);
   CHECK(blocked.child->err().find("<3>control socket " + address +
-                                  ": something else is there (not a socket)") !=
-        std::string::npos);
+                                  ": something else is there (not a socket)") != std::string::npos);
   ::rmdir(address.c_str());
   // It let go of the writer lock on the way out.
   CHECK_NOTHROW(Writer::open(seg.str()));

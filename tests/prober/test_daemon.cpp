@@ -383,8 +383,8 @@ TEST_CASE("more providers than slots: the table grows, and says so") {
             tcp_provider("b", dead) + tcp_provider("c", dead));
   REQUIRE(run.child->wait_for_err(
       "<5>table \"" + seg.str() + "\" grown from 2 to 4 slots: 3 providers need them", 10s));
-  REQUIRE(eventually([&] { return checked(seg, "a") && checked(seg, "b") && checked(seg, "c"); },
-                     10s));
+  REQUIRE(
+      eventually([&] { return checked(seg, "a") && checked(seg, "b") && checked(seg, "c"); }, 10s));
   CHECK(Table::open(seg.str()).info().capacity == 4);
 
   // SIGHUP adding past the new size grows it again.
@@ -424,7 +424,8 @@ TEST_CASE("SIGHUP dropping a provider forgets it: its slot is free for the next 
   CHECK(run.child->err().find("reload failed") == std::string::npos);
 }
 
-TEST_CASE("the table unlinked under a running prober comes back with its states, and the log says so") {
+TEST_CASE(
+    "the table unlinked under a running prober comes back with its states, and the log says so") {
   SegmentName seg("probe");
   const int dead = refused_port();
   Run run;

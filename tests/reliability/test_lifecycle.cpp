@@ -111,8 +111,7 @@ TEST_CASE("lifecycle: a reader opening during creation sees not_ready, never gar
   const std::string object = seg.path();
   test::write_image(object, nullptr, 0);
   CHECK(test::error_of([&] { (void)Table::open(seg.str()); }) == Errc::not_ready);
-  test::write_image(object,
-                    std::vector<std::uint8_t>(offsets_for(64, kDefaultEvents).total, 0));
+  test::write_image(object, std::vector<std::uint8_t>(offsets_for(64, kDefaultEvents).total, 0));
   CHECK(test::error_of([&] { (void)Table::open(seg.str()); }) == Errc::not_ready);
   // Such an object blocks the name until create --force.
   CHECK(test::error_of([&] { (void)Writer::create(seg.str()); }) == Errc::already_exists);

@@ -18,7 +18,7 @@ namespace {
 struct SetOptions {
   std::string segment;
   std::string provider;
-  std::string mode; ///< "down", "up" or "auto"
+  std::string mode;         ///< "down", "up" or "auto"
   std::string for_duration; ///< --for: empty, until set back
   std::string reason;
   bool create = false; ///< --create: register a provider the table has not seen

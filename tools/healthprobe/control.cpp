@@ -265,11 +265,11 @@ void Control::set_permissions(const ControlConfig& cfg) {
   // the home is ours alone, so the path cannot be swapped under us.
   if (::chown(where_.c_str(), static_cast<uid_t>(-1), group) != 0) {
     const int err = errno;
-    throw Error(err == EPERM ? Errc::permission_denied : Errc::system_error,
-                "control socket " + where_ + ": cannot give it to gid " + std::to_string(group) +
-                    ": " + std::strerror(err) +
-                    (err == EPERM ? " (the prober's user must be a member of [control] group)"
-                                  : ""));
+    throw Error(
+        err == EPERM ? Errc::permission_denied : Errc::system_error,
+        "control socket " + where_ + ": cannot give it to gid " + std::to_string(group) + ": " +
+            std::strerror(err) +
+            (err == EPERM ? " (the prober's user must be a member of [control] group)" : ""));
   }
   if (::chmod(where_.c_str(), cfg.mode) != 0)
     socket_error(Errc::system_error, where_, "chmod " + format_mode(cfg.mode), errno);

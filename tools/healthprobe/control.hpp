@@ -48,12 +48,12 @@ struct Request {
   /// record, set, forget: exactly one; reset: none (every provider) or
   /// several; grow: none.
   std::vector<std::string> providers;
-  bool success = false;                ///< record: success or failure
-  std::string reason; ///< record failure: the rest of the line (may be empty); set reason=
+  bool success = false; ///< record: success or failure
+  std::string reason;   ///< record failure: the rest of the line (may be empty); set reason=
   Override mode = Override::automatic; ///< set
   bool create = false;                 ///< set: register the provider if it is new
   std::optional<std::chrono::nanoseconds> expires_after; ///< set for=DURATION
-  std::uint32_t slots = 0;             ///< grow
+  std::uint32_t slots = 0;                               ///< grow
 };
 
 /// "record", "set", ...
