@@ -27,11 +27,8 @@ struct SetOptions {
 /// Refuses a provider the table has never seen, unless --create: a typo
 /// must not quietly register a new name that nothing routes to.
 void require_known(const SetOptions& o, const healthtable::Table& table) {
-  if (o.create || table.find(o.provider)) return;
-  throw healthtable::Error(healthtable::Errc::unknown_provider,
-                           fmt::format("provider '{}' is not in table '{}'; 'healthctl dump {}' "
-                                       "lists the providers it has, and --create registers it",
-                                       o.provider, o.segment, o.segment));
+  if (!o.create && !table.find(o.provider))
+    throw healthtable::override_of_unknown(o.segment, o.provider);
 }
 
 healthtable::Override to_override(std::string_view mode) {
@@ -72,9 +69,8 @@ int set_direct(const SetOptions& o, healthtable::Writer& writer) {
   request.expires_after = parse_optional_duration(o.for_duration, "--for");
   request.reason = o.reason;
   writer.set_override(o.provider, request);
-  const auto state = writer.table().get_state(o.provider);
-  const bool available = !state || state->available(healthtable::Instant::now().mono_ns);
-  fmt::print("{}\n", healthtable::describe_override(o.segment, o.provider, request, available));
+  fmt::print("{}\n",
+             healthtable::describe_override(o.segment, o.provider, request, writer.table()));
   return kExitOk;
 }
 

@@ -444,26 +444,20 @@ std::string Control::apply(const Request& r, const Sender& s) {
   }
   case Request::Verb::set: {
     const std::string& p = r.providers.front();
-    if (!r.create && !writer_.table().find(p))
-      throw Error(Errc::unknown_provider,
-                  "provider " + quoted(p) + " is not in table " + quoted(segment_) +
-                      "; 'healthctl dump " + segment_ +
-                      "' lists the providers it has, and --create registers it");
+    if (!r.create && !writer_.table().find(p)) throw override_of_unknown(segment_, p);
     OverrideRequest o;
     o.mode = r.mode;
     o.expires_after = r.expires_after;
     o.reason = r.reason;
     if (s.known) o.uid = s.uid;
     writer_.set_override(p, o);
-    const auto st = writer_.table().get_state(p);
-    const bool available = !st || st->available(Instant::now().mono_ns);
     const std::string what = r.mode == Override::forced_down ? "forced down"
                              : r.mode == Override::forced_up ? "forced up"
                                                              : "override cleared (auto)";
     log_(Level::notice, "provider " + p + " " + what + " by " + by +
                             (r.expires_after ? " for " + format_duration(*r.expires_after) : "") +
                             (r.reason.empty() ? "" : ": " + r.reason));
-    return describe_override(segment_, p, o, available);
+    return describe_override(segment_, p, o, writer_.table());
   }
   case Request::Verb::reset: {
     if (r.providers.empty()) {
