@@ -109,7 +109,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "namespaces: a reader in another IPC namespace with its own /dev/shm reports absent at once") {
+    "namespaces: a reader in another IPC namespace with its own /dev/shm reports absent, without waiting") {
   if (::geteuid() != 0) return;
   SegmentName seg("ipcns");
   {
@@ -139,7 +139,9 @@ TEST_CASE(
   const auto r = test::wait_child(p, 30s);
   CHECK_MESSAGE(r.ok(), r.describe());
   CHECK(res->open_ns.load() >= 0);
-  CHECK(res->open_ns.load() < 1'000'000'000);
+  // Bounded, not timed: an open that waited for the table to appear would
+  // take the whole 30 s; 10 s holds on any loaded machine.
+  CHECK(res->open_ns.load() < 10'000'000'000);
 
   // A new IPC namespace alone does NOT hide POSIX shared memory on Linux
   // (it is a tmpfs path, not a SysV object): same /dev/shm, same table.
