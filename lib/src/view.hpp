@@ -8,6 +8,7 @@
 #include <healthtable/layout.hpp>
 #include <healthtable/table.hpp>
 
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -26,9 +27,25 @@ struct NameKey {
   NameKey() = default;
   /// `name` is at most kProviderNameMax bytes (callers check).
   explicit NameKey(std::string_view name) noexcept : len(static_cast<std::uint32_t>(name.size())) {
-    for (std::size_t k = 0; k < kNameWords; ++k)
-      words[k] = name_word(name.data(), name.size(), k);
-    hash = name_hash_words(words, name.size());
+    const char* p = name.data();
+    const std::size_t n = name.size();
+    if constexpr (std::endian::native == std::endian::little) {
+      // Whole words, then the last partial one as the name's last eight
+      // bytes shifted down (in bounds for n >= 8): a loop whose length is
+      // the name's, rather than a branch per word.
+      for (auto& w : words)
+        w = 0;
+      const std::size_t full = n / 8;
+#pragma GCC unroll 8
+      for (std::size_t k = 0; k < full; ++k)
+        words[k] = load_u64(p + 8 * k);
+      if (const std::size_t rem = n % 8; rem != 0)
+        words[full] = n >= 8 ? load_u64(p + n - 8) >> (8 * (8 - rem)) : load_partial(p, n);
+    } else {
+      for (std::size_t k = 0; k < kNameWords; ++k)
+        words[k] = name_word(p, n, k);
+    }
+    hash = name_hash_words(words, n);
   }
 };
 
@@ -72,22 +89,31 @@ struct View {
   Found lookup(const NameKey& key) const noexcept;
   /// Whether slot `slot` holds registration `gen` of the name `key`.
   bool holds(std::uint32_t slot, std::uint32_t gen, const NameKey& key) const noexcept;
+  /// The generation of the registration of `key` slot `slot` holds, in one
+  /// consistent read of its identity; 0 if it holds another name, none, or
+  /// is being rewritten.
+  std::uint32_t match(std::uint32_t slot, const NameKey& key) const noexcept;
   /// One consistent read of a slot's identity.
   std::optional<Identity> identity(std::uint32_t slot) const;
 };
 
 inline bool View::holds(std::uint32_t slot, std::uint32_t gen, const NameKey& key) const noexcept {
+  return gen != 0 && match(slot, key) == gen;
+}
+
+inline std::uint32_t View::match(std::uint32_t slot, const NameKey& key) const noexcept {
   const SlotHead& h = heads[slot];
   // acquire: pairs with the release store that ends an identity change in
   // Writer::Impl::set_identity(); the name words below are its own.
   const std::uint64_t i1 = h.ident.load(std::memory_order_acquire);
-  if ((i1 & kIdentBusy) || ident_len(i1) != key.len || ident_gen(i1) != gen || gen == 0)
-    return false;
-  // The six words on the head's first line, branch-free (names are zero
-  // padded, so words past the name compare equal); the last two, on the
-  // second line, only for a name longer than 48 bytes, so that most
+  // Busy, or another length: the busy bit and the length are one compare.
+  if ((i1 & (0xFF00 | kIdentBusy)) != (std::uint64_t{key.len} << 8)) return 0;
+  // The six words on the head's first line, unrolled and branch-free (names
+  // are zero padded, so words past the name compare equal); the last two,
+  // on the second line, only for a name longer than 48 bytes, so that most
   // lookups touch one line of the slot.
   std::uint64_t diff = 0;
+#pragma GCC unroll 6
   for (std::size_t k = 0; k < 6; ++k)
     diff |= h.name[k].load(kDataLoad) ^ key.words[k];
   if (key.len > 48)
@@ -95,7 +121,8 @@ inline bool View::holds(std::uint32_t slot, std::uint32_t gen, const NameKey& ke
   // acquire fence: keeps the name loads above the re-read of ident (the
   // seqlock reader's half; pairs with the release fence in set_identity())
   latch_fence(std::memory_order_acquire);
-  return diff == 0 && h.ident.load(std::memory_order_relaxed) == i1;
+  if (diff != 0 || h.ident.load(std::memory_order_relaxed) != i1) return 0;
+  return ident_gen(i1);
 }
 
 inline Found View::lookup(const NameKey& key) const noexcept {
@@ -106,15 +133,12 @@ inline Found View::lookup(const NameKey& key) const noexcept {
     // the slot's identity was written before its entry.
     const std::uint64_t e = index[(key.hash + i) & index_mask].load(std::memory_order_acquire);
     if (e == 0) return {};
-    const auto s1 = static_cast<std::uint32_t>(e);
-    // slot+1 of 0 is no slot (s1 - 1 would wrap to 4G-1)
-    if (static_cast<std::uint32_t>(e >> 32) != tag || s1 == 0 || s1 == kTombstone ||
-        s1 > capacity)
-      continue;
-    const std::uint32_t slot = s1 - 1;
-    const std::uint64_t ident = heads[slot].ident.load(std::memory_order_acquire);
-    const std::uint32_t gen = ident_gen(ident);
-    if (holds(slot, gen, key)) [[likely]]
+    // slot+1 of 0 and kTombstone are no slot: minus one, both wrap past
+    // capacity, as does anything a hostile image puts there.
+    const std::uint32_t slot = static_cast<std::uint32_t>(e) - 1;
+    if (static_cast<std::uint32_t>(e >> 32) != tag || slot >= capacity) continue;
+    // A registered slot's generation is never 0, so 0 is "not this one".
+    if (const std::uint32_t gen = match(slot, key); gen != 0) [[likely]]
       return Found{slot, gen};
   }
   return {};
