@@ -144,16 +144,19 @@ void is_healthy_handle(benchmark::State& state, StateSlot slot) {
   }
 }
 
+/// By name over `visit` of the table's `n` names (all of them unless less),
+/// in the shuffled order: `visit` 1 is one name again and again; `visit` 64
+/// of 4,096 is a router whose chains name a few providers of a big table.
 void is_healthy_name(benchmark::State& state, std::uint32_t n, std::size_t len, bool hit,
-                     bool same_name) {
+                     std::uint32_t visit) {
   Names& ns = names(n, len);
   const std::vector<std::string_view>& keys = hit ? ns.hits : ns.misses;
-  const std::size_t mask = keys.size() - 1; // n is a power of two
+  const std::size_t mask = std::min<std::size_t>(visit, keys.size()) - 1; // powers of two
   std::size_t i = 0;
   for (auto _ : state) {
     bool ok = ns.reader.is_healthy(keys[i]);
     benchmark::DoNotOptimize(ok);
-    if (!same_name) i = (i + 1) & mask;
+    i = (i + 1) & mask;
   }
 }
 
@@ -256,7 +259,7 @@ void register_all() {
       RegisterBenchmark(("is_healthy_name/" + std::string(hit ? "hit" : "miss") +
                          "/providers:" + std::to_string(n) + "/len:63")
                             .c_str(),
-                        is_healthy_name, n, kMaxName, hit, false);
+                        is_healthy_name, n, kMaxName, hit, n);
   // Context for the 63-byte worst case: names of a common length (24 bytes,
   // "openrouter/anthropic-v3"), short ones, and one name repeated.
   for (const bool hit : {true, false})
@@ -264,11 +267,17 @@ void register_all() {
       RegisterBenchmark(("is_healthy_name/" + std::string(hit ? "hit" : "miss") +
                          "/providers:" + std::to_string(n) + "/len:24")
                             .c_str(),
-                        is_healthy_name, n, std::size_t{24}, hit, false);
+                        is_healthy_name, n, std::size_t{24}, hit, n);
   RegisterBenchmark("is_healthy_name/hit/providers:64/len:8", is_healthy_name, 64u, std::size_t{8},
-                    true, false);
+                    true, 64u);
   RegisterBenchmark("is_healthy_name/hit/providers:64/len:63/same_name", is_healthy_name, 64u,
-                    kMaxName, true, true);
+                    kMaxName, true, 1u);
+  // A big table read by a router whose chains name 64 of its providers: the
+  // table's size alone, without a 4,096-name working set.
+  for (const std::size_t len : {std::size_t{24}, kMaxName})
+    RegisterBenchmark(("is_healthy_name/hit/providers:4096/len:" + std::to_string(len) + "/visit:64")
+                          .c_str(),
+                      is_healthy_name, 4096u, len, true, 64u);
 
   RegisterBenchmark("get_state_handle/healthy", get_state_handle, kHealthy);
   RegisterBenchmark("get_state_handle/tripped", get_state_handle, kTripped);
