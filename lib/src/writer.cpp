@@ -823,6 +823,10 @@ void Writer::recreate() {
     impl_->home = std::move(home);
   }
   impl_->relocate(impl_->capacity);
+  // Whatever the home pointed at instead is, if it is ours, a stray of this
+  // table now: we hold the lock, so no other writer of ours made it live.
+  detail::remove_stray_objects(impl_->home->segment(), impl_->home->owner(),
+                               impl_->mapping->instance());
 }
 
 Standing Writer::standing() const {

@@ -9,6 +9,7 @@
 #include <support/support.hpp>
 
 #include <doctest/doctest.h>
+#include <filesystem>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -451,4 +452,43 @@ TEST_CASE(
   CHECK(after->last_check_unix_ns == before.last_check_unix_ns);
   CHECK(Table::open(seg.str()).info().writer_pid == run.child->pid());
   CHECK(run.child->running());
+}
+
+TEST_CASE("the table replaced under a running prober (its home pointed at another object) "
+          "comes back with the prober's states, and the log says so") {
+  SegmentName seg("probe");
+  const int dead = refused_port();
+  Run run;
+  run.start(head(seg, "200ms", "200ms") + "[table]\nfailure_threshold = 2\n" +
+            tcp_provider("dead", dead, "interval = \"1h\"\ntimeout = \"1s\"\n"));
+  REQUIRE(eventually([&] { return checked(seg, "dead"); }, 10s));
+  const auto before = *state(seg, "dead");
+  // An impostor: a copy of the object under another instance, with the
+  // provider forced up, and the home's link swapped to it (what a second
+  // writer racing the lock, or an operator's mistake, would leave).
+  const std::string object = seg.path();
+  REQUIRE_FALSE(object.empty());
+  const std::string impostor = object.substr(0, object.size() - 16) + "00000000feedf00d";
+  REQUIRE(std::filesystem::copy_file(object, impostor));
+  const std::string tmp = seg.home() + "/table.swap";
+  REQUIRE(::symlink(impostor.c_str(), tmp.c_str()) == 0);
+  REQUIRE(::rename(tmp.c_str(), (seg.home() + "/table").c_str()) == 0);
+  REQUIRE(run.child->wait_for_err("<3>table " + seg.str() +
+                                      " was replaced under the prober; recreating it from its "
+                                      "last state",
+                                  20s));
+  REQUIRE(eventually(
+      [&] { return !seg.path().empty() && seg.path() != object && seg.path() != impostor; },
+      20s));
+  const auto after = state(seg, "dead");
+  REQUIRE(after);
+  CHECK(after->consecutive_failures == before.consecutive_failures);
+  CHECK(after->failures == before.failures);
+  CHECK(after->last_check_unix_ns == before.last_check_unix_ns);
+  CHECK(Table::open(seg.str()).info().writer_pid == run.child->pid());
+  CHECK(run.child->running());
+  // The impostor is the prober's own kind of stray (same name, same owner):
+  // it goes with the move, as the old object does.
+  CHECK(eventually([&] { return ::access(impostor.c_str(), F_OK) != 0; }, 20s));
+  CHECK(::access(object.c_str(), F_OK) != 0);
 }
