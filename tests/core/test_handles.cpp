@@ -187,6 +187,30 @@ TEST_CASE("a handle of another Table is refused by get_state") {
   }
 }
 
+TEST_CASE("a handle of a big table used on a small one reads its own provider, never a slot of "
+          "the small table") {
+  SegmentName big("h-big"), small("h-small");
+  CreateOptions bo;
+  bo.capacity = 4096;
+  CreateOptions so;
+  so.capacity = 16;
+  auto wb = Writer::create(big.str(), bo);
+  auto ws = Writer::create(small.str(), so);
+  for (int i = 0; i < 3000; ++i)
+    wb.add("p" + std::to_string(i));
+  trip(wb, "p2999"); // slot 2999: far past the small table's 16
+  for (int i = 0; i < 16; ++i)
+    ws.add("s" + std::to_string(i)); // all healthy
+  auto tb = Table::open(big.str());
+  auto ts = Table::open(small.str());
+  const Handle h = tb.handle("p2999");
+  CHECK_FALSE(tb.is_healthy(h));
+  // The handle carries its own table: the small one answers p2999's state
+  // (tripped), not slot 2999 of a 16-slot table nor any of its healthy s*.
+  CHECK_FALSE(ts.is_healthy(h));
+  CHECK_THROWS_AS((void)ts.get_state(h), Error);
+}
+
 TEST_CASE("by name: a miss, a hit, a forgotten name, and the same after a grow") {
   SegmentName seg("h-name");
   auto w = Writer::create(seg.str());
