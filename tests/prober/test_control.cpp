@@ -230,6 +230,27 @@ TEST_CASE("healthctl set/record/reset while the prober runs go through its contr
   CHECK(Table::open(seg.str()).info().generation == generation + 1);
   CHECK(prober.child->wait_for_err("<5>all 3 providers reset by pid ", 10s));
 
+  // grow and forget go through the prober too; a reader's handle follows
+  // the grow without re-opening.
+  REQUIRE(healthctl({"set", seg, "groq", "down"}).status == 0);
+  const auto reader = Table::open(seg.str());
+  const Handle groq = reader.handle("groq");
+  CHECK_FALSE(reader.is_healthy(groq));
+  const auto capacity = Table::open(seg.str()).info().capacity;
+  r = healthctl({"grow", seg, "--slots", std::to_string(capacity * 2)});
+  CHECK(r.status == 0);
+  CHECK(r.out == "'" + seg.str() + "' now has " + std::to_string(capacity * 2) + " slots (was " +
+                     std::to_string(capacity) + "); readers follow\n");
+  CHECK(prober.child->wait_for_err("slots by pid ", 10s));
+  CHECK(Table::open(seg.str()).info().capacity == capacity * 2);
+  CHECK(state(seg, "groq")->override_mode == Override::forced_down);
+  CHECK(eventually([&] { return reader.info().capacity == capacity * 2; }, 10s));
+  CHECK_FALSE(reader.is_healthy(groq));
+  r = healthctl({"forget", seg, "google"});
+  CHECK(r.status == 0);
+  CHECK(r.out.starts_with("google: forgotten; its slot is free"));
+  CHECK_FALSE(state(seg, "google"));
+
   // The prober still holds the lock and still runs.
   CHECK(Table::open(seg.str()).info().writer_pid == prober.child->pid());
   CHECK(prober.child->running());
