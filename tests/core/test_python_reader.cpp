@@ -8,9 +8,12 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 using namespace healthtable;
@@ -160,4 +163,29 @@ TEST_CASE("python reader: refuses a missing table and a foreign object") {
   std::fwrite(junk.data(), 1, junk.size(), f); // the magic is gone
   std::fclose(f);
   CHECK(run(kReader + seg.str() + " 2>/dev/null").status == 3);
+}
+
+TEST_CASE("python reader: a FIFO, a directory or a symlink at the object's path is refused, "
+          "never waited on") {
+  SegmentName seg("pyfifo");
+  { auto w = Writer::create(seg.str()); }
+  const std::string path = seg.path();
+  REQUIRE(!path.empty());
+  // `timeout` turns a hang into 124; the reader must say no (3) long before.
+  const std::string cmd = "timeout 30 " + kReader + seg.str() + " 2>/dev/null";
+  SUBCASE("a FIFO") {
+    REQUIRE(::unlink(path.c_str()) == 0);
+    REQUIRE(::mkfifo(path.c_str(), 0644) == 0);
+  }
+  SUBCASE("a directory") {
+    REQUIRE(::unlink(path.c_str()) == 0);
+    REQUIRE(::mkdir(path.c_str(), 0755) == 0);
+  }
+  SUBCASE("a symlink") {
+    REQUIRE(::unlink(path.c_str()) == 0);
+    REQUIRE(::symlink("/etc/passwd", path.c_str()) == 0);
+  }
+  CHECK(run(cmd).status == 3);
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
 }
