@@ -61,7 +61,9 @@ std::optional<bool> decide(std::uint64_t word, std::uint32_t gen, const SlotHead
   // has passed: the tripped case never touches this line.
   const std::int64_t ramp = head.ramp_ns.load(std::memory_order_relaxed);
   if (ramp <= 0) return true;
-  return now_host_ns >= deadline_ns + ramp / 10'000 * ramp_offset_permyriad;
+  // Compared as time since the deadline (>= 0 here), so a hostile image's
+  // huge ramp cannot overflow the sum.
+  return now_host_ns - deadline_ns >= ramp / 10'000 * ramp_offset_permyriad;
 }
 
 std::optional<EventRecord> read_event(const View& v, std::uint64_t n) {
