@@ -44,6 +44,10 @@ struct States {
 
   States() {
     auto& w = *table.writer;
+    // Tripped for a day, not the default 60 s: a full run lasts minutes, and
+    // a window that ends mid-run would turn later "tripped" repetitions into
+    // half-open ones.
+    w.set_policy({2, 24h});
     w.mark_unhealthy(table.names[kTripped], kReason);
     w.mark_unhealthy(table.names[kTripped], kReason);
     // Half-open: trip with a zero backoff, so the window has already passed.
@@ -97,7 +101,7 @@ htbench::LockedTable& locked(htbench::LockKind k) {
   auto& p = all[static_cast<std::size_t>(k)];
   if (!p) {
     p = std::make_unique<htbench::LockedTable>(k, std::string(htbench::lock_name(k)), 64, kMaxName);
-    p->mark_unhealthy(1, kReason, std::chrono::nanoseconds(60s).count());
+    p->mark_unhealthy(1, kReason, std::chrono::nanoseconds(24h).count()); // as States
   }
   return *p;
 }
