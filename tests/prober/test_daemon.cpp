@@ -425,25 +425,21 @@ TEST_CASE("SIGHUP dropping a provider forgets it: its slot is free for the next 
   CHECK(run.child->err().find("reload failed") == std::string::npos);
 }
 
-TEST_CASE(
-    "the table unlinked under a running prober comes back with its states, and the log says so") {
-  SegmentName seg("probe");
-  const int dead = refused_port();
-  Run run;
+namespace {
+
+/// Starts a prober whose one provider fails its first probe and is not
+/// probed again for an hour, so what a recreated table holds can only be the
+/// prober's memory of it; returns that provider's state.
+ProviderState probe_once(Run& run, const SegmentName& seg) {
   run.start(head(seg, "200ms", "200ms") + "[table]\nfailure_threshold = 2\n" +
-            tcp_provider("dead", dead, "interval = \"1h\"\ntimeout = \"1s\"\n"));
-  // One failure (the first tick), then nothing for an hour: what comes back
-  // can only be the prober's memory of it, not a new probe.
+            tcp_provider("dead", refused_port(), "interval = \"1h\"\ntimeout = \"1s\"\n"));
   REQUIRE(eventually([&] { return checked(seg, "dead"); }, 10s));
-  const auto before = *state(seg, "dead");
-  const std::string object = seg.path();
-  REQUIRE_FALSE(object.empty());
-  REQUIRE(::unlink(object.c_str()) == 0);
-  REQUIRE(run.child->wait_for_err("<3>table " + seg.str() +
-                                      " was unlinked under the prober; recreating it from its "
-                                      "last state",
-                                  20s));
-  REQUIRE(eventually([&] { return !seg.path().empty() && seg.path() != object; }, 20s));
+  return *state(seg, "dead");
+}
+
+/// The table the prober recreated holds `before`, and the prober still runs
+/// and writes it.
+void check_remembered(const Run& run, const SegmentName& seg, const ProviderState& before) {
   const auto after = state(seg, "dead");
   REQUIRE(after);
   CHECK(after->consecutive_failures == before.consecutive_failures);
@@ -454,18 +450,32 @@ TEST_CASE(
   CHECK(run.child->running());
 }
 
+} // namespace
+
+TEST_CASE(
+    "the table unlinked under a running prober comes back with its states, and the log says so") {
+  SegmentName seg("probe");
+  Run run;
+  const auto before = probe_once(run, seg);
+  const std::string object = seg.path();
+  REQUIRE_FALSE(object.empty());
+  REQUIRE(::unlink(object.c_str()) == 0);
+  REQUIRE(run.child->wait_for_err("<3>table " + seg.str() +
+                                      " was unlinked under the prober; recreating it from its "
+                                      "last state",
+                                  20s));
+  REQUIRE(eventually([&] { return !seg.path().empty() && seg.path() != object; }, 20s));
+  check_remembered(run, seg, before);
+}
+
 TEST_CASE("the table replaced under a running prober (its home pointed at another object) "
           "comes back with the prober's states, and the log says so") {
   SegmentName seg("probe");
-  const int dead = refused_port();
   Run run;
-  run.start(head(seg, "200ms", "200ms") + "[table]\nfailure_threshold = 2\n" +
-            tcp_provider("dead", dead, "interval = \"1h\"\ntimeout = \"1s\"\n"));
-  REQUIRE(eventually([&] { return checked(seg, "dead"); }, 10s));
-  const auto before = *state(seg, "dead");
-  // An impostor: a copy of the object under another instance, with the
-  // provider forced up, and the home's link swapped to it (what a second
-  // writer racing the lock, or an operator's mistake, would leave).
+  const auto before = probe_once(run, seg);
+  // An impostor: a copy of the object under another instance, and the
+  // home's link swapped to it (what an operator's mistake, or a writer that
+  // lost its lock, would leave).
   const std::string object = seg.path();
   REQUIRE_FALSE(object.empty());
   const std::string impostor = object.substr(0, object.size() - 16) + "00000000feedf00d";
@@ -480,13 +490,7 @@ TEST_CASE("the table replaced under a running prober (its home pointed at anothe
   REQUIRE(eventually(
       [&] { return !seg.path().empty() && seg.path() != object && seg.path() != impostor; },
       20s));
-  const auto after = state(seg, "dead");
-  REQUIRE(after);
-  CHECK(after->consecutive_failures == before.consecutive_failures);
-  CHECK(after->failures == before.failures);
-  CHECK(after->last_check_unix_ns == before.last_check_unix_ns);
-  CHECK(Table::open(seg.str()).info().writer_pid == run.child->pid());
-  CHECK(run.child->running());
+  check_remembered(run, seg, before);
   // The impostor is the prober's own kind of stray (same name, same owner):
   // it goes with the move, as the old object does.
   CHECK(eventually([&] { return ::access(impostor.c_str(), F_OK) != 0; }, 20s));
