@@ -279,9 +279,9 @@ void register_all() {
   // A big table read by a router whose chains name 64 of its providers: the
   // table's size alone, without a 4,096-name working set.
   for (const std::size_t len : {std::size_t{24}, kMaxName})
-    RegisterBenchmark(("is_healthy_name/hit/providers:4096/len:" + std::to_string(len) + "/visit:64")
-                          .c_str(),
-                      is_healthy_name, 4096u, len, true, 64u);
+    RegisterBenchmark(
+        ("is_healthy_name/hit/providers:4096/len:" + std::to_string(len) + "/visit:64").c_str(),
+        is_healthy_name, 4096u, len, true, 64u);
 
   RegisterBenchmark("get_state_handle/healthy", get_state_handle, kHealthy);
   RegisterBenchmark("get_state_handle/tripped", get_state_handle, kTripped);

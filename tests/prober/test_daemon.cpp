@@ -488,8 +488,7 @@ TEST_CASE("the table replaced under a running prober (its home pointed at anothe
                                       "last state",
                                   20s));
   REQUIRE(eventually(
-      [&] { return !seg.path().empty() && seg.path() != object && seg.path() != impostor; },
-      20s));
+      [&] { return !seg.path().empty() && seg.path() != object && seg.path() != impostor; }, 20s));
   check_remembered(run, seg, before);
   // The impostor is the prober's own kind of stray (same name, same owner):
   // it goes with the move, as the old object does.

@@ -108,8 +108,8 @@ TEST_CASE(
   std::filesystem::remove_all(run, ec); // the homes; their objects died with the tmpfs
 }
 
-TEST_CASE(
-    "namespaces: a reader in another IPC namespace with its own /dev/shm reports absent, without waiting") {
+TEST_CASE("namespaces: a reader in another IPC namespace with its own /dev/shm reports absent, "
+          "without waiting") {
   if (::geteuid() != 0) return;
   SegmentName seg("ipcns");
   {
