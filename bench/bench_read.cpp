@@ -302,7 +302,6 @@ void register_all() {
 
   RegisterBenchmark("part/latch_copy/tripped", part_latch_copy, kTripped);
   RegisterBenchmark("part/pthread_rwlock_lock_copy_unlock/tripped", part_rwlock_copy, 1u);
-
 }
 
 } // namespace

@@ -40,7 +40,8 @@ std::optional<Identity> View::identity(std::uint32_t slot) const {
     if (h.ident.load(std::memory_order_relaxed) != i1) continue;
     Identity id;
     id.generation = ident_gen(i1);
-    id.name.assign(reinterpret_cast<const char*>(words), strnlen(reinterpret_cast<const char*>(words), len));
+    id.name.assign(reinterpret_cast<const char*>(words),
+                   strnlen(reinterpret_cast<const char*>(words), len));
     return id;
   }
   return std::nullopt;
@@ -105,8 +106,7 @@ std::optional<EventRecord> read_event(const View& v, std::uint64_t n) {
   return r;
 }
 
-void fill_state(const RecordValue& v, std::uint32_t slot, std::int64_t ramp_ns,
-                ProviderState& st) {
+void fill_state(const RecordValue& v, std::uint32_t slot, std::int64_t ramp_ns, ProviderState& st) {
   namespace rw = record_word;
   const auto local = [](std::int64_t host) { return host == 0 ? 0 : to_local_mono(host); };
   st.registered = true;

@@ -154,7 +154,6 @@ std::optional<bool> decide(std::uint64_t word, std::uint32_t gen, const SlotHead
 std::optional<EventRecord> read_event(const View& v, std::uint64_t n);
 
 /// Fills `out` from a record (times turned to this process's clock).
-void fill_state(const RecordValue& v, std::uint32_t slot, std::int64_t ramp_ns,
-                ProviderState& out);
+void fill_state(const RecordValue& v, std::uint32_t slot, std::int64_t ramp_ns, ProviderState& out);
 
 } // namespace healthtable::detail
