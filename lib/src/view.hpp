@@ -8,7 +8,6 @@
 #include <healthtable/layout.hpp>
 #include <healthtable/table.hpp>
 
-#include <bit>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,25 +26,8 @@ struct NameKey {
   NameKey() = default;
   /// `name` is at most kProviderNameMax bytes (callers check).
   explicit NameKey(std::string_view name) noexcept : len(static_cast<std::uint32_t>(name.size())) {
-    const char* p = name.data();
-    const std::size_t n = name.size();
-    if constexpr (std::endian::native == std::endian::little) {
-      // Whole words, then the last partial one as the name's last eight
-      // bytes shifted down (in bounds for n >= 8): a loop whose length is
-      // the name's, rather than a branch per word.
-      for (auto& w : words)
-        w = 0;
-      const std::size_t full = n / 8;
-#pragma GCC unroll 8
-      for (std::size_t k = 0; k < full; ++k)
-        words[k] = load_u64(p + 8 * k);
-      if (const std::size_t rem = n % 8; rem != 0)
-        words[full] = n >= 8 ? load_u64(p + n - 8) >> (8 * (8 - rem)) : load_partial(p, n);
-    } else {
-      for (std::size_t k = 0; k < kNameWords; ++k)
-        words[k] = name_word(p, n, k);
-    }
-    hash = name_hash_words(words, n);
+    name_words(name.data(), name.size(), words);
+    hash = name_hash_words(words, name.size());
   }
 };
 
@@ -107,7 +89,7 @@ inline std::uint32_t View::match(std::uint32_t slot, const NameKey& key) const n
   // Writer::Impl::set_identity(); the name words below are its own.
   const std::uint64_t i1 = h.ident.load(std::memory_order_acquire);
   // Busy, or another length: the busy bit and the length are one compare.
-  if ((i1 & (0xFF00 | kIdentBusy)) != (std::uint64_t{key.len} << 8)) return 0;
+  if ((i1 & (kIdentLenMask | kIdentBusy)) != ident_of(0, key.len)) return 0;
   // The six words on the head's first line, unrolled and branch-free (names
   // are zero padded, so words past the name compare equal); the last two,
   // on the second line, only for a name longer than 48 bytes, so that most
