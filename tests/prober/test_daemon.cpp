@@ -8,10 +8,12 @@
 #include <healthtable/writer.hpp>
 #include <support/support.hpp>
 
+#include <algorithm>
 #include <doctest/doctest.h>
 #include <filesystem>
 #include <signal.h>
 #include <sys/stat.h>
+#include <vector>
 
 using namespace healthtable;
 using namespace healthtable::test;
@@ -437,9 +439,20 @@ ProviderState probe_once(Run& run, const SegmentName& seg) {
   return *state(seg, "dead");
 }
 
-/// The table the prober recreated holds `before`, and the prober still runs
-/// and writes it.
-void check_remembered(const Run& run, const SegmentName& seg, const ProviderState& before) {
+/// The prober says, at error level, that its table `what` ("was unlinked",
+/// "was replaced") and recreates it at a new object (none of `old`); the new
+/// table holds `before`, and the prober still runs and writes it.
+void check_recreated(const Run& run, const SegmentName& seg, const ProviderState& before,
+                     const std::string& what, const std::vector<std::string>& old) {
+  REQUIRE(run.child->wait_for_err("<3>table " + seg.str() + " " + what +
+                                      " under the prober; recreating it from its last state",
+                                  20s));
+  REQUIRE(eventually(
+      [&] {
+        const std::string now = seg.path();
+        return !now.empty() && std::find(old.begin(), old.end(), now) == old.end();
+      },
+      20s));
   const auto after = state(seg, "dead");
   REQUIRE(after);
   CHECK(after->consecutive_failures == before.consecutive_failures);
@@ -460,12 +473,7 @@ TEST_CASE(
   const std::string object = seg.path();
   REQUIRE_FALSE(object.empty());
   REQUIRE(::unlink(object.c_str()) == 0);
-  REQUIRE(run.child->wait_for_err("<3>table " + seg.str() +
-                                      " was unlinked under the prober; recreating it from its "
-                                      "last state",
-                                  20s));
-  REQUIRE(eventually([&] { return !seg.path().empty() && seg.path() != object; }, 20s));
-  check_remembered(run, seg, before);
+  check_recreated(run, seg, before, "was unlinked", {object});
 }
 
 TEST_CASE("the table replaced under a running prober (its home pointed at another object) "
@@ -483,13 +491,7 @@ TEST_CASE("the table replaced under a running prober (its home pointed at anothe
   const std::string tmp = seg.home() + "/table.swap";
   REQUIRE(::symlink(impostor.c_str(), tmp.c_str()) == 0);
   REQUIRE(::rename(tmp.c_str(), (seg.home() + "/table").c_str()) == 0);
-  REQUIRE(run.child->wait_for_err("<3>table " + seg.str() +
-                                      " was replaced under the prober; recreating it from its "
-                                      "last state",
-                                  20s));
-  REQUIRE(eventually(
-      [&] { return !seg.path().empty() && seg.path() != object && seg.path() != impostor; }, 20s));
-  check_remembered(run, seg, before);
+  check_recreated(run, seg, before, "was replaced", {object, impostor});
   // The impostor is the prober's own kind of stray (same name, same owner):
   // it goes with the move, as the old object does.
   CHECK(eventually([&] { return ::access(impostor.c_str(), F_OK) != 0; }, 20s));
