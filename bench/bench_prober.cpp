@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
       const Seen before = servers.seen();
       std::size_t timeouts = 0;
       const double cpu0 = process_cpu_ms();
-      const hp::TickStats s = engines[k]->run(probes[k], [&](const hp::Outcome& o) {
+      const hp::TickStats s = engines[k]->run(probes[k], [&](const hp::ProbeResult& o) {
         if (o.reason == timeout_reason) ++timeouts;
       });
       const double cpu = process_cpu_ms() - cpu0;

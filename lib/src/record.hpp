@@ -167,20 +167,21 @@ struct RecordValue {
   /// The state payload readers load (layout.hpp): derived, never stored
   /// independently.
   std::uint64_t payload() const noexcept {
+    // The readers' deadline: the breaker's window or a retry hint, whichever
+    // ends later (breaker.hpp); 0 when neither is set.
     const std::int64_t until = time(record_word::kUnhealthyUntilMono);
-    const bool tripped = !healthy();
     switch (override_mode()) {
     case Override::forced_down: {
       const std::int64_t expiry = time(record_word::kOverrideUntilMono);
       if (expiry == 0) return kPayloadForcedDown;
       // Expires without a writer: the deadline is the later of the
-      // override's end and the breaker's window.
-      return deadline_payload(tripped && until > expiry ? until : expiry);
+      // override's end and the breaker's.
+      return deadline_payload(until > expiry ? until : expiry);
     }
     case Override::forced_up: return kPayloadUp;
     case Override::automatic: break;
     }
-    if (!tripped) return kPayloadUp;
+    if (healthy() && until == 0) return kPayloadUp;
     return deadline_payload(until);
   }
   std::uint64_t word() const noexcept { return word_of(generation(), payload()); }

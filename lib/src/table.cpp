@@ -61,7 +61,8 @@ bool ProviderState::available(std::int64_t now_mono_ns) const noexcept {
   case Override::forced_up: return true;
   case Override::automatic: break;
   }
-  return healthy || unhealthy_until_mono_ns <= now_mono_ns;
+  // The breaker's window or a retry hint: either way a deadline.
+  return unhealthy_until_mono_ns == 0 || unhealthy_until_mono_ns <= now_mono_ns;
 }
 
 std::string_view Handle::name() const noexcept { return static_cast<const Cell*>(cell_)->name; }

@@ -1,4 +1,6 @@
+#include "breaker.hpp"
 #include "home.hpp"
+#include "policy.hpp"
 #include "record.hpp"
 #include "segment.hpp"
 #include "table_impl.hpp"
@@ -12,6 +14,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +29,7 @@
 namespace healthtable {
 
 using detail::RecordValue;
+using detail::saturating_add;
 namespace rw = record_word;
 namespace pw = policy_word;
 
@@ -69,23 +73,6 @@ void unregister_impl(Writer::Impl* impl) {
 
 std::string q(std::string_view s) { return "'" + std::string(s) + "'"; }
 
-std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
-  std::int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
-  return r;
-}
-
-/// Classes that count toward a trip by default: all failures but `client`
-/// (a 4xx other than 401/403/429 says the request was wrong, not the server).
-constexpr std::uint32_t kDefaultCountsMask = 0xFF & ~(1u << 0) & ~(1u << 6);
-
-void policy_words(const Policy& p, std::uint64_t* w) noexcept {
-  std::fill(w, w + pw::kCount, 0);
-  w[pw::kThresholds] = p.failure_threshold | (std::uint64_t{1} << 32); // recover_after 1
-  w[pw::kMasks] = kDefaultCountsMask;
-  w[pw::kBackoff] = static_cast<std::uint64_t>(p.backoff.count());
-}
-
 std::uint64_t event_name_word(std::string_view name, std::size_t k) noexcept {
   return detail::name_word(name.data(), name.size(), k);
 }
@@ -97,6 +84,8 @@ std::uint64_t event_name_word(std::string_view name, std::size_t k) noexcept {
 Writer::Impl::Impl(std::unique_ptr<detail::Home> h, int fd, std::shared_ptr<detail::Mapping> m)
     : home(std::move(h)), lock_fd(fd),
       reader(std::make_unique<Table::Impl>(home->segment(), nullptr, m)) {
+  if (::getrandom(&rng, sizeof rng, 0) != sizeof rng)
+    rng = static_cast<std::uint64_t>(::getpid()) * 0x9E3779B97F4A7C15ULL;
   switch_to(std::move(m));
 }
 
@@ -116,6 +105,7 @@ void Writer::Impl::switch_to(std::shared_ptr<detail::Mapping> m) {
   capacity = header->capacity;
   index_mask = header->index_size - 1;
   events_mask = header->events_capacity - 1;
+  ended.clear(); // slots may have moved
   rescan();
 }
 
@@ -244,6 +234,38 @@ RecordValue Writer::Impl::zero_record(std::uint32_t gen) const noexcept {
   for (std::size_t k = 0; k < pw::kCount; ++k)
     v.at(rw::kPolicy + k) = header->policy[k].load(std::memory_order_relaxed);
   return v;
+}
+
+RecordValue Writer::Impl::reset_record(std::uint32_t slot, std::uint32_t gen,
+                                       bool overrides) const noexcept {
+  const RecordValue old = current(slot);
+  RecordValue v = zero_record(gen);
+  for (std::size_t k = 0; k < pw::kCount; ++k) // the provider's own policy stays
+    v.at(rw::kPolicy + k) = old.at(rw::kPolicy + k);
+  if (!overrides) {
+    v.set_override(old.override_mode());
+    for (std::size_t k = rw::kOverrideUntilUnix; k < rw::kPolicy; ++k)
+      v.at(k) = old.at(k);
+    v.set_bits(status::kNoteLenMask, old.status());
+  }
+  return v;
+}
+
+void Writer::Impl::apply_policy(std::uint32_t slot, const std::uint64_t* words) noexcept {
+  RecordValue v = current(slot);
+  for (std::size_t k = 0; k < pw::kCount; ++k)
+    v.at(rw::kPolicy + k) = words[k];
+  // release: readers that see the new record's word may use the new ramp
+  heads[slot].ramp_ns.store(static_cast<std::int64_t>(words[pw::kRamp]), std::memory_order_relaxed);
+  publish(slot, v);
+}
+
+std::uint64_t Writer::Impl::random() noexcept {
+  // splitmix64: jitter needs spread, not secrecy
+  std::uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
 }
 
 std::uint32_t Writer::Impl::add(std::string_view provider, Instant now) {
@@ -550,6 +572,7 @@ std::string_view transition_name(Transition t) noexcept {
   case Transition::tripped: return "tripped";
   case Transition::rearmed: return "rearmed";
   case Transition::recovered: return "recovered";
+  case Transition::cooldown: return "cooldown";
   }
   return "none";
 }
@@ -562,21 +585,6 @@ std::string_view standing_name(Standing s) noexcept {
   case Standing::no_home: return "no_home";
   }
   return "current";
-}
-
-void validate_policy(const Policy& p) {
-  if (p.failure_threshold < 1)
-    throw Error(Errc::invalid_argument,
-                "failure_threshold must be at least 1, got " + std::to_string(p.failure_threshold));
-  if (p.backoff.count() < 0)
-    throw Error(Errc::invalid_argument,
-                "backoff must not be negative, got " + format_duration(p.backoff));
-  if (p.backoff > kMaxBackoff)
-    throw Error(Errc::invalid_argument,
-                "backoff must be at most " + format_duration(kMaxBackoff) + ", got " +
-                    format_duration(p.backoff) +
-                    "; to keep a provider down indefinitely use an override ('healthctl set ... "
-                    "down')");
 }
 
 Writer::Writer(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
@@ -701,7 +709,7 @@ Writer Writer::create(std::string_view segment, const CreateOptions& options) {
     Impl::init_header(h, segment, cap, nevents, instance, now);
     h.owner_uid = uid;
     std::uint64_t words[pw::kCount];
-    policy_words(options.policy, words);
+    detail::encode_policy(options.policy, words);
     for (std::size_t k = 0; k < pw::kCount; ++k)
       h.policy[k].store(words[k], std::memory_order_relaxed);
     h.generation.store(instance & 0x0000'FFFF'FFFF'FFFFULL, std::memory_order_relaxed);
@@ -841,71 +849,93 @@ Standing Writer::standing() const {
   }
 }
 
-Transition Writer::mark_healthy(std::string_view provider, Instant now) {
+Transition Writer::record(std::string_view provider, const Outcome& outcome, Instant now) {
   impl_->check_owner();
   const std::uint32_t i = impl_->add(provider, now);
   RecordValue v = impl_->current(i);
-  const bool was_healthy = v.healthy();
-  v.set_healthy(true);
-  v.set_failures(0);
-  v.clear_reason();
-  v.set_class(FailureClass::none);
-  v.set_time(rw::kUnhealthyUntilUnix, 0);
-  v.set_time(rw::kUnhealthyUntilMono, 0);
-  v.set_time(rw::kWindow, 0);
-  v.set_time(rw::kLastCheckUnix, now.unix_ns);
-  v.set_runs(v.trips(), v.success_run() == UINT32_MAX ? UINT32_MAX : v.success_run() + 1);
-  ++v.at(rw::kSuccesses);
-  if (!was_healthy) {
-    ++v.at(rw::kTransitions);
-    v.set_time(rw::kHealthySinceMono, detail::to_host_mono(now.mono_ns));
-  }
+  const Policy p = detail::decode_policy(v.w + rw::kPolicy);
+  const bool failure = outcome.failure_class != FailureClass::none;
+  const std::string reason = failure ? sanitize_reason(outcome.reason, kReasonMax) : std::string();
+  Outcome o = outcome;
+  o.reason = reason;
+  const detail::Step step = detail::apply_outcome(v, p, o, detail::to_host_mono(now.mono_ns),
+                                                  now.unix_ns, impl_->random());
   impl_->publish(i, v);
-  if (was_healthy) return Transition::none;
-  impl_->event(EventKind::recovered, provider, 0, 1, FailureClass::none, Source::probe, {}, 0, 0, 0,
-               now);
-  return Transition::recovered;
+  const FailureClass cls = v.last_class();
+  const std::int64_t until = v.time(rw::kUnhealthyUntilUnix);
+  switch (step.transition) {
+  case Transition::none: break;
+  case Transition::tripped:
+    impl_->event(EventKind::tripped, provider, 1, 0, cls, o.source, reason, until,
+                 v.consecutive_failures(), 0, now);
+    break;
+  case Transition::rearmed:
+    impl_->event(EventKind::rearmed, provider, 0, 0, cls, o.source, reason, until,
+                 v.consecutive_failures(), 0, now);
+    break;
+  case Transition::recovered:
+    impl_->event(EventKind::recovered, provider, 0, 1, FailureClass::none, o.source, {}, until,
+                 v.success_run(), 0, now);
+    break;
+  case Transition::cooldown: break; // the event below
+  }
+  if (step.hinted)
+    impl_->event(EventKind::cooldown, provider, v.healthy() ? 1 : 0, v.healthy() ? 1 : 0, cls,
+                 o.source, reason, until, v.consecutive_failures(), 0, now);
+  return step.transition;
+}
+
+Transition Writer::mark_healthy(std::string_view provider, Instant now) {
+  return record(provider, Outcome{}, now);
 }
 
 Transition Writer::mark_unhealthy(std::string_view provider, std::string_view reason, Instant now) {
+  Outcome o;
+  o.failure_class = FailureClass::other;
+  o.reason = reason;
+  return record(provider, o, now);
+}
+
+std::vector<std::string> Writer::expire(Instant now) {
   impl_->check_owner();
-  const std::uint32_t i = impl_->add(provider, now);
-  const Policy p = policy();
-  RecordValue v = impl_->current(i);
-  const std::uint32_t failures = v.consecutive_failures();
-  v.set_failures(failures == UINT32_MAX ? failures : failures + 1);
-  v.set_time(rw::kLastCheckUnix, now.unix_ns);
-  const std::string r = sanitize_reason(reason, kReasonMax);
-  v.set_reason(r);
-  v.set_class(FailureClass::other);
-  v.set_runs(v.trips(), 0);
-  ++v.at(rw::kFailures);
-  ++v.at(rw::kClassFailures + static_cast<std::size_t>(FailureClass::other));
-  Transition t = Transition::none;
-  if (v.healthy()) {
-    if (v.consecutive_failures() >= p.failure_threshold) {
-      v.set_healthy(false);
-      ++v.at(rw::kTransitions);
-      v.set_runs(v.trips() == UINT32_MAX ? UINT32_MAX : v.trips() + 1, 0);
-      t = Transition::tripped;
+  std::vector<std::string> ended;
+  const std::int64_t host_now = detail::to_host_mono(now.mono_ns);
+  const std::uint32_t n =
+      std::min(impl_->header->used.load(std::memory_order_relaxed), impl_->capacity);
+  impl_->ended.resize(impl_->capacity, 0);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto id = impl_->view().identity(i);
+    if (!id) continue;
+    RecordValue v = impl_->current(i);
+    bool changed = false;
+    std::uint8_t expired = 0; // the override mode that lapsed
+    const std::int64_t expiry = v.time(rw::kOverrideUntilMono);
+    if (v.override_mode() != Override::automatic && expiry != 0 && expiry <= host_now) {
+      const auto was = static_cast<std::uint8_t>(v.override_mode());
+      v.set_override(Override::automatic);
+      v.set_time(rw::kOverrideUntilMono, 0);
+      v.set_time(rw::kOverrideUntilUnix, 0);
+      expired = was;
     }
-  } else {
-    t = Transition::rearmed; // inside the window or half-open: re-arm from now
+    const std::int64_t until = v.time(rw::kUnhealthyUntilMono);
+    if (v.healthy() && until != 0 && until <= host_now) {
+      // A cooldown served: readers back on the one-load path.
+      v.set_time(rw::kUnhealthyUntilMono, 0);
+      v.set_time(rw::kUnhealthyUntilUnix, 0);
+      v.set_time(rw::kHintUntilMono, 0);
+      v.set_time(rw::kHintUntilUnix, 0);
+      changed = true;
+    }
+    if (changed || expired) impl_->publish(i, v);
+    if (expired)
+      impl_->event(EventKind::override, id->name, expired, 0, FailureClass::none, Source::admin,
+                   "expired", 0, 0, 0, now);
+    if (!v.healthy() && until <= host_now && impl_->ended[i] != until) {
+      impl_->ended[i] = until; // each window's end is announced once
+      ended.push_back(id->name);
+    }
   }
-  if (t != Transition::none) {
-    // policy() caps the backoff at kMaxBackoff, and times are far from the
-    // int64 limits, but a caller's `now` is arbitrary: saturate, never wrap.
-    v.set_time(rw::kUnhealthyUntilMono,
-               saturating_add(detail::to_host_mono(now.mono_ns), p.backoff.count()));
-    v.set_time(rw::kUnhealthyUntilUnix, saturating_add(now.unix_ns, p.backoff.count()));
-    v.set_time(rw::kWindow, p.backoff.count());
-  }
-  impl_->publish(i, v);
-  if (t != Transition::none)
-    impl_->event(t == Transition::tripped ? EventKind::tripped : EventKind::rearmed, provider,
-                 t == Transition::tripped ? 1 : 0, 0, FailureClass::other, Source::probe, r,
-                 v.time(rw::kUnhealthyUntilUnix), v.consecutive_failures(), 0, now);
-  return t;
+  return ended;
 }
 
 void Writer::set_override(std::string_view provider, Override mode) {
@@ -944,60 +974,67 @@ void Writer::set_override(std::string_view provider, const OverrideRequest& requ
                v.time(rw::kOverrideUntilUnix), 0, std::uint64_t{uid} + 1, now);
 }
 
-void Writer::reset() {
+void Writer::reset(ResetScope scope) {
+  const bool overrides = scope == ResetScope::state_and_overrides;
   impl_->check_owner();
   const std::uint32_t n =
       std::min(impl_->header->used.load(std::memory_order_relaxed), impl_->capacity);
   for (std::uint32_t i = 0; i < n; ++i) {
     const std::uint64_t ident = impl_->heads[i].ident.load(std::memory_order_relaxed);
     if (ident_len(ident) == 0) continue;
-    impl_->publish(i, impl_->zero_record(ident_gen(ident)));
+    impl_->publish(i, impl_->reset_record(i, ident_gen(ident), overrides));
   }
   impl_->header->generation.fetch_add(1, std::memory_order_release);
-  impl_->event(EventKind::reset, {}, 0, 0, FailureClass::none, Source::admin, {}, 0, n, 0,
-               Instant::now());
+  impl_->event(EventKind::reset, {}, 0, overrides ? 1 : 0, FailureClass::none, Source::admin, {},
+               0, n, 0, Instant::now());
 }
 
-void Writer::reset(std::string_view provider) {
+void Writer::reset(std::string_view provider, ResetScope scope) {
+  const bool overrides = scope == ResetScope::state_and_overrides;
   impl_->check_owner();
   validate_provider_name(provider);
   const auto f = impl_->lookup(provider);
   if (!f) throw impl_->unknown_provider(provider);
-  impl_->publish(f->slot, impl_->zero_record(f->generation));
-  impl_->event(EventKind::reset, provider, 0, 0, FailureClass::none, Source::admin, {}, 0, 0, 0,
-               Instant::now());
+  impl_->publish(f->slot, impl_->reset_record(f->slot, f->generation, overrides));
+  impl_->event(EventKind::reset, provider, 0, overrides ? 1 : 0, FailureClass::none,
+               Source::admin, {}, 0, 0, 0, Instant::now());
 }
 
 void Writer::set_policy(const Policy& policy) {
   impl_->check_owner();
   validate_policy(policy);
   std::uint64_t words[pw::kCount];
-  policy_words(policy, words);
+  detail::encode_policy(policy, words);
   for (std::size_t k = 0; k < pw::kCount; ++k)
     impl_->header->policy[k].store(words[k], std::memory_order_relaxed);
   const std::uint32_t n =
       std::min(impl_->header->used.load(std::memory_order_relaxed), impl_->capacity);
-  for (std::uint32_t i = 0; i < n; ++i) {
-    if (ident_len(impl_->heads[i].ident.load(std::memory_order_relaxed)) == 0) continue;
-    RecordValue v = impl_->current(i);
-    for (std::size_t k = 0; k < pw::kCount; ++k)
-      v.at(rw::kPolicy + k) = words[k];
-    impl_->publish(i, v);
-  }
+  for (std::uint32_t i = 0; i < n; ++i)
+    if (ident_len(impl_->heads[i].ident.load(std::memory_order_relaxed)) != 0)
+      impl_->apply_policy(i, words);
+}
+
+void Writer::set_policy(std::string_view provider, const Policy& policy) {
+  impl_->check_owner();
+  validate_policy(policy);
+  std::uint64_t words[pw::kCount];
+  detail::encode_policy(policy, words);
+  impl_->apply_policy(impl_->add(provider, Instant::now()), words);
 }
 
 Policy Writer::policy() const noexcept {
-  const auto& w = impl_->header->policy;
-  Policy p;
-  p.failure_threshold =
-      static_cast<std::uint32_t>(w[pw::kThresholds].load(std::memory_order_relaxed));
-  p.backoff = std::chrono::nanoseconds(
-      static_cast<std::int64_t>(w[pw::kBackoff].load(std::memory_order_relaxed)));
-  if (p.failure_threshold < 1)
-    p.failure_threshold = 1; // a corrupted header cannot disable tripping
-  if (p.backoff.count() < 0) p.backoff = std::chrono::nanoseconds(0);
-  if (p.backoff > kMaxBackoff) p.backoff = kMaxBackoff; // a corrupted header cannot overflow
-  return p;
+  std::uint64_t words[pw::kCount];
+  for (std::size_t k = 0; k < pw::kCount; ++k)
+    words[k] = impl_->header->policy[k].load(std::memory_order_relaxed);
+  return detail::decode_policy(words);
+}
+
+Policy Writer::policy(std::string_view provider) const {
+  validate_provider_name(provider);
+  const auto f = impl_->lookup(provider);
+  if (!f) throw impl_->unknown_provider(provider);
+  const RecordValue v = impl_->current(f->slot);
+  return detail::decode_policy(v.w + rw::kPolicy);
 }
 
 void Writer::heartbeat(Instant now) {

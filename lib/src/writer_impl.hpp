@@ -34,6 +34,8 @@ struct Writer::Impl {
   std::uint64_t events_mask = 0;
   std::deque<std::uint32_t> free_slots; // forgotten slots, oldest first
   std::uint32_t tombstones = 0;         // freed index entries
+  std::vector<std::int64_t> ended;      // per slot: the window end expire() last announced
+  std::uint64_t rng = 0;                // jitter's state, seeded at random
 
   Impl(std::unique_ptr<detail::Home> h, int fd, std::shared_ptr<detail::Mapping> m);
   ~Impl();
@@ -45,6 +47,12 @@ struct Writer::Impl {
   std::optional<detail::Found> lookup(std::string_view provider) const noexcept;
   detail::RecordValue current(std::uint32_t i) const noexcept;
   detail::RecordValue zero_record(std::uint32_t gen) const noexcept;
+  /// A slot's record after a reset: the zero state, keeping its policy and,
+  /// unless `overrides`, its override.
+  detail::RecordValue reset_record(std::uint32_t slot, std::uint32_t gen,
+                                   bool overrides) const noexcept;
+  void apply_policy(std::uint32_t slot, const std::uint64_t* words) noexcept;
+  std::uint64_t random() noexcept;
   void publish(std::uint32_t i, const detail::RecordValue& v) noexcept;
   void set_identity(std::uint32_t slot, std::uint32_t gen, std::string_view name) noexcept;
   void index_insert(std::uint64_t hash, std::uint32_t slot) noexcept;

@@ -329,7 +329,7 @@ TEST_CASE("reset: one provider or all return to the zero state, names stay") {
   CHECK_FALSE(t.is_healthy("b", clock.mono()));
   CHECK(t.info().generation == gen);
 
-  w.reset();
+  w.reset(ResetScope::state_and_overrides);
   CHECK(t.info().generation == gen + 1);
   for (const auto& s : t.snapshot()) {
     CHECK(s.healthy);

@@ -45,11 +45,11 @@ ProbeSpec tcp(const std::string& address, std::chrono::milliseconds timeout = kA
 }
 
 /// Runs one tick and returns the outcomes in probe order (each exactly once).
-std::vector<Outcome> tick(const std::vector<ProbeSpec>& probes, TickStats* stats = nullptr) {
+std::vector<ProbeResult> tick(const std::vector<ProbeSpec>& probes, TickStats* stats = nullptr) {
   Engine engine;
-  std::vector<Outcome> out(probes.size());
+  std::vector<ProbeResult> out(probes.size());
   std::vector<int> seen(probes.size(), 0);
-  const TickStats s = engine.run(probes, [&](const Outcome& o) {
+  const TickStats s = engine.run(probes, [&](const ProbeResult& o) {
     REQUIRE(o.index < probes.size());
     out[o.index] = o;
     ++seen[o.index];
@@ -60,7 +60,7 @@ std::vector<Outcome> tick(const std::vector<ProbeSpec>& probes, TickStats* stats
   return out;
 }
 
-Outcome one(const ProbeSpec& p) { return tick({p}).at(0); }
+ProbeResult one(const ProbeSpec& p) { return tick({p}).at(0); }
 
 } // namespace
 
@@ -87,7 +87,7 @@ TEST_CASE("healthy_below moves the bound: 404 fails under 400") {
   HttpServer server;
   ProbeSpec p = http(server.url("/status/404"));
   p.healthy_below = 400;
-  const Outcome o = one(p);
+  const ProbeResult o = one(p);
   CHECK_FALSE(o.healthy);
   CHECK(o.reason == "http 404");
 }
@@ -95,7 +95,7 @@ TEST_CASE("healthy_below moves the bound: 404 fails under 400") {
 TEST_CASE("a server that accepts and never answers is a timeout, cut at the timeout") {
   HttpServer server;
   const auto t0 = Clock::now();
-  const Outcome o = one(http(server.url("/hang"), 300ms));
+  const ProbeResult o = one(http(server.url("/hang"), 300ms));
   const auto took = Clock::now() - t0;
   CHECK_FALSE(o.healthy);
   CHECK(o.reason == "probe-timeout (>300ms)");
@@ -105,14 +105,14 @@ TEST_CASE("a server that accepts and never answers is a timeout, cut at the time
 }
 
 TEST_CASE("connection refused") {
-  const Outcome o = one(http("http://127.0.0.1:" + std::to_string(refused_port()) + "/"));
+  const ProbeResult o = one(http("http://127.0.0.1:" + std::to_string(refused_port()) + "/"));
   CHECK_FALSE(o.healthy);
   CHECK(o.reason == "connect: connection refused");
 }
 
 TEST_CASE("a slow answer inside the timeout is healthy") {
   HttpServer server;
-  const Outcome o = one(http(server.url("/slow/300/200"), kAnswerTimeout));
+  const ProbeResult o = one(http(server.url("/slow/300/200"), kAnswerTimeout));
   CHECK(o.healthy);
   CHECK(o.elapsed >= 290ms);
 }
@@ -120,14 +120,14 @@ TEST_CASE("a slow answer inside the timeout is healthy") {
 TEST_CASE("a slow answer past the timeout is a timeout") {
   HttpServer server;
   // The answer would come 20 s later: no load brings it inside 200ms.
-  const Outcome o = one(http(server.url("/slow/20000/200"), 200ms));
+  const ProbeResult o = one(http(server.url("/slow/20000/200"), 200ms));
   CHECK_FALSE(o.healthy);
   CHECK(o.reason == "probe-timeout (>200ms)");
 }
 
 TEST_CASE("a connection closed without an answer is an empty reply") {
   HttpServer server;
-  const Outcome o = one(http(server.url("/close")));
+  const ProbeResult o = one(http(server.url("/close")));
   CHECK_FALSE(o.healthy);
   CHECK(o.reason == "http: empty reply from server");
 }
@@ -238,7 +238,7 @@ TEST_CASE("outcomes are reported as each probe finishes, not at the end of the t
   int reported = 0;
   const TickStats stats = engine.run(
       probes,
-      [&](const Outcome& o) {
+      [&](const ProbeResult& o) {
         if (o.index >= probes.size()) {
           FAIL_CHECK("outcome for probe " << o.index);
           return;
@@ -291,7 +291,7 @@ TEST_CASE("the wake fd interrupts a tick at once and abandons what is in flight"
   const auto t0 = Clock::now();
   const TickStats stats = engine.run(
       probes,
-      [&](const Outcome& o) {
+      [&](const ProbeResult& o) {
         ++outcomes;
         CHECK(o.healthy);
         answered = true;
@@ -316,7 +316,7 @@ TEST_CASE("the wake fd interrupts a tick at once and abandons what is in flight"
   // connections were closed (the server saw them go away).
   CHECK(engine
             .run(std::vector<ProbeSpec>{http(server.url("/status/200"))},
-                 [](const Outcome& o) { CHECK(o.healthy); })
+                 [](const ProbeResult& o) { CHECK(o.healthy); })
             .healthy == 1);
 }
 
@@ -326,7 +326,7 @@ TEST_CASE("one engine runs tick after tick") {
   for (int i = 0; i < 20; ++i) {
     const std::vector<ProbeSpec> probes = {http(server.url("/status/200")),
                                            http(server.url("/status/503"))};
-    const TickStats s = engine.run(probes, [](const Outcome&) {});
+    const TickStats s = engine.run(probes, [](const ProbeResult&) {});
     CHECK(s.healthy == 1);
     CHECK(s.failed == 1);
   }

@@ -70,7 +70,7 @@ TEST_CASE("engine: 1,000 answering providers in one tick") {
   Engine engine;
   for (int round = 0; round < 3; ++round) {
     const auto cpu0 = thread_cpu_time();
-    const TickStats s = engine.run(m.probes, [](const Outcome&) {});
+    const TickStats s = engine.run(m.probes, [](const ProbeResult&) {});
     const auto cpu = thread_cpu_time() - cpu0;
     std::printf(
         "scale: engine, %d providers (%zu healthy, %zu refused): tick %.1f ms, CPU %.1f ms\n",
@@ -89,7 +89,7 @@ TEST_CASE("engine: 1,000 providers, 200 never answering, finish at one timeout, 
   Engine engine;
   std::size_t timeouts = 0;
   const auto cpu0 = thread_cpu_time();
-  const TickStats s = engine.run(m.probes, [&](const Outcome& o) {
+  const TickStats s = engine.run(m.probes, [&](const ProbeResult& o) {
     if (o.reason == "probe-timeout (>3s)") ++timeouts;
   });
   const auto cpu = thread_cpu_time() - cpu0;

@@ -87,7 +87,7 @@ struct Tally {
 
 Tally run_tick(Engine& engine, const std::vector<ProbeSpec>& probes) {
   Tally t;
-  engine.run(probes, [&](const Outcome& o) {
+  engine.run(probes, [&](const ProbeResult& o) {
     if (o.healthy)
       ++t.healthy;
     else

@@ -38,6 +38,9 @@ std::string describe(const healthtable::ProviderState& p, healthtable::Transitio
     line = fmt::format("{}: still unhealthy ({}); window re-armed, unhealthy for {}", p.name,
                        count_failures(p.consecutive_failures), backoff);
     break;
+  case healthtable::Transition::cooldown:
+    line = fmt::format("{}: cooling down", p.name);
+    break;
   case healthtable::Transition::recovered:
     line = fmt::format("{}: recovered; healthy again", p.name);
     break;

@@ -421,6 +421,10 @@ std::string Control::apply(const Request& r, const Sender& s) {
       reply = p + ": still unhealthy (" + count_failures(failures) +
               "); window re-armed, unhealthy for " + format_duration(policy.backoff);
       break;
+    case Transition::cooldown:
+      log_(Level::notice, "provider " + p + " cooling down (" + shown + "); reported by " + by);
+      reply = p + ": cooling down (" + shown + ")";
+      break;
     case Transition::recovered:
       log_(Level::notice, "provider " + p + " recovered; reported by " + by);
       reply = p + ": recovered; healthy again";

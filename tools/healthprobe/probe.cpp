@@ -140,8 +140,8 @@ std::string failure_reason(const Running& r, CURLcode code) {
   }
 }
 
-Outcome classify(const Running& r, CURLcode code) {
-  Outcome out;
+ProbeResult classify(const Running& r, CURLcode code) {
+  ProbeResult out;
   out.index = r.index;
   out.elapsed = Clock::now() - r.started;
   if (r.spec->kind == ProbeKind::tcp) {
@@ -320,14 +320,14 @@ Engine::~Engine() = default;
 std::size_t Engine::trust_loads() const noexcept { return impl_->trust.loads(); }
 
 TickStats Engine::run(std::span<const ProbeSpec> probes,
-                      const std::function<void(const Outcome&)>& on_outcome, int wake_fd,
+                      const std::function<void(const ProbeResult&)>& on_outcome, int wake_fd,
                       const std::function<bool()>& on_wake) {
   Impl& im = *impl_;
   TickStats stats;
   stats.probes = probes.size();
   const auto start = Clock::now();
 
-  auto report = [&](const Outcome& o) {
+  auto report = [&](const ProbeResult& o) {
     (o.healthy ? stats.healthy : stats.failed)++;
     on_outcome(o);
   };
@@ -347,7 +347,7 @@ TickStats Engine::run(std::span<const ProbeSpec> probes,
     if (e) mc = curl_multi_add_handle(im.multi, e);
     if (mc != CURLM_OK) {
       // Cannot even start: a failure for this provider alone.
-      Outcome o;
+      ProbeResult o;
       o.index = i;
       o.reason = std::string("probe-error: cannot start: ") + curl_multi_strerror(mc);
       report(o);
@@ -363,7 +363,7 @@ TickStats Engine::run(std::span<const ProbeSpec> probes,
     ::epoll_ctl(im.epfd, EPOLL_CTL_ADD, wake_fd, &ev);
   }
 
-  auto finish = [&](CURL* e, const Outcome* o) {
+  auto finish = [&](CURL* e, const ProbeResult* o) {
     curl_multi_remove_handle(im.multi, e);
     auto node = running.extract(e); // destroys the easy handle with the node
     if (o) report(*o);
@@ -376,7 +376,7 @@ TickStats Engine::run(std::span<const ProbeSpec> probes,
       const CURLcode code = msg->data.result;
       auto it = running.find(e);
       if (it == running.end()) continue;
-      const Outcome o = classify(*it->second, code);
+      const ProbeResult o = classify(*it->second, code);
       finish(e, &o);
     }
   };
@@ -430,7 +430,7 @@ TickStats Engine::run(std::span<const ProbeSpec> probes,
       ++stats.abandoned;
       finish(e, nullptr);
     } else {
-      Outcome o;
+      ProbeResult o;
       o.index = it->second->index;
       o.reason = timeout_reason(it->second->spec->timeout);
       o.elapsed = Clock::now() - it->second->started;

@@ -32,7 +32,7 @@ struct ProbeSpec {
 };
 
 /// What one probe found.
-struct Outcome {
+struct ProbeResult {
   std::size_t index = 0; ///< into the probes the tick was given
   bool healthy = false;
   /// Empty when healthy; otherwise in the reference module's spirit:
@@ -70,7 +70,7 @@ public:
   /// the tick stops at once: in-flight probes are abandoned (no outcome) and
   /// their connections closed.
   TickStats run(std::span<const ProbeSpec> probes,
-                const std::function<void(const Outcome&)>& on_outcome, int wake_fd = -1,
+                const std::function<void(const ProbeResult&)>& on_outcome, int wake_fd = -1,
                 const std::function<bool()>& on_wake = {});
 
   /// How many times a CA bundle (or the system's trust) has been read from

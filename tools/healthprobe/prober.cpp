@@ -217,7 +217,7 @@ bool Prober::drain_signals(int signal_fd) {
   return stop_;
 }
 
-void Prober::record(const ProviderConfig& p, const Outcome& o) {
+void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
   try {
     if (o.healthy) {
       const Transition t = writer_.mark_healthy(p.name);
@@ -266,7 +266,7 @@ void Prober::tick(int signal_fd) {
   // The engine watches our wait set (the signalfd and the control socket)
   // beside its sockets; an epoll fd is readable when any of its fds is.
   const TickStats stats = engine_.run(
-      specs, [&](const Outcome& o) { record(providers_[due[o.index]].cfg, o); }, wait_fd_,
+      specs, [&](const ProbeResult& o) { record(providers_[due[o.index]].cfg, o); }, wait_fd_,
       [&] { return wake(signal_fd); });
   if (stats.interrupted) {
     log_(Level::info,

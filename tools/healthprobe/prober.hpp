@@ -56,7 +56,7 @@ private:
   };
 
   void tick(int signal_fd);
-  void record(const ProviderConfig& p, const Outcome& o);
+  void record(const ProviderConfig& p, const ProbeResult& o);
   /// Reads pending signals; true when told to stop.
   bool drain_signals(int signal_fd);
   void reload();

@@ -215,7 +215,9 @@ inline constexpr unsigned kFailuresShift = 32; ///< 32 bits: consecutive failure
 /// (docs/breaker.md). Durations in nanoseconds; 0 turns a feature off.
 namespace policy_word {
 inline constexpr std::size_t kThresholds = 0; ///< failure_threshold | recover_after << 32
-inline constexpr std::size_t kMasks = 1;      ///< counts_mask | cooldown_mask << 32 (bit per class)
+/// counts_mask | cooldown_mask << 32 (a bit per class) | 1 << 40 if a
+/// probe's success clears worker-reported failures
+inline constexpr std::size_t kMasks = 1;
 inline constexpr std::size_t kBackoff = 2;    ///< the first window
 inline constexpr std::size_t kMaxBackoff = 3; ///< cap of the growing window (<= backoff: none)
 inline constexpr std::size_t kCooldown = 4;   ///< a cooldown without a retry hint
@@ -256,7 +258,13 @@ inline constexpr std::size_t kOverrideUser = 23; ///< kUserWords words, NUL padd
 inline constexpr std::size_t kOverrideNote = 27; ///< kNoteWords words, not terminated
 inline constexpr std::size_t kPolicy = 35;       ///< policy_word::kCount words
 inline constexpr std::size_t kReason = 44;       ///< kReasonWords words, not terminated
-inline constexpr std::size_t kCount = 64;        ///< 59..63 reserved
+/// The latest retry-hint deadline (host CLOCK_MONOTONIC; 0 none): the
+/// readers' deadline is never earlier than this, whatever else happens.
+inline constexpr std::size_t kHintUntilMono = 59;
+inline constexpr std::size_t kHintUntilUnix = 60;
+/// Failures workers reported since the last probe (docs/breaker.md).
+inline constexpr std::size_t kReportFailures = 61;
+inline constexpr std::size_t kCount = 64; ///< 62..63 reserved
 } // namespace record_word
 
 struct Record {
@@ -555,7 +563,8 @@ static_assert(record_word::kClassFailures + kFailureClasses == record_word::kOve
 static_assert(record_word::kOverrideUser + kUserWords == record_word::kOverrideNote);
 static_assert(record_word::kOverrideNote + kNoteWords == record_word::kPolicy);
 static_assert(record_word::kPolicy + policy_word::kCount == record_word::kReason);
-static_assert(record_word::kReason + kReasonWords <= record_word::kCount);
+static_assert(record_word::kReason + kReasonWords == record_word::kHintUntilMono);
+static_assert(record_word::kReportFailures < record_word::kCount);
 static_assert(offsetof(Event, seq) == 0);
 static_assert(offsetof(Event, unix_ns) == 8);
 static_assert(offsetof(Event, mono_ns) == 16);

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace healthtable {
 
@@ -29,16 +30,69 @@ namespace healthtable {
 /// an admin override keeps a provider down indefinitely.
 inline constexpr std::chrono::nanoseconds kMaxBackoff = std::chrono::hours(24 * 365);
 
+/// A set of failure classes: bit c stands for FailureClass c.
+using ClassSet = std::uint8_t;
+constexpr ClassSet class_bit(FailureClass c) noexcept {
+  return static_cast<ClassSet>(1u << static_cast<unsigned>(c));
+}
+/// Classes that count toward a trip by default: every failure but `client`
+/// (a 4xx other than 401/403/429 says the request was wrong, not the
+/// provider) and `rate_limited` (a cooldown, not an outage).
+inline constexpr ClassSet kDefaultCounts =
+    class_bit(FailureClass::timeout) | class_bit(FailureClass::connect) |
+    class_bit(FailureClass::server) | class_bit(FailureClass::auth) |
+    class_bit(FailureClass::other);
+inline constexpr ClassSet kDefaultCooldowns = class_bit(FailureClass::rate_limited);
+
 /// Circuit-breaker policy, stored in the table (the default for new
-/// providers) and in each provider's record.
+/// providers) and in each provider's record (docs/breaker.md). The defaults
+/// are the reference module's breaker: threshold 2, a fixed 60 s window,
+/// one success closes it, no ramp.
 struct Policy {
   std::uint32_t failure_threshold = kDefaultFailureThreshold; ///< >= 1
-  std::chrono::nanoseconds backoff{kDefaultBackoffNs};        ///< >= 0
+  std::chrono::nanoseconds backoff{kDefaultBackoffNs};        ///< >= 0: the first window
+  /// Consecutive successes that close a tripped breaker (HAProxy `rise`).
+  std::uint32_t recover_after = 1;
+  /// The window doubles with each trip in a row up to this; <= backoff: it
+  /// never grows.
+  std::chrono::nanoseconds max_backoff{0};
+  /// Each window is moved by up to +- this many thousandths of itself.
+  std::uint32_t jitter_permille = 0;
+  /// Healthy this long after a recovery: the next trip's window starts
+  /// from `backoff` again.
+  std::chrono::nanoseconds trip_memory{std::chrono::minutes(10)};
+  /// After a window, each reader process admits the provider again at its
+  /// own offset into this span (slow start); 0: all at once.
+  std::chrono::nanoseconds ramp{0};
+  ClassSet counts = kDefaultCounts;       ///< classes that count toward the threshold
+  ClassSet cooldowns = kDefaultCooldowns; ///< classes that set a cooldown instead
+  /// A cooldown class's deadline when the outcome carries no retry hint.
+  std::chrono::nanoseconds cooldown{std::chrono::seconds(5)};
+  /// The longest retry hint believed; longer hints are cut to this.
+  std::chrono::nanoseconds max_hint{std::chrono::hours(1)};
+  /// Whether a probe's success also clears failures that workers reported
+  /// since the previous probe (by default it does not: the probe may reach
+  /// a health endpoint that works while real requests fail).
+  bool probe_clears_reports = false;
+
+  friend bool operator==(const Policy&, const Policy&) = default;
 };
 
-/// Throws Error(invalid_argument) for a threshold < 1, a negative backoff or
-/// one longer than kMaxBackoff.
+/// Throws Error(invalid_argument) naming the field, for a threshold or
+/// recover_after < 1, a negative or over-long (kMaxBackoff) duration, or a
+/// jitter above 1000.
 void validate_policy(const Policy& policy);
+
+/// One outcome of a request or probe, as the breaker takes it.
+struct Outcome {
+  FailureClass failure_class = FailureClass::none; ///< none: a success
+  std::string_view reason;                         ///< for a failure: last_error
+  Source source = Source::probe;
+  /// A retry hint (Retry-After, retry-after-ms, a rate-limit reset): the
+  /// provider is unavailable for at least this long from now, capped by the
+  /// policy's max_hint. A hint never shortens a deadline already set.
+  std::optional<std::chrono::nanoseconds> retry_after;
+};
 
 struct CreateOptions {
   std::uint32_t capacity = kDefaultCapacity; ///< 1 .. kMaxCapacity slots
@@ -56,12 +110,16 @@ struct CreateOptions {
   std::optional<std::uint32_t> owner_gid;
 };
 
+/// What a reset clears: the breaker's state, or its overrides too.
+enum class ResetScope { state, state_and_overrides };
+
 /// What one outcome did to the breaker.
 enum class Transition {
   none,      ///< no change of the healthy flag
   tripped,   ///< healthy -> unhealthy: the threshold was reached
   rearmed,   ///< failure while unhealthy: the window restarts from now
   recovered, ///< unhealthy -> healthy
+  cooldown,  ///< a rate limit or retry hint set (or moved out) a deadline
 };
 std::string_view transition_name(Transition t) noexcept;
 
@@ -124,15 +182,28 @@ public:
   /// the prober asks once a heartbeat).
   Standing standing() const;
 
+  /// Feeds one outcome through the provider's breaker (docs/breaker.md).
+  /// Registers an unknown provider. Returns what it did.
+  Transition record(std::string_view provider, const Outcome& outcome,
+                    Instant now = Instant::now());
+
   /// Success: resets the breaker (healthy, 0 failures, no error, no window)
-  /// and stamps last_check. Registers an unknown provider.
+  /// and stamps last_check. The reference module's call: record() with a
+  /// success from a probe.
   Transition mark_healthy(std::string_view provider, Instant now = Instant::now());
 
   /// Failure: counts it, stamps last_check and last_error (cut to
   /// kReasonMax bytes on a UTF-8 boundary); trips at the threshold; re-arms
-  /// the window when already unhealthy. Registers an unknown provider.
+  /// the window when already unhealthy. record() with class `other`.
   Transition mark_unhealthy(std::string_view provider, std::string_view reason,
                             Instant now = Instant::now());
+
+  /// Housekeeping the prober runs on its timer: overrides whose time is up
+  /// go back to the breaker (an event says so), and deadlines that passed
+  /// on a healthy provider are cleared, so its readers are back on the
+  /// one-load path. Returns the providers whose window ended since the
+  /// last call (probe them now: the breaker is half-open).
+  std::vector<std::string> expire(Instant now = Instant::now());
 
   /// Admin override; the breaker keeps counting underneath. Registers an
   /// unknown provider.
@@ -141,15 +212,21 @@ public:
                     Instant now = Instant::now());
 
   /// Every provider back to the zero state: healthy, no failures, no error,
-  /// no window, no override, counters zero. Names stay registered, so
-  /// handles stay bound. Bumps the generation.
-  void reset();
+  /// no window, counters zero; overrides stay unless the scope says so. Names
+  /// stay registered, so handles stay bound. Bumps the generation.
+  void reset(ResetScope scope = ResetScope::state);
   /// One provider back to the zero state. Throws unknown_provider.
-  void reset(std::string_view provider);
+  void reset(std::string_view provider, ResetScope scope = ResetScope::state);
 
   /// Changes the policy of the table and of every provider.
   void set_policy(const Policy& policy);
+  /// Changes one provider's policy (registering it); the table's default
+  /// stays. Throws invalid_argument as validate_policy().
+  void set_policy(std::string_view provider, const Policy& policy);
+  /// The table's default policy.
   Policy policy() const noexcept;
+  /// A registered provider's policy. Throws unknown_provider.
+  Policy policy(std::string_view provider) const;
 
   /// Stamps the writer heartbeat (the prober does this from a timer).
   void heartbeat(Instant now = Instant::now());
