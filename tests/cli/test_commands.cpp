@@ -363,6 +363,32 @@ TEST_CASE("reset puts all, or the listed providers, back to the zero state") {
   }
 }
 
+TEST_CASE("reset keeps overrides, says which, and clears them with --overrides") {
+  SegmentName seg("cli-reset-ovr");
+  check_ok(healthctl({"create", seg}));
+  check_ok(healthctl({"set", seg, "a", "down", "--create", "--reason", "maintenance"}));
+  check_ok(healthctl({"set", seg, "b", "up", "--create"}));
+  check_ok(healthctl({"record", seg, "c", "failure"}));
+
+  std::string out = check_ok(healthctl({"reset", seg}));
+  CHECK(out.find("; overrides kept on a, b ('healthctl reset " + seg.str() +
+                 " --overrides' clears them)\n") != std::string::npos);
+  json doc = dump_json(seg);
+  CHECK(provider(doc, "a").at("override") == "down");
+  CHECK(provider(doc, "b").at("override") == "up");
+  CHECK(provider(doc, "c").at("consecutive_failures") == 0);
+
+  CHECK(check_ok(healthctl({"reset", seg, "c"})) == "reset c of '" + seg.str() + "'\n");
+  CHECK(check_ok(healthctl({"reset", seg, "a", "--overrides"})) ==
+        "reset a of '" + seg.str() + "'\n");
+  doc = dump_json(seg);
+  CHECK(provider(doc, "a").at("override") == "auto");
+  CHECK(provider(doc, "b").at("override") == "up");
+  out = check_ok(healthctl({"reset", seg, "--overrides"}));
+  CHECK(out.find("kept") == std::string::npos);
+  CHECK(provider(dump_json(seg), "b").at("override") == "auto");
+}
+
 TEST_CASE("destroy removes the segment, and create --force replaces one") {
   SegmentName seg("cli-destroy");
   check_ok(healthctl({"create", seg}));

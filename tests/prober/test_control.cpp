@@ -219,10 +219,17 @@ TEST_CASE("healthctl set/record/reset while the prober runs go through its contr
   CHECK(r.err == "healthctl: provider 'nope' is not in table '" + seg.str() +
                      "'; 'healthctl dump " + seg.str() + "' lists the providers it has\n");
   CHECK(state(seg, "groq")->override_mode == Override::forced_up);
+  // A reset keeps an operator's override and says how to clear it too.
   r = healthctl({"reset", seg, "groq"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "reset groq of '" + seg.str() + "'; override kept on groq ('healthctl reset " +
+                     seg.str() + " groq --overrides' clears it)\n");
+  CHECK(state(seg, "groq")->override_mode == Override::forced_up);
+  r = healthctl({"reset", seg, "groq", "--overrides"});
   CHECK(r.status == 0);
   CHECK(r.out == "reset groq of '" + seg.str() + "'\n");
   CHECK(state(seg, "groq")->override_mode == Override::automatic);
+  CHECK(prober.child->wait_for_err("<5>provider groq reset with overrides by pid ", 10s));
   const auto generation = Table::open(seg.str()).info().generation;
   r = healthctl({"reset", seg});
   CHECK(r.status == 0);
@@ -828,6 +835,13 @@ TEST_CASE("parse_request: the protocol's lines") {
   CHECK(parse_request("set groq auto").mode == Override::automatic);
   CHECK(parse_request("reset").providers.empty());
   CHECK(parse_request("reset a b").providers == std::vector<std::string>{"a", "b"});
+  CHECK(parse_request("reset a b").scope == ResetScope::state);
+  r = parse_request("reset scope=overrides a");
+  CHECK(r.scope == ResetScope::state_and_overrides);
+  CHECK(r.providers == std::vector<std::string>{"a"});
+  CHECK(parse_request("reset scope=overrides").providers.empty());
+  CHECK(error_of([] { parse_request("reset scope=all"); }) == Errc::invalid_argument);
+  CHECK(error_of([] { parse_request("reset a scope=overrides"); }) == Errc::invalid_name);
   CHECK(error_of([] { parse_request("reset a  b"); }) == Errc::invalid_name);
   CHECK(error_of([] { parse_request("RESET"); }) == Errc::invalid_argument);
   CHECK(error_of([] { parse_request(" reset"); }) == Errc::invalid_argument);

@@ -5,6 +5,7 @@
 #include <healthtable/names.hpp>
 #include <healthtable/override_text.hpp>
 #include <healthtable/report.hpp>
+#include <healthtable/reset_text.hpp>
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,12 +33,6 @@ std::string backoff_text(std::chrono::nanoseconds d) {
 
 std::string count_failures(std::uint32_t n) {
   return std::to_string(n) + (n == 1 ? " consecutive failure" : " consecutive failures");
-}
-
-std::string hex(std::uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
 }
 
 /// The words of a line split on single spaces.
@@ -125,7 +120,14 @@ Request parse_request(std::string_view text) {
     }
   } else if (verb == "reset") {
     r.verb = Request::Verb::reset;
-    for (std::size_t i = 1; i < words.size(); ++i)
+    std::size_t i = 1;
+    if (words.size() > 1 && words[1].starts_with("scope=")) {
+      if (words[1] != "scope=overrides")
+        bad("reset: '" + sanitize_reason(words[1], 40) + "' is not scope=overrides");
+      r.scope = ResetScope::state_and_overrides;
+      ++i;
+    }
+    for (; i < words.size(); ++i)
       r.providers.push_back(provider_arg(words[i]));
   } else if (verb == "forget") {
     r.verb = Request::Verb::forget;
@@ -464,26 +466,19 @@ std::string Control::apply(const Request& r, const Sender& s) {
     return describe_override(segment_, p, o, writer_.table());
   }
   case Request::Verb::reset: {
-    if (r.providers.empty()) {
-      writer_.reset();
-      const TableInfo info = writer_.table().info();
-      const std::string n = std::to_string(info.used);
-      log_(Level::notice, "all " + n + " providers reset by " + by);
-      return "reset all " + n + " provider" + (info.used == 1 ? "" : "s") + " of " +
-             quoted(segment_) + "; generation now " + hex(info.generation);
-    }
-    // All or nothing, as healthctl: Writer::reset(name) throws
-    // unknown_provider with the library's message before anything changed.
-    for (const std::string& p : r.providers)
-      if (!writer_.table().find(p)) writer_.reset(p);
+    const std::string reply = apply_reset(writer_, segment_, r.providers, r.scope);
+    const char* what = r.scope == ResetScope::state_and_overrides ? " reset with overrides by "
+                                                                  : " reset by ";
     std::string list;
-    for (const std::string& p : r.providers) {
-      writer_.reset(p);
+    for (const std::string& p : r.providers)
       list += (list.empty() ? "" : ", ") + p;
-    }
-    log_(Level::notice,
-         "provider" + std::string(r.providers.size() == 1 ? " " : "s ") + list + " reset by " + by);
-    return "reset " + list + " of " + quoted(segment_);
+    if (r.providers.empty())
+      log_(Level::notice,
+           "all " + std::to_string(writer_.table().info().used) + " providers" + what + by);
+    else
+      log_(Level::notice,
+           "provider" + std::string(r.providers.size() == 1 ? " " : "s ") + list + what + by);
+    return reply;
   }
   case Request::Verb::forget: {
     const std::string& p = r.providers.front();

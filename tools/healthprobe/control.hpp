@@ -54,6 +54,7 @@ struct Request {
   bool create = false;                 ///< set: register the provider if it is new
   std::optional<std::chrono::nanoseconds> expires_after; ///< set for=DURATION
   std::uint32_t slots = 0;                               ///< grow
+  ResetScope scope = ResetScope::state;                  ///< reset scope=overrides
 };
 
 /// "record", "set", ...

@@ -1,0 +1,16 @@
+# The library's sources, in one list: the main build (lib/CMakeLists.txt)
+# and the fuzzer's instrumented copy (fuzz/CMakeLists.txt) both include it,
+# so a new source file cannot be left out of one of them.
+set(healthtable_sources
+  src/breaker.cpp
+  src/clock.cpp
+  src/home.cpp
+  src/names.cpp
+  src/override_text.cpp
+  src/policy.cpp
+  src/report.cpp
+  src/reset_text.cpp
+  src/segment.cpp
+  src/table.cpp
+  src/view.cpp
+  src/writer.cpp)
