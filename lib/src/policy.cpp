@@ -16,10 +16,12 @@ std::uint64_t ns_word(std::chrono::nanoseconds d) noexcept {
   return static_cast<std::uint64_t>(std::max<std::int64_t>(d.count(), 0));
 }
 
-/// A stored duration, clamped into [0, kMaxBackoff].
+/// A stored duration, read as the signed count it was written as and
+/// clamped into [0, kMaxBackoff]: a negative one (a corrupt image) is no
+/// wait at all, not the longest.
 std::chrono::nanoseconds ns_of(std::uint64_t w) noexcept {
-  const auto max = static_cast<std::uint64_t>(kMaxBackoff.count());
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(std::min(w, max)));
+  return std::chrono::nanoseconds(
+      std::clamp<std::int64_t>(static_cast<std::int64_t>(w), 0, kMaxBackoff.count()));
 }
 
 void check_duration(std::chrono::nanoseconds d, const char* field) {
