@@ -238,7 +238,7 @@ TEST_CASE("dump prints a header, the writer and an aligned table") {
   CHECK(lines[2].empty());
   CHECK(lines[3].starts_with("PROVIDER    AVAILABLE  HEALTHY  FAILURES  LAST CHECK"));
   // Every column starts where its heading does.
-  for (const char* heading : {"AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNHEALTHY FOR",
+  for (const char* heading : {"AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNAVAILABLE FOR",
                               "OVERRIDE", "LAST ERROR"}) {
     CAPTURE(heading);
     const std::size_t col = lines[3].find(heading);
@@ -251,7 +251,7 @@ TEST_CASE("dump prints a header, the writer and an aligned table") {
     }
   }
   CHECK(lines[4].starts_with("openrouter  yes        yes      0         "));
-  CHECK(lines[4].ends_with("  -              auto      -"));
+  CHECK(lines[4].ends_with("  -                auto      -"));
   CHECK(lines[5].starts_with("groq        no         no       2         "));
   CHECK(lines[5].ends_with("  auto      http 503"));
   CHECK(lines[6].starts_with("together    no         yes      0         never"));

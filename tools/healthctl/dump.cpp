@@ -42,6 +42,20 @@ nlohmann::ordered_json provider_json(const healthtable::ProviderState& p,
   j["successes"] = p.successes;
   j["failures"] = p.failures;
   j["registered"] = p.registered;
+  // Breaker v2 (docs/breaker.md): why it is where it is.
+  j["last_class"] = p.last_class == healthtable::FailureClass::none
+                        ? nlohmann::ordered_json(nullptr)
+                        : nlohmann::ordered_json(healthtable::class_name(p.last_class));
+  j["last_source"] = healthtable::source_name(p.last_source);
+  j["trips"] = p.trips;
+  j["success_run"] = p.success_run;
+  j["window"] = static_cast<double>(p.window_ns) / 1e9;
+  j["ramp"] = static_cast<double>(p.ramp_ns) / 1e9;
+  nlohmann::ordered_json by_class = nlohmann::ordered_json::object();
+  for (std::size_t c = 1; c < healthtable::kFailureClasses; ++c)
+    by_class[std::string(healthtable::class_name(static_cast<healthtable::FailureClass>(c)))] =
+        p.class_failures[c];
+  j["failures_by_class"] = by_class;
   const healthtable::OverrideInfo& o = p.override_info;
   if (o.mode != healthtable::Override::automatic) {
     nlohmann::ordered_json by;
@@ -58,11 +72,14 @@ nlohmann::ordered_json provider_json(const healthtable::ProviderState& p,
   return j;
 }
 
-/// "57s" left in the window, "half-open" once it has passed, "-" when not tripped.
+/// "57s" left in the window, "half-open" once it has passed, "12s
+/// (cooldown)" for a healthy provider waiting out a rate limit or retry
+/// hint, "-" when there is nothing to wait for.
 std::string window_left(const healthtable::ProviderState& p, std::int64_t now_mono_ns) {
-  if (p.healthy) return "-";
-  if (p.unhealthy_until_mono_ns > now_mono_ns)
-    return format_age(p.unhealthy_until_mono_ns - now_mono_ns);
+  const bool waiting = p.unhealthy_until_mono_ns > now_mono_ns;
+  if (p.healthy)
+    return waiting ? format_age(p.unhealthy_until_mono_ns - now_mono_ns) + " (cooldown)" : "-";
+  if (waiting) return format_age(p.unhealthy_until_mono_ns - now_mono_ns);
   return "half-open";
 }
 
@@ -70,7 +87,7 @@ void print_table(const std::vector<healthtable::ProviderState>& providers,
                  const healthtable::Instant& now) {
   using Row = std::array<std::string, 8>;
   std::vector<Row> rows;
-  rows.push_back({"PROVIDER", "AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNHEALTHY FOR",
+  rows.push_back({"PROVIDER", "AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNAVAILABLE FOR",
                   "OVERRIDE", "LAST ERROR"});
   for (const auto& p : providers) {
     std::string last_check = "never";
