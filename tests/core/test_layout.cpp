@@ -180,3 +180,44 @@ TEST_CASE("layout: a forgotten name leaves a tombstone and a look-again word") {
   CHECK((at<std::uint64_t>(b, heads) & 0xFF'FFFF'FFFFULL) == 1); // payload: look again
   CHECK(((at<std::uint64_t>(b, heads + 8) >> 8) & 0xFF) == 0);   // name_len 0: free
 }
+
+TEST_CASE("layout: the policy words and the hint and report words of docs/layout.md") {
+  SegmentName seg("policy");
+  CreateOptions o;
+  o.capacity = 9;
+  o.events = 16;
+  auto w = Writer::create(seg.str(), o);
+  Policy p;
+  p.probe_clears_reports = true;
+  w.set_policy("groq", p);
+  const Instant now{5'000'000'000, 1'700'000'000'000'000'000};
+  Outcome limited;
+  limited.failure_class = FailureClass::rate_limited;
+  limited.source = Source::report;
+  limited.reason = "http 429";
+  limited.retry_after = std::chrono::seconds(30);
+  w.record("groq", limited, now);
+
+  const auto b = raw_bytes(seg);
+  // The header's default policy: the reference breaker, as documented.
+  const std::uint64_t defaults[9] = {0x0000'0001'0000'0002ULL, 0x0000'0010'0000'00AEULL,
+                                     60'000'000'000ULL,        0,
+                                     5'000'000'000ULL,         3'600'000'000'000ULL,
+                                     600'000'000'000ULL,       0,
+                                     0};
+  for (std::size_t k = 0; k < 9; ++k)
+    CHECK_MESSAGE(at<std::uint64_t>(b, 576 + 8 * k) == defaults[k], "policy word " << k);
+
+  const auto bodies = at<std::uint64_t>(b, 80);
+  for (const std::size_t copy : {bodies + 64, bodies + 64 + 512}) {
+    // The provider's own policy: the defaults with bit 40 of the masks set.
+    CHECK(at<std::uint64_t>(b, copy + 36 * 8) == (defaults[1] | (1ULL << 40)));
+    CHECK((at<std::uint64_t>(b, copy) & 1) == 1);                          // still healthy
+    CHECK(at<std::int64_t>(b, copy + 8 * 8) == now.mono_ns + 30'000'000'000); // readers' deadline
+    CHECK(at<std::int64_t>(b, copy + 59 * 8) == now.mono_ns + 30'000'000'000); // hint_until_mono
+    CHECK(at<std::int64_t>(b, copy + 60 * 8) == now.unix_ns + 30'000'000'000); // hint_until_unix
+    CHECK(at<std::uint64_t>(b, copy + 61 * 8) == 1);                       // report_failures
+    CHECK(at<std::uint64_t>(b, copy + 62 * 8) == 0);                       // reserved
+    CHECK(at<std::uint64_t>(b, copy + 63 * 8) == 0);
+  }
+}
