@@ -6,6 +6,7 @@ set(healthtable_sources
   src/clock.cpp
   src/home.cpp
   src/names.cpp
+  src/outcome_text.cpp
   src/override_text.cpp
   src/policy.cpp
   src/report.cpp
