@@ -102,10 +102,10 @@ std::string describe_outcome(const ProviderState& after, Transition transition,
                              const Policy& policy, FailureClass cls, std::int64_t now_mono_ns) {
   const std::int64_t left =
       after.unhealthy_until_mono_ns == 0 ? 0 : after.unhealthy_until_mono_ns - now_mono_ns;
-  std::string line = after.name + ": " +
-                     (cls == FailureClass::none
-                          ? describe_success(after, transition, policy, left)
-                          : describe_failure(after, transition, policy, cls, left));
+  std::string line =
+      after.name + ": " +
+      (cls == FailureClass::none ? describe_success(after, transition, policy, left)
+                                 : describe_failure(after, transition, policy, cls, left));
   if (after.override_mode != Override::automatic)
     line += "; override '" + std::string(override_name(after.override_mode)) + "' still decides";
   return line;

@@ -13,8 +13,7 @@ constexpr std::int64_t kNsPerSecond = 1'000'000'000;
 /// The longest wait a nanosecond count holds, in whole seconds.
 constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / kNsPerSecond;
 
-constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu",
-                                                   "Fri", "Sat", "Sun"};
+constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
 constexpr std::array<std::string_view, 7> kLongDays = {
     "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
 constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -66,8 +65,7 @@ public:
     return number(2);
   }
   /// The index of the name in `names` that the text starts with.
-  template <std::size_t N>
-  int name(const std::array<std::string_view, N>& names) noexcept {
+  template <std::size_t N> int name(const std::array<std::string_view, N>& names) noexcept {
     for (std::size_t i = 0; ok_ && i < N; ++i)
       if (s_.starts_with(names[i])) {
         s_.remove_prefix(names[i].size());
@@ -166,7 +164,7 @@ std::optional<std::int64_t> epoch_seconds(const Civil& t) noexcept {
 }
 
 std::optional<nanoseconds> until(std::int64_t date_s, std::int64_t now_ns) {
-  if (date_s > kMaxSeconds) return std::nullopt; // after 2262: not a wait anyone can hold
+  if (date_s > kMaxSeconds) return std::nullopt;    // after 2262: not a wait anyone can hold
   if (date_s < -kMaxSeconds) return nanoseconds(0); // before 1678: long past
   std::int64_t wait = 0;
   if (__builtin_sub_overflow(date_s * kNsPerSecond, now_ns, &wait)) return std::nullopt;
@@ -175,7 +173,8 @@ std::optional<nanoseconds> until(std::int64_t date_s, std::int64_t now_ns) {
 
 int year_of(std::int64_t unix_ns) {
   using namespace std::chrono;
-  return static_cast<int>(year_month_day(floor<days>(sys_time<nanoseconds>(nanoseconds(unix_ns)))).year());
+  return static_cast<int>(
+      year_month_day(floor<days>(sys_time<nanoseconds>(nanoseconds(unix_ns)))).year());
 }
 
 } // namespace

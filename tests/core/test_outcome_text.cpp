@@ -30,8 +30,7 @@ struct Fixture {
 
   std::string fail(FailureClass cls, std::optional<std::chrono::nanoseconds> hint = {},
                    const std::string& p = "groq") {
-    return record_outcome(w, p, Outcome{cls, "http 5xx", Source::report, hint}, clock.now())
-        .reply;
+    return record_outcome(w, p, Outcome{cls, "http 5xx", Source::report, hint}, clock.now()).reply;
   }
   std::string succeed(const std::string& p = "groq") {
     return record_outcome(w, p, Outcome{FailureClass::none, {}, Source::report, {}}, clock.now())
@@ -133,9 +132,8 @@ TEST_CASE("outcome text: Recorded carries the transition, the state and the prov
   p.failure_threshold = 1;
   Fixture f;
   f.w.set_policy("groq", p);
-  const Recorded r =
-      record_outcome(f.w, "groq", Outcome{FailureClass::auth, "http 401", Source::admin, {}},
-                     f.clock.now());
+  const Recorded r = record_outcome(
+      f.w, "groq", Outcome{FailureClass::auth, "http 401", Source::admin, {}}, f.clock.now());
   CHECK(r.transition == Transition::tripped);
   CHECK(r.policy.failure_threshold == 1);
   CHECK(r.state.name == "groq");

@@ -79,31 +79,33 @@ TEST_CASE("Retry-After asctime dates: a space-padded or two-digit day") {
 
 TEST_CASE("Retry-After: what is not one of the three forms is refused") {
   for (const char* bad : {
-           "sun, 06 Nov 1994 08:49:37 GMT",     // names are case-sensitive
-           "Sun, 06 nov 1994 08:49:37 GMT",     //
-           "Sun, 06 Nov 1994 08:49:37 UTC",     // GMT only
-           "Sun, 06 Nov 1994 08:49:37",         //
-           "Sun, 6 Nov 1994 08:49:37 GMT",      // two-digit day
-           "Sun,  06 Nov 1994 08:49:37 GMT",    //
-           "Sun 06 Nov 1994 08:49:37 GMT",      //
-           "Sun, 06 Nov 94 08:49:37 GMT",       // four-digit year
-           "Sun, 06 Nov 1994 8:49:37 GMT",      //
-           "Sun, 06 Nov 1994 08:49 GMT",        //
-           "Sun, 06 Nov 1994 08:49:37 GMT x",   // trailing text
-           "Sun, 06 Nov 1994 08:49:37 GMT\n",   // not whitespace a field value may end with
-           "Sunday, 06 Nov 1994 08:49:37 GMT",  // the long name is RFC 850's
-           "Sun, 06-Nov-94 08:49:37 GMT",       // and RFC 850 wants it
-           "Sunday, 06-Nov-1994 08:49:37 GMT",  //
-           "Sun Nov 6 08:49:37 1994",           // asctime pads the day to two
-           "Sun Nov  6 08:49:37 94",            //
-           "Xyz, 06 Nov 1994 08:49:37 GMT",     //
-           "Sun, 31 Feb 1994 08:49:37 GMT",     // no such day
-           "Sun, 00 Nov 1994 08:49:37 GMT",     //
-           "Sun, 29 Feb 1900 08:49:37 GMT",     // not a leap year
-           "Sun, 06 Nov 1994 24:00:00 GMT",     // no such time
-           "Sun, 06 Nov 1994 08:60:00 GMT",     //
-           "Sun, 06 Nov 1994 08:49:61 GMT",     //
-           "tomorrow", "GMT", ",",
+           "sun, 06 Nov 1994 08:49:37 GMT",    // names are case-sensitive
+           "Sun, 06 nov 1994 08:49:37 GMT",    //
+           "Sun, 06 Nov 1994 08:49:37 UTC",    // GMT only
+           "Sun, 06 Nov 1994 08:49:37",        //
+           "Sun, 6 Nov 1994 08:49:37 GMT",     // two-digit day
+           "Sun,  06 Nov 1994 08:49:37 GMT",   //
+           "Sun 06 Nov 1994 08:49:37 GMT",     //
+           "Sun, 06 Nov 94 08:49:37 GMT",      // four-digit year
+           "Sun, 06 Nov 1994 8:49:37 GMT",     //
+           "Sun, 06 Nov 1994 08:49 GMT",       //
+           "Sun, 06 Nov 1994 08:49:37 GMT x",  // trailing text
+           "Sun, 06 Nov 1994 08:49:37 GMT\n",  // not whitespace a field value may end with
+           "Sunday, 06 Nov 1994 08:49:37 GMT", // the long name is RFC 850's
+           "Sun, 06-Nov-94 08:49:37 GMT",      // and RFC 850 wants it
+           "Sunday, 06-Nov-1994 08:49:37 GMT", //
+           "Sun Nov 6 08:49:37 1994",          // asctime pads the day to two
+           "Sun Nov  6 08:49:37 94",           //
+           "Xyz, 06 Nov 1994 08:49:37 GMT",    //
+           "Sun, 31 Feb 1994 08:49:37 GMT",    // no such day
+           "Sun, 00 Nov 1994 08:49:37 GMT",    //
+           "Sun, 29 Feb 1900 08:49:37 GMT",    // not a leap year
+           "Sun, 06 Nov 1994 24:00:00 GMT",    // no such time
+           "Sun, 06 Nov 1994 08:60:00 GMT",    //
+           "Sun, 06 Nov 1994 08:49:61 GMT",    //
+           "tomorrow",
+           "GMT",
+           ",",
        })
     CHECK_MESSAGE(!at(bad, kExample - 30), bad);
   CHECK(at("Thu, 29 Feb 1996 00:00:00 GMT", kJune2026) == 0s); // a leap year's day is a day
@@ -116,8 +118,8 @@ TEST_CASE("Retry-After dates beyond what nanoseconds hold are refused, long past
   CHECK(at("Sat, 01 Jan 0000 00:00:00 GMT", kJune2026) == 0s);
   CHECK(at("Sat, 01 Jan 1000 00:00:00 GMT", kJune2026) == 0s);
   // A now far from the date cannot overflow the subtraction either.
-  CHECK(parse_retry_after("Fri, 11 Apr 2262 23:47:16 GMT", std::numeric_limits<std::int64_t>::min()) ==
-        std::nullopt);
+  CHECK(parse_retry_after("Fri, 11 Apr 2262 23:47:16 GMT",
+                          std::numeric_limits<std::int64_t>::min()) == std::nullopt);
 }
 
 TEST_CASE("retry-after-ms: milliseconds, a fraction down to the nanosecond") {

@@ -7,6 +7,8 @@
 //   reporter.failure("groq", "http 429", healthtable::FailureClass::rate_limited, hint);
 #pragma once
 
+#include <healthtable/clock.hpp> // Instant, whose unix_ns is the usual now
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -24,8 +26,8 @@ namespace healthtable {
 /// the epoch, as Instant::unix_ns): a date in the past is zero. Returns nothing
 /// for anything else: empty, a sign, a fraction, trailing text, an
 /// impossible date or time, or more than nanoseconds can hold (~292 years).
-std::optional<std::chrono::nanoseconds>
-parse_retry_after(std::string_view value, std::int64_t now_unix_ns);
+std::optional<std::chrono::nanoseconds> parse_retry_after(std::string_view value,
+                                                          std::int64_t now_unix_ns);
 
 /// A `retry-after-ms` field value (OpenAI, Azure OpenAI): non-negative
 /// milliseconds, possibly with a fraction ("1500", "250.5"). Returns nothing
