@@ -247,6 +247,10 @@ TEST_CASE("record --class and --retry-after: cooldowns, hints that never shorten
   CHECK(s->last_source == Source::admin);
   CHECK(s->last_error == "http 429");
   const std::int64_t until_mono = s->unhealthy_until_mono_ns;
+  const Run cooling = healthctl({"check", seg, "groq"});
+  CHECK(cooling.status == 1);
+  CHECK(cooling.out.starts_with("groq: unavailable (cooling down: a rate limit or retry hint, "));
+  CHECK(contains(cooling.out, " left; last error: http 429)"));
 
   // A shorter hint later leaves the deadline where it was, a duration too.
   const std::string shorter = check_ok(healthctl(
