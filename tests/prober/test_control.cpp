@@ -984,7 +984,12 @@ TEST_CASE("classes and retry hints end to end: healthctl and a Reporter through 
   Reporter reporter(seg.str());
   const std::int64_t before = Instant::now().mono_ns;
   REQUIRE(reporter.failure("mistral", "http 429", FailureClass::rate_limited, 30s));
-  REQUIRE(eventually([&] { return state(seg, "mistral").has_value(); }, 10s));
+  REQUIRE(eventually(
+      [&] {
+        const auto m = state(seg, "mistral");
+        return m && m->failures == 1;
+      },
+      10s));
   const std::int64_t after = Instant::now().mono_ns;
   s = state(seg, "mistral");
   const std::int64_t until = s->unhealthy_until_mono_ns;
