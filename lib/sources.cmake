@@ -6,10 +6,12 @@ set(healthtable_sources
   src/clock.cpp
   src/home.cpp
   src/names.cpp
+  src/outcome_text.cpp
   src/override_text.cpp
   src/policy.cpp
   src/report.cpp
   src/reset_text.cpp
+  src/retry_after.cpp
   src/segment.cpp
   src/table.cpp
   src/view.cpp

@@ -6,6 +6,8 @@
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 #include <healthtable/report.hpp>
+#include <healthtable/table.hpp>
+#include <healthtable/writer.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -13,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -158,18 +161,56 @@ bool Reporter::success(std::string_view provider) noexcept {
   }
 }
 
-bool Reporter::failure(std::string_view provider, std::string_view reason) noexcept {
+namespace {
+
+/// A hint as the control grammar's retry=DURATION: whole seconds when
+/// exact, else milliseconds rounded up (a worker waits no less than told).
+std::string retry_word(std::chrono::nanoseconds d) {
+  using namespace std::chrono;
+  // No max_hint is longer (validate_policy): the prober would cut it anyway.
+  const nanoseconds hint = std::clamp<nanoseconds>(d, nanoseconds(0), kMaxBackoff);
+  if (hint % seconds(1) == nanoseconds(0)) return std::to_string(hint / seconds(1)) + "s";
+  return std::to_string(ceil<milliseconds>(hint).count()) + "ms";
+}
+
+bool looks_like_key(std::string_view reason) noexcept {
+  return reason.starts_with("class=") || reason.starts_with("retry=") ||
+         reason.starts_with("reason=");
+}
+
+} // namespace
+
+std::string failure_request(std::string_view provider, std::string_view reason,
+                            FailureClass cls, std::optional<std::chrono::nanoseconds> retry_after) {
+  if (cls == FailureClass::none || static_cast<std::size_t>(cls) >= kFailureClasses)
+    throw Error(Errc::invalid_argument,
+                "a failure needs a failure class (timeout, connect, server, rate_limited, auth, "
+                "client or other); a success is recorded as success");
+  validate_provider_name(provider);
+  std::string line = "record ";
+  line += provider;
+  line += " failure";
+  // Class other and no hint: the line a prober before classes understood.
+  if (cls != FailureClass::other) {
+    line += " class=";
+    line += class_name(cls);
+  }
+  if (retry_after) {
+    line += " retry=";
+    line += retry_word(*retry_after);
+  }
+  const std::string r = sanitize_reason(reason, kReasonMax);
+  if (!r.empty()) {
+    line += looks_like_key(r) ? " reason=" : " ";
+    line += r;
+  }
+  return line;
+}
+
+bool Reporter::failure(std::string_view provider, std::string_view reason, FailureClass cls,
+                       std::optional<std::chrono::nanoseconds> retry_after) noexcept {
   try {
-    validate_provider_name(provider);
-    std::string line = "record ";
-    line += provider;
-    line += " failure";
-    const std::string r = sanitize_reason(reason, kReasonMax);
-    if (!r.empty()) {
-      line += ' ';
-      line += r;
-    }
-    return send(line);
+    return send(failure_request(provider, reason, cls, retry_after));
   } catch (...) {
     return false;
   }

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <sstream>
 
 using namespace healthtable;
@@ -214,6 +215,72 @@ TEST_CASE("threshold 1 trips on one failure, and a zero backoff is half-open at 
   CHECK(p.at("available") == true);
   const std::string text = check_ok(healthctl({"dump", seg}));
   CHECK(contains(text, "half-open"));
+}
+
+/// An IMF-fixdate, as a Retry-After header carries it.
+std::string http_date(std::int64_t unix_s) {
+  const std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+TEST_CASE("record --class and --retry-after: cooldowns, hints that never shorten, uncounted classes") {
+  SegmentName seg("cli-classes");
+  check_ok(healthctl({"create", seg}));
+
+  // A 429 with Retry-After: 30 is a cooldown, not a trip.
+  CHECK(check_ok(healthctl({"record", seg, "groq", "failure", "--class", "rate_limited",
+                            "--retry-after", "30", "--reason", "http 429"})) ==
+        "groq: rate limited (cooldown); unavailable for 30s\n");
+  json doc = dump_json(seg);
+  const double until = provider(doc, "groq").at("unhealthy_until").get<double>();
+  CHECK(provider(doc, "groq").at("healthy") == true);
+  CHECK(provider(doc, "groq").at("available") == false);
+  CHECK(provider(doc, "groq").at("consecutive_failures") == 0);
+  CHECK(until - provider(doc, "groq").at("last_check").get<double>() == doctest::Approx(30.0));
+  auto s = Table::open(seg.str()).get_state("groq");
+  REQUIRE(s);
+  CHECK(s->last_class == FailureClass::rate_limited);
+  CHECK(s->last_source == Source::admin);
+  CHECK(s->last_error == "http 429");
+  const std::int64_t until_mono = s->unhealthy_until_mono_ns;
+  const Run cooling = healthctl({"check", seg, "groq"});
+  CHECK(cooling.status == 1);
+  CHECK(cooling.out.starts_with("groq: unavailable (cooling down: a rate limit or retry hint, "));
+  CHECK(contains(cooling.out, " left; last error: http 429)"));
+
+  // A shorter hint later leaves the deadline where it was, a duration too.
+  const std::string shorter = check_ok(healthctl(
+      {"record", seg, "groq", "failure", "--class", "rate_limited", "--retry-after", "5s"}));
+  CHECK(shorter.starts_with("groq: rate limited (cooldown); still unavailable for "));
+  CHECK(Table::open(seg.str()).get_state("groq")->unhealthy_until_mono_ns == until_mono);
+
+  // An HTTP date: unavailable until then (to the second the header gives).
+  const std::int64_t at = Instant::now().unix_ns / 1'000'000'000 + 120;
+  CHECK(check_ok(healthctl({"record", seg, "cohere", "failure", "--class", "rate_limited",
+                            "--retry-after", http_date(at)}))
+            .starts_with("cohere: rate limited (cooldown); unavailable for "));
+  CHECK(provider(dump_json(seg), "cohere").at("unhealthy_until").get<double>() ==
+        doctest::Approx(static_cast<double>(at)).epsilon(1e-9));
+
+  // A client error says the request was wrong, not the provider: never a trip.
+  for (int i = 0; i < 3; ++i)
+    CHECK(check_ok(healthctl({"record", seg, "ollama", "failure", "--class", "client"})) ==
+          "ollama: client error (client, not counted); still healthy\n");
+  doc = dump_json(seg);
+  CHECK(provider(doc, "ollama").at("available") == true);
+  CHECK(provider(doc, "ollama").at("failures") == 3);
+  CHECK(provider(doc, "ollama").at("consecutive_failures") == 0);
+
+  // Counted classes say which; a hint longer than the window outlasts it.
+  CHECK(check_ok(healthctl({"record", seg, "mistral", "failure", "--class", "timeout"})) ==
+        "mistral: timeout, failure 1 of 2 recorded; still healthy\n");
+  CHECK(check_ok(healthctl({"record", seg, "mistral", "failure", "--class", "server",
+                            "--retry-after", "2m"})) ==
+        "mistral: tripped (2 consecutive failures); unhealthy for 2m (retry hint)\n");
 }
 
 TEST_CASE("dump prints a header, the writer and an aligned table") {

@@ -315,6 +315,19 @@ TEST_CASE("bad option values: 15, and a failed create leaves nothing behind") {
   check_error(healthctl({"dump", seg, "--stale-after", "later"}), 15, "--stale-after 'later'");
   check_error(healthctl({"record", seg, "groq", "success", "--reason", "x"}), 15,
               "--reason goes with a failure");
+  check_error(healthctl({"record", seg, "groq", "success", "--class", "server"}), 15,
+              "--class goes with a failure");
+  check_error(healthctl({"record", seg, "groq", "success", "--retry-after", "30"}), 15,
+              "--retry-after goes with a failure");
+  check_error(healthctl({"record", seg, "groq", "failure", "--class", "bogus"}), 15,
+              "--class 'bogus' is not a failure class; use one of timeout, connect, server, "
+              "rate_limited, auth, client, other");
+  check_error(healthctl({"record", seg, "groq", "failure", "--class", "none"}), 15,
+              "(a success is recorded as success)");
+  check_error(healthctl({"record", seg, "groq", "failure", "--retry-after", "soon"}), 15,
+              "--retry-after 'soon' is not a Retry-After value (seconds, or an HTTP date");
+  check_error(healthctl({"record", seg, "groq", "failure", "--retry-after", "-5"}), 15,
+              "--retry-after '-5' is not a Retry-After value");
   CHECK(Table::open(seg.str()).info().used == 0);
 }
 

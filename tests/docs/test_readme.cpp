@@ -11,6 +11,8 @@ const Request request{};
 int sent = 0;
 void send_to_groq(const Request&) { ++sent; }
 const bool upstream_failed = true;
+const int status = 429;
+const char* const retry_after = "30";
 } // namespace
 
 #include "readme_snippets.inc"

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <optional>
 #include <thread>
+#include <tuple>
 
 using namespace healthtable;
 using namespace healthtable::test;
@@ -845,6 +846,200 @@ TEST_CASE("parse_request: the protocol's lines") {
   CHECK(error_of([] { parse_request("reset a  b"); }) == Errc::invalid_name);
   CHECK(error_of([] { parse_request("RESET"); }) == Errc::invalid_argument);
   CHECK(error_of([] { parse_request(" reset"); }) == Errc::invalid_argument);
+}
+
+TEST_CASE("parse_request: record failure's class= and retry= come before the reason") {
+  using prober::parse_request;
+  auto r = parse_request("record groq failure class=rate_limited retry=30s http 429");
+  CHECK(r.failure_class == FailureClass::rate_limited);
+  CHECK(r.retry_after == 30s);
+  CHECK(r.reason == "http 429");
+  r = parse_request("record groq failure retry=1500ms class=timeout");
+  CHECK(r.failure_class == FailureClass::timeout);
+  CHECK(r.retry_after == 1500ms);
+  CHECK(r.reason.empty());
+  r = parse_request("record groq failure retry=0");
+  CHECK(r.retry_after == 0s);
+  CHECK(r.failure_class == FailureClass::other);
+  // Without keys: the line as it always was.
+  r = parse_request("record groq failure http 503");
+  CHECK(r.failure_class == FailureClass::other);
+  CHECK_FALSE(r.retry_after);
+  CHECK(r.reason == "http 503");
+  // Other words with '=' are reasons; keys after the reason are part of it.
+  CHECK(parse_request("record groq failure status=503 upstream").reason == "status=503 upstream");
+  r = parse_request("record groq failure http 503 class=server");
+  CHECK(r.reason == "http 503 class=server");
+  CHECK(r.failure_class == FailureClass::other);
+  // reason= carries a reason that would look like a key.
+  r = parse_request("record groq failure class=client reason=retry=5 exceeded");
+  CHECK(r.failure_class == FailureClass::client);
+  CHECK_FALSE(r.retry_after);
+  CHECK(r.reason == "retry=5 exceeded");
+  CHECK(parse_request("record groq failure reason=").reason.empty());
+
+  const auto message = [](std::string_view line) {
+    try {
+      parse_request(line);
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::invalid_argument);
+      return std::string(e.what());
+    }
+    FAIL("accepted: " << line);
+    return std::string();
+  };
+  CHECK(message("record groq failure class=bogus http 500") ==
+        "record: class= 'bogus' is not a failure class; use one of timeout, connect, server, "
+        "rate_limited, auth, client, other");
+  CHECK(message("record groq failure class=none").find("a success is recorded as success") !=
+        std::string::npos);
+  CHECK(message("record groq failure class=").starts_with("record: class= '' is not"));
+  CHECK(message("record groq failure retry=soon").starts_with("record: retry= 'soon'"));
+  CHECK(message("record groq failure retry=-5s").starts_with("record: retry= '-5s'"));
+  CHECK(message("record groq failure retry=").starts_with("record: retry= ''"));
+  CHECK(message("record groq failure class=server class=timeout").starts_with(
+      "record: class= given twice"));
+  CHECK(message("record groq failure retry=1s retry=2s").starts_with("record: retry= given twice"));
+  CHECK(message("record groq success class=server") == "record PROVIDER success takes no reason");
+}
+
+TEST_CASE("failure_request: the line Reporter sends, which parse_request reads back") {
+  using prober::parse_request;
+  CHECK(failure_request("groq", "http 503") == "record groq failure http 503");
+  CHECK(failure_request("groq", "") == "record groq failure");
+  CHECK(failure_request("groq", "http 429", FailureClass::rate_limited, 30s) ==
+        "record groq failure class=rate_limited retry=30s http 429");
+  // Milliseconds rounded up, never less than the hint; negative is zero;
+  // nothing longer than any max_hint.
+  CHECK(failure_request("g", "", FailureClass::other, 1234567us) == "record g failure retry=1235ms");
+  CHECK(failure_request("g", "", FailureClass::other, -5s) == "record g failure retry=0s");
+  CHECK(failure_request("g", "", FailureClass::other, std::chrono::hours(24 * 400)) ==
+        "record g failure retry=31536000s");
+  CHECK(failure_request("g", "class=x", FailureClass::client) ==
+        "record g failure class=client reason=class=x");
+  CHECK(failure_request("g", "bad\nline") == "record g failure bad line");
+  for (const auto& [cls, reason, hint] :
+       std::vector<std::tuple<FailureClass, std::string, std::optional<std::chrono::nanoseconds>>>{
+           {FailureClass::server, "http 502", 2min},
+           {FailureClass::auth, "retry=never", std::nullopt},
+           {FailureClass::other, "reason=x y", 250ms},
+           {FailureClass::timeout, "", std::nullopt}}) {
+    const auto r = parse_request(failure_request("groq", reason, cls, hint));
+    CHECK(r.failure_class == cls);
+    CHECK(r.retry_after == hint);
+    CHECK(r.reason == reason);
+  }
+  CHECK(error_of([] { (void)failure_request("groq", "", FailureClass::none); }) ==
+        Errc::invalid_argument);
+  CHECK(error_of([] { (void)failure_request("groq", "", static_cast<FailureClass>(9)); }) ==
+        Errc::invalid_argument);
+  CHECK(error_of([] { (void)failure_request("no spaces", ""); }) == Errc::invalid_name);
+  // Reporter sends nothing for a failure without a class.
+  SegmentName seg("ctl-report");
+  Reporter reporter(seg.str());
+  CHECK_FALSE(reporter.failure("groq", "x", FailureClass::none));
+}
+
+TEST_CASE("source_of: a tool that may administer is admin, every Reporter is a report") {
+  prober::ControlConfig cfg;
+  cfg.allow_uids = {0};
+  cfg.report_uids = {1000};
+  prober::Sender tool{true, 42, 0, 0, true};
+  CHECK(prober::source_of(cfg, tool) == Source::admin);
+  prober::Sender worker{true, 43, 0, 0, false}; // an admin's uid, but a Reporter
+  CHECK(prober::source_of(cfg, worker) == Source::report);
+  prober::Sender reporter_tool{true, 44, 1000, 1000, true}; // healthctl as a reporter
+  CHECK(prober::source_of(cfg, reporter_tool) == Source::report);
+}
+
+TEST_CASE("classes and retry hints end to end: healthctl and a Reporter through the prober") {
+  SegmentName seg("ctl-hints");
+  Prober prober(seg);
+  REQUIRE(prober.ready(seg));
+
+  // healthctl: the reply in the words of the direct path; recorded as admin.
+  Run r = healthctl({"record", seg, "groq", "failure", "--class", "rate_limited",
+                     "--retry-after", "30", "--reason", "http 429"});
+  CHECK(r.status == 0);
+  CHECK(r.err.empty());
+  CHECK(r.out == "groq: rate limited (cooldown); unavailable for 30s\n");
+  auto s = state(seg, "groq");
+  REQUIRE(s);
+  CHECK(s->last_class == FailureClass::rate_limited);
+  CHECK(s->last_source == Source::admin);
+  CHECK(s->healthy);
+  CHECK_FALSE(Table::open(seg.str()).is_healthy("groq"));
+  r = healthctl({"record", seg, "groq", "failure", "--class", "client"});
+  CHECK(r.status == 0);
+  CHECK(r.out.starts_with("groq: client error (client, not counted); still unavailable for "));
+  // The socket refuses an unknown class with the same message healthctl gives.
+  CHECK(raw_request(seg, "record groq failure class=bogus") ==
+        "error invalid_argument record: class= 'bogus' is not a failure class; use one of "
+        "timeout, connect, server, rate_limited, auth, client, other");
+  CHECK(raw_request(seg, "record groq failure retry=soon").starts_with(
+      "error invalid_argument record: retry= 'soon' is not a duration"));
+
+  // A worker's 429 with Retry-After: 30: unavailable until about now + 30 s,
+  // not tripped, recorded as a report.
+  Reporter reporter(seg.str());
+  const std::int64_t before = Instant::now().mono_ns;
+  REQUIRE(reporter.failure("mistral", "http 429", FailureClass::rate_limited, 30s));
+  REQUIRE(eventually(
+      [&] {
+        const auto m = state(seg, "mistral");
+        return m && m->failures == 1;
+      },
+      10s));
+  const std::int64_t after = Instant::now().mono_ns;
+  s = state(seg, "mistral");
+  const std::int64_t until = s->unhealthy_until_mono_ns;
+  CHECK(until >= before + 30'000'000'000);
+  CHECK(until <= after + 30'000'000'000);
+  CHECK(s->healthy);
+  CHECK(s->consecutive_failures == 0);
+  CHECK(s->last_class == FailureClass::rate_limited);
+  CHECK(s->last_source == Source::report);
+  CHECK(s->last_error == "http 429");
+  CHECK_FALSE(Table::open(seg.str()).is_healthy("mistral"));
+  CHECK(prober.child->wait_for_err("<5>provider mistral cooling down (http 429, class "
+                                   "rate_limited); retry hint 30s; reported by pid ",
+                                   10s));
+
+  // A later, shorter hint is applied but does not shorten the deadline.
+  REQUIRE(reporter.failure("mistral", "http 429 again", FailureClass::rate_limited, 5s));
+  REQUIRE(eventually([&] { return state(seg, "mistral")->failures == 2; }, 10s));
+  s = state(seg, "mistral");
+  CHECK(s->last_error == "http 429 again");
+  CHECK(s->unhealthy_until_mono_ns == until);
+  CHECK_FALSE(Table::open(seg.str()).is_healthy("mistral"));
+
+  // Client errors never trip, however many.
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(reporter.failure("ollama", "http 400", FailureClass::client));
+  REQUIRE(eventually(
+      [&] {
+        const auto o = state(seg, "ollama");
+        return o && o->failures == 5;
+      },
+      10s));
+  s = state(seg, "ollama");
+  CHECK(s->healthy);
+  CHECK(s->consecutive_failures == 0);
+  CHECK(s->unhealthy_until_mono_ns == 0);
+  CHECK(Table::open(seg.str()).is_healthy("ollama"));
+
+  // Counted classes still trip, as two reports of class server.
+  REQUIRE(reporter.failure("cohere", "http 502", FailureClass::server));
+  REQUIRE(reporter.failure("cohere", "http 502", FailureClass::server));
+  REQUIRE(eventually([&] {
+    const auto c = state(seg, "cohere");
+    return c && !c->healthy;
+  }, 10s));
+  CHECK(state(seg, "cohere")->consecutive_failures == 2);
+  CHECK(prober.child->wait_for_err("<4>provider cohere marked unhealthy after 2 consecutive "
+                                   "failures (http 502, class server); backoff 60s; reported by "
+                                   "pid ",
+                                   10s));
 }
 
 TEST_CASE("[control] in the config: defaults, names, and errors with file, line and key") {

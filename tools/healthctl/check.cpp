@@ -36,6 +36,10 @@ std::string explain(const healthtable::ProviderState& p, bool available, std::in
     return fmt::format("{}: healthy (forced up by override)", name);
   case healthtable::Override::automatic: break;
   }
+  // Healthy but unavailable: a rate limit or retry hint holds it back.
+  if (p.healthy && !available)
+    return fmt::format("{}: unavailable (cooling down: a rate limit or retry hint, {} left{})",
+                       name, format_age(p.unhealthy_until_mono_ns - now_mono_ns), error);
   if (p.healthy)
     return p.consecutive_failures == 0 ? fmt::format("{}: healthy", name)
                                        : fmt::format("{}: healthy ({}{})", name,

@@ -3,6 +3,7 @@
 #include <healthtable/detail/datagram.hpp>
 #include <healthtable/home.hpp>
 #include <healthtable/names.hpp>
+#include <healthtable/outcome_text.hpp>
 #include <healthtable/override_text.hpp>
 #include <healthtable/report.hpp>
 #include <healthtable/reset_text.hpp>
@@ -29,10 +30,6 @@ std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
 std::string backoff_text(std::chrono::nanoseconds d) {
   if (d.count() % 1'000'000'000 == 0) return std::to_string(d.count() / 1'000'000'000) + "s";
   return format_duration(d);
-}
-
-std::string count_failures(std::uint32_t n) {
-  return std::to_string(n) + (n == 1 ? " consecutive failure" : " consecutive failures");
 }
 
 /// The words of a line split on single spaces.
@@ -75,15 +72,39 @@ Request parse_request(std::string_view text) {
   Request r;
   if (verb == "record") {
     r.verb = Request::Verb::record;
-    if (words.size() < 3) bad("usage: record PROVIDER success | record PROVIDER failure [REASON]");
+    static constexpr const char* usage =
+        "usage: record PROVIDER success | record PROVIDER failure [class=CLASS] "
+        "[retry=DURATION] [reason=TEXT | REASON...]";
+    if (words.size() < 3) bad(usage);
     r.providers.push_back(provider_arg(words[1]));
     if (words[2] == "success") {
       if (words.size() != 3) bad("record PROVIDER success takes no reason");
       r.success = true;
     } else if (words[2] == "failure") {
-      // The reason is the rest of the line, spaces and all.
-      const std::size_t head = words[0].size() + words[1].size() + words[2].size() + 3;
-      if (words.size() > 3) r.reason = std::string(text.substr(head));
+      // class= and retry= first; then the reason, the rest of the line
+      // spaces and all (after "reason=" if it would look like a key).
+      bool classed = false;
+      std::size_t at = words[0].size() + words[1].size() + words[2].size() + 2;
+      for (std::size_t i = 3; i < words.size(); ++i) {
+        const std::string_view w = words[i];
+        at += 1; // the space before w
+        if (w.starts_with("reason=")) {
+          r.reason = std::string(text.substr(at + 7));
+          break;
+        }
+        if (w.starts_with("class=")) {
+          if (classed) bad("record: class= given twice (" + std::string(usage) + ")");
+          r.failure_class = parse_failure_class(w.substr(6), "record: class=");
+          classed = true;
+        } else if (w.starts_with("retry=")) {
+          if (r.retry_after) bad("record: retry= given twice (" + std::string(usage) + ")");
+          r.retry_after = parse_duration(w.substr(6), "record: retry=");
+        } else {
+          r.reason = std::string(text.substr(at));
+          break;
+        }
+        at += w.size();
+      }
     } else {
       bad("record: outcome '" + sanitize_reason(words[2], 40) + "' is not success or failure");
     }
@@ -185,6 +206,10 @@ bool listed(const std::vector<std::uint32_t>& ids, std::uint32_t id) noexcept {
 bool may_administer(const ControlConfig& cfg, const Sender& s) noexcept {
   if (!s.known) return false;
   return listed(cfg.allow_uids, s.uid) || (cfg.allow_gid && *cfg.allow_gid == s.gid);
+}
+
+Source source_of(const ControlConfig& cfg, const Sender& s) noexcept {
+  return s.named && may_administer(cfg, s) ? Source::admin : Source::report;
 }
 
 bool may_report(const ControlConfig& cfg, const Sender& s) noexcept {
@@ -311,6 +336,7 @@ std::size_t Control::serve(std::size_t max) noexcept {
     ++done;
     Sender sender;
     if (got.cred) sender = {true, got.cred->pid, got.cred->uid, got.cred->gid};
+    sender.named = got.from_len > sizeof(sa_family_t);
     try {
       std::string reply;
       if (got.truncated || static_cast<std::size_t>(n) > kControlRequestMax) {
@@ -391,6 +417,46 @@ std::string Control::handle(std::string_view text, const Sender& sender) noexcep
   }
 }
 
+void Control::log_outcome(const std::string& p, const Recorded& rec, const Outcome& o,
+                          const std::string& by) const {
+  const ProviderState& st = rec.state;
+  const std::string shown = st.last_error ? *st.last_error : std::string(o.reason);
+  // The class is said when it is not the one a bare report has.
+  const std::string cause =
+      shown + (o.failure_class == FailureClass::other || o.failure_class == FailureClass::none
+                   ? ""
+                   : ", class " + std::string(class_name(o.failure_class)));
+  const std::string hint =
+      o.retry_after ? "; retry hint " + format_duration(*o.retry_after) : std::string();
+  const std::string tail = hint + "; reported by " + by;
+  const std::string window = backoff_text(std::chrono::nanoseconds(st.window_ns));
+  switch (rec.transition) {
+  case Transition::tripped:
+    log_(Level::warning, "provider " + p + " marked unhealthy after " +
+                             std::to_string(st.consecutive_failures) + " consecutive failures (" +
+                             cause + "); backoff " + window + tail);
+    return;
+  case Transition::rearmed:
+    log_(Level::debug, "provider " + p + " still unhealthy (" + cause + "); backoff re-armed " +
+                           window + tail);
+    return;
+  case Transition::cooldown:
+    log_(Level::notice, "provider " + p + " cooling down (" + cause + ")" + tail);
+    return;
+  case Transition::recovered:
+    log_(Level::notice, "provider " + p + " recovered" + tail);
+    return;
+  case Transition::none:
+    if (o.failure_class == FailureClass::none)
+      log_(Level::debug, "provider " + p + " healthy" + tail);
+    else
+      log_(Level::debug, "provider " + p + " failed (" + cause + "), " +
+                             std::to_string(st.consecutive_failures) + " of " +
+                             std::to_string(rec.policy.failure_threshold) + tail);
+    return;
+  }
+}
+
 std::string Control::apply(const Request& r, const Sender& s) {
   const std::string by = s.describe();
   switch (r.verb) {
@@ -403,50 +469,14 @@ std::string Control::apply(const Request& r, const Sender& s) {
                                               quoted(segment_) +
                                               "; a report cannot register a provider");
     const std::string reason = r.reason.empty() ? "failure reported by " + by : r.reason;
-    const Transition t = r.success ? writer_.mark_healthy(p) : writer_.mark_unhealthy(p, reason);
-    const auto st = writer_.table().get_state(p);
-    const std::uint32_t failures = st ? st->consecutive_failures : 0;
-    const Policy policy = writer_.policy();
-    const std::string shown = st && st->last_error ? *st->last_error : reason;
-    std::string reply;
-    switch (t) {
-    case Transition::tripped:
-      log_(Level::warning, "provider " + p + " marked unhealthy after " + std::to_string(failures) +
-                               " consecutive failures (" + shown + "); backoff " +
-                               backoff_text(policy.backoff) + "; reported by " + by);
-      reply = p + ": tripped (" + count_failures(failures) + "); unhealthy for " +
-              format_duration(policy.backoff);
-      break;
-    case Transition::rearmed:
-      log_(Level::debug, "provider " + p + " still unhealthy (" + shown + "); backoff re-armed " +
-                             backoff_text(policy.backoff) + "; reported by " + by);
-      reply = p + ": still unhealthy (" + count_failures(failures) +
-              "); window re-armed, unhealthy for " + format_duration(policy.backoff);
-      break;
-    case Transition::cooldown:
-      log_(Level::notice, "provider " + p + " cooling down (" + shown + "); reported by " + by);
-      reply = p + ": cooling down (" + shown + ")";
-      break;
-    case Transition::recovered:
-      log_(Level::notice, "provider " + p + " recovered; reported by " + by);
-      reply = p + ": recovered; healthy again";
-      break;
-    case Transition::none:
-      if (r.success) {
-        log_(Level::debug, "provider " + p + " healthy; reported by " + by);
-        reply = p + ": healthy (success recorded)";
-      } else {
-        log_(Level::debug, "provider " + p + " failed (" + shown + "), " +
-                               std::to_string(failures) + " of " +
-                               std::to_string(policy.failure_threshold) + "; reported by " + by);
-        reply = p + ": failure " + std::to_string(failures) + " of " +
-                std::to_string(policy.failure_threshold) + " recorded; still healthy";
-      }
-      break;
-    }
-    if (st && st->override_mode != Override::automatic)
-      reply += "; override '" + std::string(override_name(st->override_mode)) + "' still decides";
-    return reply;
+    Outcome o;
+    o.failure_class = r.success ? FailureClass::none : r.failure_class;
+    o.reason = reason;
+    o.source = source_of(cfg_, s);
+    o.retry_after = r.retry_after;
+    const Recorded rec = record_outcome(writer_, p, o);
+    log_outcome(p, rec, o, by);
+    return rec.reply;
   }
   case Request::Verb::set: {
     const std::string& p = r.providers.front();

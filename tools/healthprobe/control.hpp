@@ -16,6 +16,7 @@
 #include "log.hpp"
 
 #include <healthtable/layout.hpp>
+#include <healthtable/outcome_text.hpp>
 #include <healthtable/writer.hpp>
 
 #include <sys/socket.h>
@@ -38,6 +39,9 @@ struct Sender {
   pid_t pid = 0;      ///< in our pid namespace; 0 when the sender is not visible there
   std::uint32_t uid = 0;
   std::uint32_t gid = 0;
+  /// The datagram came from an address (a tool waiting for the reply, as
+  /// healthctl), not from an unnamed worker's Reporter.
+  bool named = false;
   std::string describe() const; ///< "pid 4242 uid 1000"
 };
 
@@ -50,6 +54,8 @@ struct Request {
   std::vector<std::string> providers;
   bool success = false; ///< record: success or failure
   std::string reason;   ///< record failure: the rest of the line (may be empty); set reason=
+  FailureClass failure_class = FailureClass::other;     ///< record failure class=
+  std::optional<std::chrono::nanoseconds> retry_after; ///< record failure retry=
   Override mode = Override::automatic; ///< set
   bool create = false;                 ///< set: register the provider if it is new
   std::optional<std::chrono::nanoseconds> expires_after; ///< set for=DURATION
@@ -65,6 +71,11 @@ std::string_view verb_name(Request::Verb v) noexcept;
 /// control characters, unknown verb, wrong arguments) and
 /// Error(invalid_name) for a bad provider name.
 Request parse_request(std::string_view text);
+
+/// The Source an outcome from this sender is recorded with: admin for a
+/// tool (a named sender) that may administer, report for everyone else, so
+/// a worker's Reporter is a report even when its uid is an admin's.
+Source source_of(const ControlConfig& cfg, const Sender& s) noexcept;
 
 /// `record` from this sender is allowed (admins and reporters).
 bool may_report(const ControlConfig& cfg, const Sender& s) noexcept;
@@ -107,6 +118,9 @@ private:
   /// without this the kernel would attach our real uid.
   void send_reply(const sockaddr_un& to, socklen_t to_len, std::string_view reply) noexcept;
   std::string apply(const Request& r, const Sender& s);
+  /// The journal's line for a recorded outcome (its words are in docs/prober.md).
+  void log_outcome(const std::string& provider, const Recorded& rec, const Outcome& o,
+                   const std::string& by) const;
   /// chown/chmod of the socket file from cfg.
   void set_permissions(const ControlConfig& cfg);
   void refused(const Sender& s, std::string_view verb);

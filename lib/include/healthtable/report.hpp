@@ -6,9 +6,20 @@
 // and applies what it is told through its own Writer:
 //
 //   record PROVIDER success
-//   record PROVIDER failure [REASON...]     (the rest of the line)
-//   set PROVIDER down|up|auto
-//   reset [PROVIDER...]                     (none: every provider)
+//   record PROVIDER failure [class=CLASS] [retry=DURATION] [reason=TEXT | REASON...]
+//   set PROVIDER down|up|auto [create] [for=DURATION] [reason=TEXT]
+//   reset [scope=overrides] [PROVIDER...]   (none: every provider)
+//   forget PROVIDER
+//   grow SLOTS
+//
+// After `failure`, the words class=CLASS (class_name(): timeout, connect,
+// server, rate_limited, auth, client, other; default other) and
+// retry=DURATION (a retry hint: "30s", "1500ms", a plain number is
+// seconds) come first, each at most once, in either order; the first word
+// that is neither starts the reason, which is the rest of the line, spaces
+// and all. A reason that itself starts with "class=", "retry=" or "reason="
+// is sent as reason=TEXT: everything after "reason=" is the reason. So
+// "record groq failure http 503" still means what it always did.
 //
 // One request per datagram, one line of UTF-8, at most kControlRequestMax
 // bytes. A sender with an address (request() autobinds one) gets one reply
@@ -23,9 +34,11 @@
 #pragma once
 
 #include <healthtable/error.hpp>
+#include <healthtable/layout.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +58,8 @@ std::string control_address(std::string_view segment);
 ///   healthtable::Reporter reporter("gateway");           // once, at start-up
 ///   ...
 ///   if (upstream_failed) reporter.failure("groq", "http 503");
+///   if (status == 429)                          // the hint: parse_retry_after()
+///     reporter.failure("groq", "http 429", healthtable::FailureClass::rate_limited, hint);
 ///
 /// Each call is one non-blocking sendto() on an unnamed datagram socket: a
 /// system call, so it belongs on the failure path of a request (or after a
@@ -68,15 +83,33 @@ public:
 
   /// "record PROVIDER success".
   bool success(std::string_view provider) noexcept;
-  /// "record PROVIDER failure REASON"; the reason is made printable (invalid
-  /// UTF-8 becomes '?', control characters spaces) and cut to kReasonMax.
-  bool failure(std::string_view provider, std::string_view reason) noexcept;
+  /// "record PROVIDER failure [class=CLASS] [retry=DURATION] REASON"; the
+  /// reason is made printable (invalid UTF-8 becomes '?', control characters
+  /// spaces) and cut to kReasonMax. `cls` is the failure's class (the
+  /// prober's policy decides whether it counts toward a trip or sets a
+  /// cooldown); `retry_after` a retry hint (Retry-After, retry-after-ms),
+  /// sent in whole milliseconds rounded up (negative: zero), which the
+  /// prober caps at its policy's max_hint. Returns false, sending nothing,
+  /// for FailureClass::none (a success is success()) or a value that is not
+  /// a class.
+  bool failure(std::string_view provider, std::string_view reason,
+               FailureClass cls = FailureClass::other,
+               std::optional<std::chrono::nanoseconds> retry_after = {}) noexcept;
 
 private:
   bool send(std::string_view line) noexcept;
   int fd_ = -1;
   std::string address_;
 };
+
+/// The request line Reporter::failure() sends, for tools that send it with
+/// request(): "record groq failure class=rate_limited retry=30s http 429".
+/// Throws Error(invalid_name) for a bad provider name and
+/// Error(invalid_argument) for FailureClass::none or a value that is not a
+/// class.
+std::string failure_request(std::string_view provider, std::string_view reason,
+                            FailureClass cls = FailureClass::other,
+                            std::optional<std::chrono::nanoseconds> retry_after = {});
 
 /// For tools: sends one request line and waits up to `timeout` for the
 /// reply. Returns the text after "ok ". Throws Error(writer_busy, "... no
