@@ -10,6 +10,7 @@ set(healthtable_sources
   src/policy.cpp
   src/report.cpp
   src/reset_text.cpp
+  src/retry_after.cpp
   src/segment.cpp
   src/table.cpp
   src/view.cpp
