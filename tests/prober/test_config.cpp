@@ -84,8 +84,8 @@ interval = 10
   CHECK_FALSE(c.table.create);
   CHECK(c.table.slots == 128);
   CHECK(c.table.mode == 0640);
-  CHECK(c.table.failure_threshold == 3u);
-  CHECK(c.table.backoff == std::chrono::nanoseconds(120s));
+  CHECK(c.table.policy.failure_threshold == 3u);
+  CHECK(c.table.policy.backoff == std::chrono::nanoseconds(120s));
   REQUIRE(c.providers.size() == 2);
 
   const auto& groq = c.providers[0];
@@ -118,8 +118,8 @@ TEST_CASE("defaults: 30s interval, 3s timeout, no jitter, create 64 slots, statu
   CHECK(c.table.create);
   CHECK(c.table.slots == 64);
   CHECK(c.table.mode == 0644);
-  CHECK_FALSE(c.table.failure_threshold);
-  CHECK_FALSE(c.table.backoff);
+  CHECK_FALSE(c.table.policy.failure_threshold);
+  CHECK_FALSE(c.table.policy.backoff);
   REQUIRE(c.providers.size() == 1);
   CHECK(c.providers[0].probe.healthy_below == 500);
   CHECK(c.providers[0].probe.verify);
