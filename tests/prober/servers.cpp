@@ -65,11 +65,31 @@ void stop_thread(int wake[2], std::thread& t) {
 std::string reason_phrase(int status) {
   switch (status) {
   case 200: return "OK";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
   case 404: return "Not Found";
+  case 429: return "Too Many Requests";
   case 500: return "Internal Server Error";
   case 503: return "Service Unavailable";
   default: return "Status";
   }
+}
+
+/// "Retry-After=30&x=a%20b" as the header lines "Retry-After: 30" and
+/// "x: a b" (only %20 is decoded: enough for an HTTP date).
+std::string query_headers(std::string query) {
+  std::string out;
+  std::istringstream parts(query);
+  std::string part;
+  while (std::getline(parts, part, '&')) {
+    const auto eq = part.find('=');
+    if (eq == std::string::npos) continue;
+    std::string value = part.substr(eq + 1);
+    for (std::size_t at; (at = value.find("%20")) != std::string::npos;)
+      value.replace(at, 3, " ");
+    out += part.substr(0, eq) + ": " + value + "\r\n";
+  }
+  return out;
 }
 
 std::string read_file(const std::filesystem::path& p) {
@@ -110,6 +130,7 @@ void HttpServer::loop() {
     std::optional<Clock::time_point> answer_at;
     int status = 0;
     bool hang = false;
+    std::string headers; ///< extra response header lines, each ending in CRLF
   };
   std::vector<Conn> conns;
   std::vector<pollfd> fds;
@@ -133,7 +154,7 @@ void HttpServer::loop() {
         const int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) break;
         ++accepted_;
-        conns.push_back({c, {}, std::nullopt, 0, false});
+        conns.push_back({c, {}, std::nullopt, 0, false, {}});
       }
     }
     now = Clock::now();
@@ -162,6 +183,10 @@ void HttpServer::loop() {
             line >> method >> path;
             int delay = 0;
             c.status = default_status_;
+            if (const auto q = path.find('?'); q != std::string::npos) {
+              c.headers = query_headers(path.substr(q + 1));
+              path.erase(q);
+            }
             if (path.rfind("/status/", 0) == 0) {
               c.status = std::atoi(path.c_str() + 8);
             } else if (path.rfind("/slow/", 0) == 0) {
@@ -179,8 +204,8 @@ void HttpServer::loop() {
       }
       if (!closed && c.answer_at && *c.answer_at <= now) {
         const std::string resp = "HTTP/1.1 " + std::to_string(c.status) + " " +
-                                 reason_phrase(c.status) +
-                                 "\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
+                                 reason_phrase(c.status) + "\r\n" + c.headers +
+                                 "Content-Type: text/plain\r\nContent-Length: 2\r\n"
                                  "Connection: close\r\n\r\nok";
         [[maybe_unused]] auto n = ::send(c.fd, resp.data(), resp.size(), MSG_NOSIGNAL);
         closed = true;

@@ -20,6 +20,7 @@ namespace healthtable::test {
 /// An HTTP/1.1 server on 127.0.0.1 with one thread and a poll() loop, so a
 /// thousand connections cost no threads. Paths:
 ///   /status/NNN       answer NNN at once
+///   ...?Name=Value&... the same, with these response headers ("%20" is a space)
 ///   /slow/MS/NNN      answer NNN after MS milliseconds
 ///   /hang             read the request, never answer (until the server stops)
 ///   /close            close without answering (an empty reply)

@@ -84,8 +84,8 @@ interval = 10
   CHECK_FALSE(c.table.create);
   CHECK(c.table.slots == 128);
   CHECK(c.table.mode == 0640);
-  CHECK(c.table.failure_threshold == 3u);
-  CHECK(c.table.backoff == std::chrono::nanoseconds(120s));
+  CHECK(c.table.policy.failure_threshold == 3u);
+  CHECK(c.table.policy.backoff == std::chrono::nanoseconds(120s));
   REQUIRE(c.providers.size() == 2);
 
   const auto& groq = c.providers[0];
@@ -118,8 +118,8 @@ TEST_CASE("defaults: 30s interval, 3s timeout, no jitter, create 64 slots, statu
   CHECK(c.table.create);
   CHECK(c.table.slots == 64);
   CHECK(c.table.mode == 0644);
-  CHECK_FALSE(c.table.failure_threshold);
-  CHECK_FALSE(c.table.backoff);
+  CHECK_FALSE(c.table.policy.failure_threshold);
+  CHECK_FALSE(c.table.policy.backoff);
   REQUIRE(c.providers.size() == 1);
   CHECK(c.providers[0].probe.healthy_below == 500);
   CHECK(c.providers[0].probe.verify);
@@ -301,4 +301,119 @@ TEST_CASE("same_as tells a changed provider from an unchanged one") {
   CHECK_FALSE(a.same_as(parse(base + "timeout = \"1s\"\n").providers[0]));
   CHECK_FALSE(a.same_as(parse(base + "healthy_below = 400\n").providers[0]));
   CHECK_FALSE(a.same_as(parse(base + "headers = { A = \"b\" }\n").providers[0]));
+}
+
+TEST_CASE("breaker policy keys in [table] and per provider") {
+  const Config c = parse(kHead + R"([table]
+failure_threshold = 3
+backoff = "30s"
+recover_after = 2
+max_backoff = "10m"
+jitter = 0.1
+trip_memory = "1h"
+ramp = "5s"
+cooldown = "10s"
+max_hint = "2m"
+count = ["timeout", "connect", "server"]
+cooldown_classes = ["rate_limited", "auth"]
+probe_clears_reports = true
+
+[[provider]]
+name = "groq"
+tcp = "h:1"
+failure_threshold = 1
+jitter = "25%"
+count = []
+probe_clears_reports = false
+
+[[provider]]
+name = "plain"
+tcp = "h:2"
+)");
+  const PolicyKeys& t = c.table.policy;
+  CHECK(t.failure_threshold == 3u);
+  CHECK(t.backoff == std::chrono::nanoseconds(30s));
+  CHECK(t.recover_after == 2u);
+  CHECK(t.max_backoff == std::chrono::nanoseconds(10min));
+  CHECK(t.jitter_permille == 100u);
+  CHECK(t.trip_memory == std::chrono::nanoseconds(1h));
+  CHECK(t.ramp == std::chrono::nanoseconds(5s));
+  CHECK(t.cooldown == std::chrono::nanoseconds(10s));
+  CHECK(t.max_hint == std::chrono::nanoseconds(2min));
+  using healthtable::class_bit;
+  using healthtable::FailureClass;
+  CHECK(t.counts == (class_bit(FailureClass::timeout) | class_bit(FailureClass::connect) |
+                     class_bit(FailureClass::server)));
+  CHECK(t.cooldowns == (class_bit(FailureClass::rate_limited) | class_bit(FailureClass::auth)));
+  CHECK(t.probe_clears_reports == true);
+
+  // A provider's keys lie over the table default; the rest is the default's.
+  const healthtable::Policy table = t.over(healthtable::Policy{});
+  const healthtable::Policy groq = c.providers[0].policy.over(table);
+  CHECK(groq.failure_threshold == 1u);
+  CHECK(groq.jitter_permille == 250u);
+  CHECK(groq.counts == 0);
+  CHECK_FALSE(groq.probe_clears_reports);
+  CHECK(groq.backoff == 30s);
+  CHECK(groq.max_backoff == 10min);
+  CHECK(c.providers[0].policy.any());
+  CHECK_FALSE(c.providers[1].policy.any());
+  CHECK(c.providers[1].policy.over(table) == table);
+}
+
+TEST_CASE("policy keys absent: the defaults, and the reference breaker") {
+  const Config c = parse(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n");
+  CHECK_FALSE(c.table.policy.any());
+  CHECK(c.table.policy.over(healthtable::Policy{}) == healthtable::Policy{});
+}
+
+TEST_CASE("jitter: a fraction or a percentage, never a duration") {
+  const auto jitter = [](const std::string& v) {
+    return parse(kHead + "[table]\njitter = " + v + "\n[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n")
+        .table.policy.jitter_permille;
+  };
+  CHECK(jitter("0.05") == 50u);
+  CHECK(jitter("\"12.5%\"") == 125u);
+  CHECK(jitter("0") == 0u);
+  CHECK(jitter("1") == 1000u);
+  expect_error(kHead + "[table]\njitter = \"2s\"\n", 3, "table.jitter", "a percentage such as");
+  expect_error(kHead + "[table]\njitter = 10\n", 3, "table.jitter", "a fraction");
+  expect_error(kHead + "[table]\njitter = 1.5\n", 3, "table.jitter", "between 0 and 1");
+  expect_error(kHead + "[table]\njitter = \"150%\"\n", 3, "table.jitter", "between 0 and 1");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\njitter = true\n", 5,
+               "provider.jitter", "a fraction");
+}
+
+TEST_CASE("policy errors: validate_policy's message, with the key's line") {
+  expect_error(kHead + "[table]\nrecover_after = 0\n", 3, "table.recover_after",
+               "recover_after must be at least 1");
+  expect_error(kHead + "[table]\nmax_backoff = \"400d\"\n", 3, "table.max_backoff", "");
+  expect_error(kHead + "[table]\nmax_backoff = \"9000h\"\n", 3, "table.max_backoff",
+               "max_backoff must be at most");
+  expect_error(kHead + "[table]\ncooldown = \"9000h\"\n", 3, "table.cooldown",
+               "cooldown must be at most");
+  expect_error(kHead + "[table]\nramp = \"-1s\"\n", 3, "table.ramp", "");
+  expect_error(kHead + "[table]\ntrip_memory = \"long\"\n", 3, "table.trip_memory", "");
+  expect_error(kHead + "[table]\nmax_hint = true\n", 3, "table.max_hint", "must be a duration");
+  expect_error(kHead + "[table]\nprobe_clears_reports = 1\n", 3, "table.probe_clears_reports",
+               "true or false");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n\nrecover_after = 0\n", 6,
+               "provider.recover_after", "recover_after must be at least 1");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\nfailure_threshold = 0\n", 5,
+               "provider.failure_threshold", "out of range");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\nbackoff = \"9000h\"\n", 5,
+               "provider.backoff", "backoff must be at most");
+}
+
+TEST_CASE("class lists: unknown names refused with the valid ones") {
+  expect_error(kHead + "[table]\ncount = [\"timeout\", \"5xx\"]\n", 3, "table.count",
+               "unknown failure class \"5xx\" (expected one of: timeout, connect, server, "
+               "rate_limited, auth, client, other)");
+  expect_error(kHead + "[table]\ncount = [\"none\"]\n", 3, "table.count", "unknown failure class");
+  expect_error(kHead + "[table]\ncooldown_classes = \"rate_limited\"\n", 3,
+               "table.cooldown_classes", "must be a list of failure classes");
+  expect_error(kHead + "[table]\ncount = [1]\n", 3, "table.count", "must be a string");
+  expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\ncooldown_classes = [\"slow\"]\n",
+               5, "provider.cooldown_classes", "expected one of: timeout");
+  expect_error(kHead + "[table]\ncolour = 1\n", 3, "table.colour", "probe_clears_reports");
 }

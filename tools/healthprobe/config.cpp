@@ -3,6 +3,7 @@
 #include <healthtable/error.hpp>
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
+#include <healthtable/table.hpp>
 
 #include <curl/curl.h>
 #include <grp.h>
@@ -72,6 +73,22 @@ bool ProviderConfig::same_as(const ProviderConfig& o) const {
   return name == o.name && interval == o.interval && timeout == o.timeout && a.kind == b.kind &&
          a.target == b.target && a.headers == b.headers && a.healthy_below == b.healthy_below &&
          a.ca_file == b.ca_file && a.verify == b.verify && a.timeout == b.timeout;
+}
+
+Policy PolicyKeys::over(Policy p) const {
+  if (failure_threshold) p.failure_threshold = *failure_threshold;
+  if (backoff) p.backoff = *backoff;
+  if (recover_after) p.recover_after = *recover_after;
+  if (max_backoff) p.max_backoff = *max_backoff;
+  if (jitter_permille) p.jitter_permille = *jitter_permille;
+  if (trip_memory) p.trip_memory = *trip_memory;
+  if (ramp) p.ramp = *ramp;
+  if (cooldown) p.cooldown = *cooldown;
+  if (max_hint) p.max_hint = *max_hint;
+  if (counts) p.counts = *counts;
+  if (cooldowns) p.cooldowns = *cooldowns;
+  if (probe_clears_reports) p.probe_clears_reports = *probe_clears_reports;
+  return p;
 }
 
 std::chrono::nanoseconds Config::shortest_interval() const {
@@ -219,16 +236,119 @@ private:
     const toml::table* tbl = node.as_table();
     if (!tbl) fail(node, "table", "must be a table: write [table]");
     check_keys(*tbl, "table.",
-               {"create", "slots", "mode", "grow", "failure_threshold", "backoff"});
+               {"create", "slots", "mode", "grow", "failure_threshold", "backoff",
+                "recover_after", "max_backoff", "jitter", "trip_memory", "ramp", "cooldown",
+                "max_hint", "count", "cooldown_classes", "probe_clears_reports"});
     if (auto* n = tbl->get("create")) t.create = bool_of(*n, "table.create");
     if (auto* n = tbl->get("grow")) t.grow = bool_of(*n, "table.grow");
     if (auto* n = tbl->get("slots"))
       t.slots = static_cast<std::uint32_t>(int_of(*n, "table.slots", 1, kMaxCapacity));
     if (auto* n = tbl->get("mode")) t.mode = mode_of(*n, "table.mode", "0644");
-    if (auto* n = tbl->get("failure_threshold"))
-      t.failure_threshold = static_cast<std::uint32_t>(
-          int_of(*n, "table.failure_threshold", 1, std::numeric_limits<std::uint32_t>::max()));
-    if (auto* n = tbl->get("backoff")) t.backoff = duration_of(*n, "table.backoff");
+    t.policy = parse_policy(*tbl, "table.", Policy{});
+  }
+
+  /// The policy keys of one section. Each is checked by validate_policy()
+  /// as it is laid over `base`, so the library's message (which names the
+  /// field) comes with the key's own line.
+  PolicyKeys parse_policy(const toml::table& t, const std::string& prefix, Policy base) const {
+    PolicyKeys k;
+    const auto set = [&](const char* key, auto&& parse_into) {
+      const toml::node* n = t.get(key);
+      if (!n) return;
+      const std::string name = prefix + key;
+      parse_into(*n, name);
+      try {
+        validate_policy(k.over(base));
+      } catch (const Error& e) {
+        fail(*n, name, e.what());
+      }
+    };
+    constexpr std::int64_t kU32 = std::numeric_limits<std::uint32_t>::max();
+    set("failure_threshold", [&](const toml::node& n, const std::string& key) {
+      k.failure_threshold = static_cast<std::uint32_t>(int_of(n, key, 1, kU32));
+    });
+    set("backoff", [&](const toml::node& n, const std::string& key) {
+      k.backoff = duration_of(n, key);
+    });
+    set("recover_after", [&](const toml::node& n, const std::string& key) {
+      k.recover_after = static_cast<std::uint32_t>(int_of(n, key, 0, kU32));
+    });
+    set("max_backoff", [&](const toml::node& n, const std::string& key) {
+      k.max_backoff = duration_of(n, key);
+    });
+    set("jitter", [&](const toml::node& n, const std::string& key) {
+      k.jitter_permille = permille_of(n, key);
+    });
+    set("trip_memory", [&](const toml::node& n, const std::string& key) {
+      k.trip_memory = duration_of(n, key);
+    });
+    set("ramp", [&](const toml::node& n, const std::string& key) { k.ramp = duration_of(n, key); });
+    set("cooldown", [&](const toml::node& n, const std::string& key) {
+      k.cooldown = duration_of(n, key);
+    });
+    set("max_hint", [&](const toml::node& n, const std::string& key) {
+      k.max_hint = duration_of(n, key);
+    });
+    set("count", [&](const toml::node& n, const std::string& key) { k.counts = classes_of(n, key); });
+    set("cooldown_classes", [&](const toml::node& n, const std::string& key) {
+      k.cooldowns = classes_of(n, key);
+    });
+    set("probe_clears_reports", [&](const toml::node& n, const std::string& key) {
+      k.probe_clears_reports = bool_of(n, key);
+    });
+    return k;
+  }
+
+  /// The breaker's jitter: a fraction of the window (0.1) or a percentage
+  /// ("10%"), in thousandths. A duration is the probe schedule's `jitter`
+  /// (top level), so it is refused here rather than misread.
+  std::uint32_t permille_of(const toml::node& n, const std::string& key) const {
+    const std::string expected =
+        "must be a fraction of the window such as 0.1 or a percentage such as \"10%\" "
+        "(the top-level jitter, a duration, spreads probes instead)";
+    double fraction = 0;
+    if (auto* f = n.as_floating_point()) {
+      fraction = f->get();
+    } else if (auto* i = n.as_integer()) {
+      if (i->get() != 0 && i->get() != 1) fail(n, key, expected);
+      fraction = static_cast<double>(i->get());
+    } else if (auto* s = n.as_string()) {
+      const std::string text = s->get();
+      char* end = nullptr;
+      const double pct = std::strtod(text.c_str(), &end);
+      if (text.empty() || end == text.c_str() || std::string_view(end) != "%") fail(n, key, expected);
+      fraction = pct / 100;
+    } else {
+      fail(n, key, expected);
+    }
+    if (!(fraction >= 0) || fraction > 1) // also NaN
+      fail(n, key, "must be between 0 and 1 (0% and 100%) of the window");
+    return static_cast<std::uint32_t>(fraction * 1000 + 0.5);
+  }
+
+  /// A list of failure class names, as class_name() spells them.
+  ClassSet classes_of(const toml::node& n, const std::string& key) const {
+    std::string valid;
+    for (std::size_t c = 1; c < kFailureClasses; ++c)
+      valid += (valid.empty() ? "" : ", ") +
+               std::string(class_name(static_cast<FailureClass>(c)));
+    const toml::array* arr = n.as_array();
+    if (!arr) fail(n, key, "must be a list of failure classes, e.g. [\"timeout\", \"server\"]");
+    ClassSet set = 0;
+    for (const toml::node& v : *arr) {
+      const std::string name = string_of(v, key);
+      bool found = false;
+      for (std::size_t c = 1; c < kFailureClasses && !found; ++c) {
+        const auto cls = static_cast<FailureClass>(c);
+        if (class_name(cls) == name) {
+          set = static_cast<ClassSet>(set | class_bit(cls));
+          found = true;
+        }
+      }
+      if (!found)
+        fail(v, key, "unknown failure class \"" + name + "\" (expected one of: " + valid + ")");
+    }
+    return set;
   }
 
   /// "0644" (octal text) or an integer (write 0o644 in TOML).
@@ -405,7 +525,9 @@ private:
     p.line = line_of(t.source());
     check_keys(t, "provider.",
                {"name", "http", "https", "tcp", "headers", "healthy_below", "ca_file", "verify",
-                "interval", "timeout"});
+                "interval", "timeout", "failure_threshold", "backoff", "recover_after",
+                "max_backoff", "jitter", "trip_memory", "ramp", "cooldown", "max_hint", "count",
+                "cooldown_classes", "probe_clears_reports"});
     const toml::node* name = t.get("name");
     if (!name)
       throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");
@@ -470,6 +592,7 @@ private:
                         "provider \"" + p.name + "\": timeout (" + format_duration(p.timeout) +
                             ") must not exceed its interval (" + format_duration(p.interval) + ")");
     p.probe.timeout = std::chrono::ceil<std::chrono::milliseconds>(p.timeout);
+    p.policy = parse_policy(t, "provider.", cfg.table.policy.over(Policy{}));
     return p;
   }
 

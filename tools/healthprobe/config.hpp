@@ -5,6 +5,8 @@
 
 #include "probe.hpp"
 
+#include <healthtable/writer.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -20,6 +22,29 @@ inline constexpr std::chrono::nanoseconds kDefaultInterval = std::chrono::second
 inline constexpr std::chrono::nanoseconds kDefaultTimeout = std::chrono::seconds(3);
 inline constexpr long kDefaultHealthyBelow = 500;
 
+/// The breaker policy keys one section sets (`[table]` for the table's
+/// default, a `[[provider]]` for its own): an absent key leaves the value
+/// underneath (the table's own, or the table default).
+struct PolicyKeys {
+  std::optional<std::uint32_t> failure_threshold;
+  std::optional<std::chrono::nanoseconds> backoff;
+  std::optional<std::uint32_t> recover_after;
+  std::optional<std::chrono::nanoseconds> max_backoff;
+  std::optional<std::uint32_t> jitter_permille; ///< `jitter`: 0.1 or "10%" is 100
+  std::optional<std::chrono::nanoseconds> trip_memory;
+  std::optional<std::chrono::nanoseconds> ramp;
+  std::optional<std::chrono::nanoseconds> cooldown;
+  std::optional<std::chrono::nanoseconds> max_hint;
+  std::optional<ClassSet> counts;    ///< `count`
+  std::optional<ClassSet> cooldowns; ///< `cooldown_classes`
+  std::optional<bool> probe_clears_reports;
+
+  bool any() const noexcept { return *this != PolicyKeys{}; }
+  /// `base` with every key present here set.
+  Policy over(Policy base) const;
+  friend bool operator==(const PolicyKeys&, const PolicyKeys&) = default;
+};
+
 /// The `[table]` section: how to create the segment when it is missing, and
 /// the circuit-breaker policy to apply (absent keys leave the table's own).
 struct TableConfig {
@@ -29,8 +54,7 @@ struct TableConfig {
   /// Grow the table (to twice its slots, or what the config needs) when
   /// the providers do not fit, instead of refusing them.
   bool grow = true;
-  std::optional<std::uint32_t> failure_threshold;
-  std::optional<std::chrono::nanoseconds> backoff;
+  PolicyKeys policy; ///< the table's default policy
 };
 
 /// The `[control]` section: the control socket and who may use it. Every
@@ -58,6 +82,8 @@ struct ProviderConfig {
   std::chrono::nanoseconds timeout{};  ///< own or the default (also in probe.timeout)
   std::uint32_t line = 0;              ///< its [[provider]] line, for messages
   std::uint32_t name_line = 0;         ///< its name's line (duplicates point here)
+  /// Its own breaker policy over the table default (Writer::set_policy(name, ...)).
+  PolicyKeys policy;
 
   /// Same probe, same cadence: a reload keeps its schedule.
   bool same_as(const ProviderConfig& other) const;

@@ -9,7 +9,9 @@
 #include "probe.hpp"
 #include "trust.hpp"
 
+#include <healthtable/clock.hpp>
 #include <healthtable/names.hpp>
+#include <healthtable/retry_after.hpp>
 
 #include <curl/curl.h>
 #include <openssl/ssl.h>
@@ -140,13 +142,53 @@ std::string failure_reason(const Running& r, CURLcode code) {
   }
 }
 
+/// The class of a transfer that got no answer.
+FailureClass transfer_class(CURLcode code) noexcept {
+  switch (code) {
+  case CURLE_OPERATION_TIMEDOUT: return FailureClass::timeout;
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CRL_BADFILE: return FailureClass::connect;
+  default: return FailureClass::other;
+  }
+}
+
+/// The value of a response header of the last request, if it came.
+std::optional<std::string_view> header(CURL* easy, const char* name) {
+  curl_header* h = nullptr;
+  if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || !h || !h->value)
+    return std::nullopt;
+  return std::string_view(h->value);
+}
+
+/// retry-after-ms is the finer of the two when a server sends both.
+std::optional<std::chrono::nanoseconds> retry_hint(CURL* easy) {
+  if (const auto ms = header(easy, "retry-after-ms"))
+    if (auto hint = parse_retry_after_ms(*ms)) return hint;
+  if (const auto v = header(easy, "Retry-After"))
+    return parse_retry_after(*v, Instant::now().unix_ns);
+  return std::nullopt;
+}
+
 ProbeResult classify(const Running& r, CURLcode code) {
   ProbeResult out;
   out.index = r.index;
   out.elapsed = Clock::now() - r.started;
   if (r.spec->kind == ProbeKind::tcp) {
     out.healthy = code == CURLE_OK;
-    if (!out.healthy) out.reason = failure_reason(r, code);
+    if (!out.healthy) {
+      out.reason = failure_reason(r, code);
+      out.failure_class = transfer_class(code);
+    }
     return out;
   }
   // A transfer we cut short after the headers counts as a complete answer.
@@ -156,18 +198,31 @@ ProbeResult classify(const Running& r, CURLcode code) {
     out.http_status = status;
     if (status <= 0) {
       out.reason = "http: no status line";
-    } else if (status < r.spec->healthy_below) {
+      out.failure_class = FailureClass::other;
+    } else if (status < r.spec->healthy_below && status != 429) {
+      // 429 is never healthy: the server answered, but says not to send.
       out.healthy = true;
     } else {
       out.reason = "http " + std::to_string(status);
+      out.failure_class = status_class(status);
+      out.retry_after = retry_hint(r.easy);
     }
     return out;
   }
   out.reason = failure_reason(r, code);
+  out.failure_class = transfer_class(code);
   return out;
 }
 
 } // namespace
+
+FailureClass status_class(long status) noexcept {
+  if (status >= 500 && status <= 599) return FailureClass::server;
+  if (status == 429) return FailureClass::rate_limited;
+  if (status == 401 || status == 403) return FailureClass::auth;
+  if (status >= 400 && status <= 499) return FailureClass::client;
+  return FailureClass::other;
+}
 
 std::string timeout_reason(std::chrono::milliseconds timeout) {
   return "probe-timeout (>" + format_duration(timeout) + ")";
@@ -350,6 +405,7 @@ TickStats Engine::run(std::span<const ProbeSpec> probes,
       ProbeResult o;
       o.index = i;
       o.reason = std::string("probe-error: cannot start: ") + curl_multi_strerror(mc);
+      o.failure_class = FailureClass::other;
       report(o);
       continue;
     }
@@ -433,6 +489,7 @@ TickStats Engine::run(std::span<const ProbeSpec> probes,
       ProbeResult o;
       o.index = it->second->index;
       o.reason = timeout_reason(it->second->spec->timeout);
+      o.failure_class = FailureClass::timeout;
       o.elapsed = Clock::now() - it->second->started;
       finish(e, &o);
     }

@@ -6,10 +6,13 @@
 // signal interrupts a tick at once. No thread per probe.
 #pragma once
 
+#include <healthtable/layout.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -40,8 +43,17 @@ struct ProbeResult {
   /// "tls: certificate verify failed (...)", "dns: could not resolve host: x".
   std::string reason;
   long http_status = 0; ///< 0 when no status was read
+  /// none when healthy; otherwise what kind of failure (failure_class()).
+  FailureClass failure_class = FailureClass::none;
+  /// A failed answer's retry hint: its `retry-after-ms`, else its
+  /// `Retry-After` (seconds or an HTTP date), when one parses.
+  std::optional<std::chrono::nanoseconds> retry_after;
   std::chrono::nanoseconds elapsed{0};
 };
+
+/// The class of a failed HTTP answer: 5xx server, 429 rate_limited, 401 and
+/// 403 auth, other 4xx client, anything else other.
+FailureClass status_class(long status) noexcept;
 
 struct TickStats {
   std::size_t probes = 0;

@@ -17,16 +17,11 @@ namespace healthtable::prober {
 
 namespace {
 
+/// Past a deadline before waking for it: the coarse clock the table keeps
+/// runs up to a few milliseconds behind, and waking early would only spin.
+constexpr auto kDeadlineSlack = std::chrono::milliseconds(20);
+
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
-
-Policy merged_policy(const Policy& current, const TableConfig& t) {
-  Policy p = current;
-  if (t.failure_threshold) p.failure_threshold = *t.failure_threshold;
-  if (t.backoff) p.backoff = *t.backoff;
-  return p;
-}
-
-bool has_policy(const TableConfig& t) { return t.failure_threshold || t.backoff; }
 
 /// Backoffs in whole seconds ("60s", "300s") as the reference module logs
 /// them; anything finer keeps its unit ("1.5s", "500ms").
@@ -35,9 +30,59 @@ std::string backoff_text(std::chrono::nanoseconds d) {
   return format_duration(d);
 }
 
+std::string class_list(ClassSet set) {
+  std::string out;
+  for (std::size_t c = 1; c < kFailureClasses; ++c)
+    if (set & class_bit(static_cast<FailureClass>(c)))
+      out += (out.empty() ? "" : ",") + std::string(class_name(static_cast<FailureClass>(c)));
+  return "[" + out + "]";
+}
+
+/// The threshold and backoff always (the reference module's two knobs),
+/// then whatever differs from the defaults.
 std::string describe(const Policy& p) {
-  return "failure threshold " + std::to_string(p.failure_threshold) + ", backoff " +
-         backoff_text(p.backoff);
+  std::string out = "failure threshold " + std::to_string(p.failure_threshold) + ", backoff " +
+                    backoff_text(p.backoff);
+  const Policy d{};
+  const auto dur = [&](const char* name, std::chrono::nanoseconds v, std::chrono::nanoseconds def) {
+    if (v != def) out += std::string(", ") + name + " " + format_duration(v);
+  };
+  if (p.recover_after != d.recover_after)
+    out += ", recover after " + std::to_string(p.recover_after);
+  dur("max backoff", p.max_backoff, d.max_backoff);
+  if (p.jitter_permille != d.jitter_permille)
+    out += ", jitter " + std::to_string(p.jitter_permille / 10) + "." +
+           std::to_string(p.jitter_permille % 10) + "%";
+  dur("trip memory", p.trip_memory, d.trip_memory);
+  dur("ramp", p.ramp, d.ramp);
+  dur("cooldown", p.cooldown, d.cooldown);
+  dur("max hint", p.max_hint, d.max_hint);
+  if (p.counts != d.counts) out += ", count " + class_list(p.counts);
+  if (p.cooldowns != d.cooldowns) out += ", cooldown classes " + class_list(p.cooldowns);
+  if (p.probe_clears_reports != d.probe_clears_reports)
+    out += std::string(", probe clears reports ") + (p.probe_clears_reports ? "yes" : "no");
+  return out;
+}
+
+/// Applies the configured policies: the table default (only when it
+/// changes: set_policy(Policy) rewrites every provider's), then each
+/// provider's own where it differs from what the table holds. A policy
+/// rewrite keeps the breaker's state; unchanged ones are not even written.
+/// `table_label` starts the notice ("policy of \"gw\"", "policy").
+void apply_policies(Writer& w, const Config& cfg, const Log& log, const std::string& table_label) {
+  const Policy before = w.policy();
+  const Policy table = cfg.table.policy.over(before);
+  if (table != before) {
+    w.set_policy(table);
+    log(Level::notice, table_label + " set to " + describe(table));
+  }
+  for (const auto& p : cfg.providers) {
+    const Policy wanted = p.policy.over(table);
+    if (w.table().find(p.name) && w.policy(p.name) == wanted) continue;
+    w.set_policy(p.name, wanted);
+    if (p.policy.any())
+      log(Level::notice, "policy of provider " + p.name + " set to " + describe(wanted));
+  }
 }
 
 /// Makes room, before anything is registered, for the providers the table
@@ -83,7 +128,7 @@ Writer open_table(const Config& cfg, const Log& log) {
     CreateOptions opts;
     opts.capacity = cfg.table.slots;
     opts.mode = cfg.table.mode;
-    opts.policy = merged_policy(Policy{}, cfg.table);
+    opts.policy = cfg.table.policy.over(Policy{});
     try {
       w.emplace(Writer::create(cfg.segment, opts));
       log(Level::notice, "created segment " + quoted(cfg.segment) + " with " +
@@ -98,16 +143,9 @@ Writer open_table(const Config& cfg, const Log& log) {
     log(Level::warning, "repaired " + std::to_string(w->repaired()) +
                             " record(s) left half-written by a writer that died");
   make_room(*w, cfg, log);
-  if (has_policy(cfg.table)) {
-    const Policy wanted = merged_policy(w->policy(), cfg.table);
-    if (wanted.failure_threshold != w->policy().failure_threshold ||
-        wanted.backoff != w->policy().backoff) {
-      w->set_policy(wanted);
-      log(Level::notice, "policy of " + quoted(cfg.segment) + " set to " + describe(wanted));
-    }
-  }
   for (const auto& p : cfg.providers)
     w->add(p.name);
+  apply_policies(*w, cfg, log, "policy of " + quoted(cfg.segment));
   return std::move(*w);
 }
 
@@ -219,8 +257,9 @@ bool Prober::drain_signals(int signal_fd) {
 
 void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
   try {
+    const Instant now = Instant::now();
     if (o.healthy) {
-      const Transition t = writer_.mark_healthy(p.name);
+      const Transition t = writer_.record(p.name, Outcome{}, now);
       if (t == Transition::recovered) log_(Level::notice, "provider " + p.name + " recovered");
       log_(Level::debug,
            "provider " + p.name + " healthy" +
@@ -228,27 +267,92 @@ void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
                format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed)));
       return;
     }
-    const Transition t = writer_.mark_unhealthy(p.name, o.reason);
+    const Outcome outcome{o.failure_class, o.reason, Source::probe, o.retry_after};
+    const Transition t = writer_.record(p.name, outcome, now);
     const auto state = writer_.table().get_state(p.name);
+    const Policy policy = writer_.policy(p.name);
     const auto failures = state ? state->consecutive_failures : 0;
-    const std::string backoff = backoff_text(writer_.policy().backoff);
+    const std::string cls(class_name(o.failure_class));
+    // The window this failure set, which grows with repeated trips.
+    const auto window = state && state->window_ns > 0 ? std::chrono::nanoseconds(state->window_ns)
+                                                       : policy.backoff;
     if (t == Transition::tripped) {
       log_(Level::warning, "provider " + p.name + " marked unhealthy after " +
                                std::to_string(failures) + " consecutive failures (" + o.reason +
-                               "); backoff " + backoff);
+                               "); backoff " + backoff_text(window) + "; class " + cls);
     } else if (t == Transition::rearmed) {
       log_(Level::debug, "provider " + p.name + " still unhealthy (" + o.reason +
-                             "); backoff re-armed " + backoff);
+                             "); backoff re-armed " + backoff_text(window) + "; class " + cls);
+    } else if (t == Transition::cooldown) {
+      const std::int64_t left =
+          state ? state->unhealthy_until_mono_ns - Instant::now().mono_ns : 0;
+      log_(Level::notice, "provider " + p.name + " " + cls + " (" + o.reason +
+                              "): unavailable for " +
+                              format_duration(std::chrono::ceil<std::chrono::seconds>(
+                                  std::chrono::nanoseconds(std::max<std::int64_t>(left, 0)))) +
+                              (o.retry_after ? " (retry hint " + format_duration(*o.retry_after) +
+                                                   ")"
+                                             : std::string()));
+    } else if (!(policy.counts & class_bit(o.failure_class))) {
+      log_(Level::debug, "provider " + p.name + " failed (" + o.reason + "); class " + cls +
+                             " does not count toward a trip");
     } else {
       log_(Level::debug, "provider " + p.name + " failed (" + o.reason + "), " +
                              std::to_string(failures) + " of " +
-                             std::to_string(writer_.policy().failure_threshold));
+                             std::to_string(policy.failure_threshold) + "; class " + cls);
     }
   } catch (const Error& e) {
     // A table error for one provider (say, the table filled up under us) is
     // that provider's problem; the others' outcomes still get written.
     log_(Level::err, "cannot record the outcome for provider " + p.name + ": " + e.what());
   }
+}
+
+void Prober::expire() {
+  std::vector<std::string> ended;
+  const std::uint64_t from = writer_.table().info().events;
+  const Instant now_instant = Instant::now();
+  last_expire_mono_ = now_instant.mono_ns;
+  try {
+    ended = writer_.expire(now_instant);
+  } catch (const Error& e) {
+    log_(Level::err, std::string("expire: ") + e.what());
+    return;
+  }
+  // Only expire()'s own events: the ring is written by this process alone.
+  for (const EventRecord& e : writer_.table().events(from).events)
+    if (e.kind == EventKind::override && e.reason == "expired")
+      log_(Level::notice, "provider " + e.provider + ": override '" +
+                              std::string(override_name(static_cast<Override>(e.from))) +
+                              "' expired; the breaker decides again");
+  const auto now = Clock::now();
+  for (const std::string& name : ended) {
+    auto it = std::find_if(providers_.begin(), providers_.end(),
+                           [&](const Scheduled& s) { return s.cfg.name == name; });
+    if (it == providers_.end()) continue; // not ours to probe (reported, or an admin's)
+    it->due = std::min(it->due, now);     // half-open: probe now, not at its next interval
+    log_(Level::debug, "provider " + name + " window ended: probing it now");
+  }
+}
+
+Prober::Clock::time_point Prober::next_deadline(Clock::time_point limit) const {
+  // A deadline on the coarse monotonic clock (Instant), turned into ours.
+  const std::int64_t now_mono = Instant::now().mono_ns;
+  const auto steady_now = Clock::now();
+  auto at = limit;
+  const auto consider = [&](std::int64_t mono_ns) {
+    // Ends expire() has seen were handled there; a half-open provider keeps
+    // its past deadline until its probe answers.
+    if (mono_ns <= last_expire_mono_) return;
+    const auto d = std::chrono::nanoseconds(std::max<std::int64_t>(mono_ns - now_mono, 0));
+    at = std::min(at, steady_now + std::chrono::duration_cast<Clock::duration>(d) +
+                          kDeadlineSlack);
+  };
+  for (const ProviderState& st : writer_.table().snapshot()) {
+    consider(st.unhealthy_until_mono_ns);
+    if (st.override_mode != Override::automatic) consider(st.override_info.until_mono_ns);
+  }
+  return at;
 }
 
 void Prober::tick(int signal_fd) {
@@ -317,14 +421,6 @@ void Prober::reload() {
                          (forgotten ? " (the removed providers stay forgotten)" : ""));
     return;
   }
-  if (has_policy(next.table)) {
-    const Policy wanted = merged_policy(writer_.policy(), next.table);
-    if (wanted.failure_threshold != writer_.policy().failure_threshold ||
-        wanted.backoff != writer_.policy().backoff) {
-      writer_.set_policy(wanted);
-      log_(Level::notice, "policy set to " + describe(wanted));
-    }
-  }
   if (next.control.enabled && !control_) {
     if (open_control()) log_(Level::info, "control socket " + control_->where() + " opened");
   } else if (!next.control.enabled && control_) {
@@ -358,6 +454,12 @@ void Prober::reload() {
     }
     kept.insert(p.name);
     writer_.add(p.name);
+  }
+  try {
+    apply_policies(writer_, next, log_, "policy");
+  } catch (const Error& e) {
+    // Checked when parsing; a table that refuses it anyway keeps its own.
+    log_(Level::err, std::string("policy not applied: ") + e.what());
   }
   const std::size_t removed = static_cast<std::size_t>(
       std::count_if(providers_.begin(), providers_.end(),
@@ -396,6 +498,7 @@ int Prober::run(int signal_fd) {
   writer_.set_heartbeat_interval(promise());
   beat();
   while (!stop_) {
+    expire();
     tick(signal_fd);
     if (stop_) break;
     if (reload_) {
@@ -405,6 +508,7 @@ int Prober::run(int signal_fd) {
     auto wake_at = last_beat_ + std::chrono::duration_cast<Clock::duration>(promise());
     for (const auto& p : providers_)
       wake_at = std::min(wake_at, p.due);
+    wake_at = next_deadline(wake_at); // a window or an override that ends sooner
     const auto now = Clock::now();
     if (wake_at > now) {
       pollfd pfd{wait_fd_, POLLIN, 0};

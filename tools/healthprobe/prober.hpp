@@ -57,6 +57,12 @@ private:
 
   void tick(int signal_fd);
   void record(const ProviderConfig& p, const ProbeResult& o);
+  /// Writer::expire(): logs overrides that ran out and makes the providers
+  /// whose window just ended due at once (half-open).
+  void expire();
+  /// The earliest of `limit` and the next end of a window, cooldown or
+  /// override in the table.
+  Clock::time_point next_deadline(Clock::time_point limit) const;
   /// Reads pending signals; true when told to stop.
   bool drain_signals(int signal_fd);
   void reload();
@@ -81,6 +87,7 @@ private:
   int wait_fd_ = -1; ///< epoll set: the signalfd and the control socket
   std::mt19937_64 rng_;
   Clock::time_point last_beat_{};
+  std::int64_t last_expire_mono_ = 0; ///< when expire() last ran (Instant::mono_ns)
   bool stop_ = false;
   bool reload_ = false;
   int exit_code_ = kExitOk; ///< set when the table is lost for good
