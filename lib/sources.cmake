@@ -7,6 +7,7 @@ set(healthtable_sources
   src/home.cpp
   src/names.cpp
   src/override_text.cpp
+  src/pick.cpp
   src/policy.cpp
   src/report.cpp
   src/reset_text.cpp
