@@ -95,6 +95,33 @@ Names& names(std::uint32_t n, std::size_t len) {
   return *all.back();
 }
 
+/// A router's chain of five providers (24-byte names, "openrouter/..."
+/// long), all healthy, and a second chain whose first four are tripped for
+/// a day (see States) so pick() walks to the fifth: handles of both.
+struct Chains {
+  htbench::BenchTable table{"chain", 10, 24};
+  ht::Table reader = ht::Table::open(table.segment);
+  std::vector<ht::Handle> healthy, last_up;
+
+  Chains() {
+    auto& w = *table.writer;
+    w.set_policy({2, 24h});
+    for (std::size_t i = 0; i < 5; ++i) {
+      healthy.push_back(reader.handle(table.names[i]));
+      last_up.push_back(reader.handle(table.names[5 + i]));
+      if (i < 4) {
+        w.mark_unhealthy(table.names[5 + i], kReason);
+        w.mark_unhealthy(table.names[5 + i], kReason);
+      }
+    }
+  }
+};
+
+Chains& chains() {
+  static Chains c;
+  return c;
+}
+
 /// The same table guarded by a lock: slot 0 healthy, slot 1 tripped.
 htbench::LockedTable& locked(htbench::LockKind k) {
   static std::vector<std::unique_ptr<htbench::LockedTable>> all(3);
@@ -146,6 +173,19 @@ void is_healthy_handle(benchmark::State& state, StateSlot slot) {
     bool ok = t.is_healthy(h);
     benchmark::DoNotOptimize(ok);
   }
+}
+
+/// Table::pick() over a chain of handles: the all-healthy case the target
+/// is about (the first provider answers), or four tripped before a healthy
+/// fifth (the slow path: one clock read, five words).
+void pick_chain(benchmark::State& state, bool all_healthy) {
+  const Chains& c = chains();
+  const std::vector<ht::Handle>& chain = all_healthy ? c.healthy : c.last_up;
+  for (auto _ : state) {
+    ht::Pick p = c.reader.pick(chain);
+    benchmark::DoNotOptimize(p);
+  }
+  state.counters["providers"] = static_cast<double>(chain.size());
 }
 
 /// By name over `visit` of the table's `n` names (all of them unless less),
@@ -257,6 +297,9 @@ void register_all() {
                                                      {"forced_down", kForcedDown}};
   for (const auto& [label, slot] : slots)
     RegisterBenchmark(("is_healthy_handle/" + std::string(label)).c_str(), is_healthy_handle, slot);
+
+  RegisterBenchmark("pick/handles:5/all_healthy", pick_chain, true);
+  RegisterBenchmark("pick/handles:5/first_4_tripped", pick_chain, false);
 
   for (const bool hit : {true, false})
     for (const std::uint32_t n : {8u, 64u, 1024u, 4096u})

@@ -8,6 +8,7 @@ set(healthtable_sources
   src/names.cpp
   src/outcome_text.cpp
   src/override_text.cpp
+  src/pick.cpp
   src/policy.cpp
   src/report.cpp
   src/reset_text.cpp

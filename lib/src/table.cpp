@@ -168,42 +168,59 @@ const View& Table::Impl::fresh_view() const {
   return view();
 }
 
-bool Table::Impl::slow(const Cell& c, std::int64_t now_mono_ns) const noexcept {
+namespace {
+/// What a handle's provider answers, following the handle's binding and
+/// rebinding it when stale: `available` for a provider the table does not
+/// have (or when rebinding fails), else what `answer(word, binding)` says of
+/// its word (nothing: the word is of another registration, rebind).
+template <class R, class Answer>
+R follow(const Table::Impl& impl, const Cell& c, R available, Answer&& answer) noexcept {
   try {
     for (int round = 0; round < 4; ++round) {
       const Binding* b = c.binding.load(std::memory_order_acquire);
-      if (!b) return true;
+      if (!b) return available;
       if (!b->head) {
         // Not registered when we last looked: healthy, unless a provider
         // registered since (the count moved) or the table was replaced.
         const std::uint64_t regs = b->view->header->registrations.load(std::memory_order_acquire);
-        if (regs == b->registrations && !b->view->retired()) return true;
+        if (regs == b->registrations && !b->view->retired()) return available;
         if (regs == b->registrations) {
           // A retired table that nothing has replaced yet: look again now
           // and then, never on every read.
           const std::int64_t now = detail::coarse_mono_ns();
-          if (now < next_reopen_ns.load(std::memory_order_relaxed)) return true;
-          next_reopen_ns.store(now + 250'000'000, std::memory_order_relaxed);
-          std::unique_lock lock(mu, std::try_to_lock);
-          if (!lock.owns_lock()) return true;
-          rebind_locked(const_cast<Cell&>(c));
-          if (c.binding.load(std::memory_order_acquire)->view == b->view) return true;
+          if (now < impl.next_reopen_ns.load(std::memory_order_relaxed)) return available;
+          impl.next_reopen_ns.store(now + 250'000'000, std::memory_order_relaxed);
+          std::unique_lock lock(impl.mu, std::try_to_lock);
+          if (!lock.owns_lock()) return available;
+          impl.rebind_locked(const_cast<Cell&>(c));
+          if (c.binding.load(std::memory_order_acquire)->view == b->view) return available;
           continue;
         }
-        rebind(c);
+        impl.rebind(c);
         continue;
       }
       // acquire: pairs with the release store in detail::publish_record()
       const std::uint64_t w = b->head->word.load(std::memory_order_acquire);
-      if (const auto answer =
-              detail::decide(w, b->generation, *b->head, now_host_ns(now_mono_ns), ramp_offset))
-        return *answer;
-      rebind(c);
+      if (const auto a = answer(w, *b)) return *a;
+      impl.rebind(c);
     }
   } catch (...) {
     // Out of memory or a vanished table while rebinding: no reason to skip.
   }
-  return true;
+  return available;
+}
+} // namespace
+
+bool Table::Impl::slow(const Cell& c, std::int64_t now_mono_ns) const noexcept {
+  return follow(*this, c, true, [&](std::uint64_t w, const Binding& b) {
+    return detail::decide(w, b.generation, *b.head, now_host_ns(now_mono_ns), ramp_offset);
+  });
+}
+
+std::int64_t Table::Impl::available_from(const Cell& c) const noexcept {
+  return follow(*this, c, detail::kAvailableAlways, [&](std::uint64_t w, const Binding& b) {
+    return detail::available_from(w, b.generation, *b.head, ramp_offset);
+  });
 }
 
 bool detail::is_healthy_slow(const HandleCell& hc, std::int64_t now_mono_ns) noexcept {
@@ -277,32 +294,55 @@ std::optional<Handle> Table::find(std::string_view provider) const {
 }
 
 namespace {
-bool by_name(const Table::Impl& impl, std::string_view provider, std::int64_t now_mono_ns) noexcept {
-  if (provider.empty() || provider.size() > kProviderNameMax) return true;
+/// What a provider answers by name, in the index of the current view:
+/// `available` for an unknown or available provider, else what
+/// `answer(word, generation, head)` says of its word; `via_cell(cell)` for
+/// a retired view (the handle's path follows the table's replacement).
+template <class R, class Answer, class ViaCell>
+R resolve_name(const Table::Impl& impl, std::string_view provider, R available, Answer&& answer,
+               ViaCell&& via_cell) noexcept {
+  if (provider.empty() || provider.size() > kProviderNameMax) return available;
   const detail::NameKey key(provider);
   const View& v = impl.view();
   if (v.retired()) [[unlikely]] {
     try {
-      return impl.slow(impl.cell(provider), now_mono_ns);
+      return via_cell(impl.cell(provider));
     } catch (...) {
-      return true;
+      return available;
     }
   }
   for (int round = 0; round < 2; ++round) {
     const auto found = v.lookup(key);
-    if (!found) return true;
+    if (!found) return available;
     const SlotHead& h = v.heads[found.slot];
     const std::uint64_t w = h.word.load(std::memory_order_acquire);
     if (w == up_word(found.generation)) [[likely]]
-      return true;
-    if (const auto answer = detail::decide(w, found.generation, h,
-                                           impl.now_host_ns(now_mono_ns), impl.ramp_offset))
-      return *answer;
+      return available;
+    if (const auto a = answer(w, found.generation, h)) return *a;
     // Forgotten or reused between the lookup and the load: look once more.
   }
-  return true;
+  return available;
+}
+
+bool by_name(const Table::Impl& impl, std::string_view provider,
+             std::int64_t now_mono_ns) noexcept {
+  return resolve_name(
+      impl, provider, true,
+      [&](std::uint64_t w, std::uint32_t gen, const SlotHead& h) {
+        return detail::decide(w, gen, h, impl.now_host_ns(now_mono_ns), impl.ramp_offset);
+      },
+      [&](const Cell& c) { return impl.slow(c, now_mono_ns); });
 }
 } // namespace
+
+std::int64_t Table::Impl::available_from(std::string_view provider) const noexcept {
+  return resolve_name(
+      *this, provider, detail::kAvailableAlways,
+      [&](std::uint64_t w, std::uint32_t gen, const SlotHead& h) {
+        return detail::available_from(w, gen, h, ramp_offset);
+      },
+      [&](const Cell& c) { return available_from(c); });
+}
 
 bool Table::is_healthy(std::string_view provider) const noexcept {
   return by_name(*impl_, provider, -1);

@@ -94,6 +94,11 @@ struct Table::Impl {
   std::int64_t now_host_ns(std::int64_t now_mono_ns) const noexcept;
   /// The routing answer for a cell whose word did not match.
   bool slow(const detail::Cell& c, std::int64_t now_mono_ns) const noexcept;
+  /// From when (host CLOCK_MONOTONIC ns) this process may route to the
+  /// provider: detail::kAvailableAlways, kAvailableNever, or an instant
+  /// (detail::available_from()); by handle (rebinding as needed) or by name.
+  std::int64_t available_from(const detail::Cell& c) const noexcept;
+  std::int64_t available_from(std::string_view provider) const noexcept;
 
   void state_of(const detail::View& v, std::uint32_t slot, ProviderState& out) const;
   /// The state a handle stands for now (rebinding as needed).

@@ -56,15 +56,26 @@ std::optional<bool> decide(std::uint64_t word, std::uint32_t gen, const SlotHead
   if (p < kPayloadDeadlineMin) return std::nullopt; // look again (or never)
   const std::int64_t deadline_ns = static_cast<std::int64_t>(p) * 1'000'000;
   if (now_host_ns < deadline_ns) return false;
-  // Slow start: this process admits the provider again only from its own
-  // offset into the ramp, so N workers come back spread over it instead of
-  // all at the same instant (docs/breaker.md). Read only once the window
-  // has passed: the tripped case never touches this line.
-  const std::int64_t ramp = head.ramp_ns.load(std::memory_order_relaxed);
-  if (ramp <= 0) return true;
-  // Compared as time since the deadline (>= 0 here), so a hostile image's
-  // huge ramp cannot overflow the sum.
-  return now_host_ns - deadline_ns >= ramp / 10'000 * ramp_offset_permyriad;
+  // Read only once the window has passed: the tripped case never touches
+  // the ramp's line. Compared as time since the deadline (>= 0 here), so a
+  // hostile image's huge ramp cannot overflow a sum.
+  return now_host_ns - deadline_ns >= ramp_delay_ns(head, ramp_offset_permyriad);
+}
+
+std::optional<std::int64_t> available_from(std::uint64_t word, std::uint32_t gen,
+                                           const SlotHead& head,
+                                           std::int64_t ramp_offset_permyriad) noexcept {
+  if (word_gen(word) != (gen & kWordGenMask)) return std::nullopt;
+  const std::uint64_t p = word_payload(word);
+  if (p == kPayloadUp) return kAvailableAlways;
+  if (p == kPayloadForcedDown) return kAvailableNever;
+  if (p < kPayloadDeadlineMin) return std::nullopt; // look again (or never)
+  const std::int64_t deadline_ns = static_cast<std::int64_t>(p) * 1'000'000;
+  const std::int64_t delay = ramp_delay_ns(head, ramp_offset_permyriad);
+  // Saturated below kAvailableNever: a deadline, however far, is not "forced
+  // down with no expiry".
+  if (delay >= kAvailableNever - 1 - deadline_ns) return kAvailableNever - 1;
+  return deadline_ns + delay;
 }
 
 std::optional<EventRecord> read_event(const View& v, std::uint64_t n) {

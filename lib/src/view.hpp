@@ -8,6 +8,7 @@
 #include <healthtable/layout.hpp>
 #include <healthtable/table.hpp>
 
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -131,6 +132,32 @@ inline Found View::lookup(const NameKey& key) const noexcept {
 /// registration or says "look again" (the caller rebinds).
 std::optional<bool> decide(std::uint64_t word, std::uint32_t gen, const SlotHead& head,
                            std::int64_t now_host_ns, std::int64_t ramp_offset_permyriad) noexcept;
+
+/// Slow start: this process admits a provider again only from its own
+/// offset into the ramp after the window ends, so N workers come back
+/// spread over it instead of all at the same instant (docs/breaker.md).
+/// Never negative; no overflow for any stored ramp (offset < 10,000).
+inline std::int64_t ramp_delay_ns(const SlotHead& head,
+                                  std::int64_t ramp_offset_permyriad) noexcept {
+  // relaxed: stored before the record is published (apply_policy() in
+  // writer.cpp), so the acquire load of the word we decide on orders it.
+  const std::int64_t ramp = head.ramp_ns.load(std::memory_order_relaxed);
+  return ramp <= 0 ? 0 : ramp / 10'000 * ramp_offset_permyriad;
+}
+
+/// Host-monotonic instants for available_from(): available whatever the
+/// time (up, forced up, not registered), and never (forced down, no expiry).
+inline constexpr std::int64_t kAvailableAlways = INT64_MIN;
+inline constexpr std::int64_t kAvailableNever = INT64_MAX;
+
+/// The instant (host CLOCK_MONOTONIC ns) from which this process may route
+/// to registration `gen` of `head` given its word: available iff now >= it.
+/// The same answer as decide() at every now, but it reads the ramp even
+/// inside the window, so pick() can say when the window ends for us.
+/// Nothing when the word is of another registration or says "look again".
+std::optional<std::int64_t> available_from(std::uint64_t word, std::uint32_t gen,
+                                           const SlotHead& head,
+                                           std::int64_t ramp_offset_permyriad) noexcept;
 
 /// Event `n` of the ring if it is still there, whole.
 std::optional<EventRecord> read_event(const View& v, std::uint64_t n);

@@ -60,7 +60,8 @@ std::vector<std::string> lines_of(const std::string& text) {
 TEST_CASE("--help and --version exit 0 and print to stdout, for every subcommand") {
   const Run top = healthctl({"--help"});
   CHECK(check_ok(top).find("Usage: healthctl") != std::string::npos);
-  for (const char* sub : {"create", "info", "dump", "check", "record", "set", "reset", "forget", "grow", "destroy"}) {
+  for (const char* sub : {"create", "info", "dump", "check", "route", "record", "set", "reset",
+                          "forget", "grow", "destroy"}) {
     CAPTURE(sub);
     CHECK(contains(top.out, std::string("  ") + sub + " "));
     const Run help = healthctl({sub, "--help"});
@@ -374,6 +375,87 @@ TEST_CASE("check: unknown providers are healthy, --quiet prints nothing") {
   const Run quiet_ok = healthctl({"check", "-q", seg, "never-seen"});
   CHECK(quiet_ok.status == 0);
   CHECK(quiet_ok.out.empty());
+}
+
+TEST_CASE("route: the first available provider of the chain, and why the ones before it are not") {
+  SegmentName seg("cli-route");
+  check_ok(healthctl({"create", seg}));
+  check_ok(healthctl({"record", seg, "openai", "failure", "--reason", "http 503"}));
+  check_ok(healthctl({"record", seg, "openai", "failure", "--reason", "http 503"}));
+  check_ok(healthctl({"record", seg, "groq", "success"}));
+  std::string out = check_ok(healthctl({"route", seg, "openai,groq,anthropic"}));
+  CHECK(count_lines(out) == 1);
+  CHECK(contains(out, "groq: first available of 3 (openai unavailable for "));
+  CHECK(contains(out, "s more: tripped after 2 consecutive failures, http 503)"));
+  // The first provider, with nothing to skip, says only that.
+  CHECK(check_ok(healthctl({"route", seg, "groq,openai"})) == "groq: first available of 2\n");
+  // Unknown providers are healthy, and the answer says so.
+  out = check_ok(healthctl({"route", seg, "openai,never-seen"}));
+  CHECK(contains(out, "never-seen: first available of 2 (openai unavailable"));
+  CHECK(contains(out, "it is not in table '" + seg.str() + "', and unknown providers are healthy"));
+
+  const json doc = json::parse(check_ok(healthctl({"route", seg, "openai,groq", "--json"})));
+  CHECK(doc.at("pick") == "groq");
+  CHECK(doc.at("index") == 1);
+  CHECK(doc.at("available") == true);
+  CHECK(doc.at("panic") == false);
+  CHECK(doc.at("reason") == "available");
+  CHECK(doc.at("retry_at").is_null());
+  CHECK(doc.at("chain").size() == 2);
+  CHECK(doc.at("chain")[0].at("name") == "openai");
+  CHECK(doc.at("chain")[0].at("available") == false);
+  CHECK(doc.at("chain")[0].at("available_in").get<double>() > 30);
+  CHECK(doc.at("chain")[0].at("why") == "tripped after 2 consecutive failures, http 503");
+  CHECK(doc.at("chain")[1].at("available") == true);
+}
+
+TEST_CASE("route: every provider down gives a panic pick (20), or none with Retry-After (21)") {
+  SegmentName seg("cli-route-down");
+  check_ok(healthctl({"create", seg}));
+  check_ok(healthctl({"record", seg, "openai", "failure"}));
+  check_ok(healthctl({"record", seg, "openai", "failure"}));
+  check_ok(healthctl({"set", seg, "groq", "down", "--create", "--reason", "maintenance"}));
+
+  Run r = healthctl({"route", seg, "groq,openai"});
+  CHECK(r.status == 20);
+  CHECK(r.err.empty());
+  std::vector<std::string> lines = lines_of(r.out);
+  REQUIRE(lines.size() == 3);
+  CHECK(contains(lines[0], "panic pick: openai, whose window ends first (in "));
+  CHECK(contains(lines[0], "); every provider of the chain is unavailable"));
+  CHECK(contains(lines[1], "groq unavailable until set back: forced down by uid "));
+  CHECK(contains(lines[1], ", reason 'maintenance'; 'healthctl set " + seg.str() + " groq auto'"));
+  CHECK(contains(lines[2], "openai unavailable for "));
+
+  r = healthctl({"route", seg, "groq,openai", "--policy", "none"});
+  CHECK(r.status == 21);
+  lines = lines_of(r.out);
+  REQUIRE(lines.size() == 3);
+  CHECK(contains(lines[0], "none: every provider is unavailable; retry in "));
+  CHECK(contains(lines[0], " (Retry-After: "));
+
+  json doc =
+      json::parse(healthctl({"route", seg, "groq,openai", "--policy", "none", "--json"}).out);
+  CHECK(doc.at("pick").is_null());
+  CHECK(doc.at("reason") == "none");
+  CHECK(doc.at("policy") == "none");
+  // The default 60 s window, minus what this test took.
+  CHECK(doc.at("retry_after").get<int>() > 30);
+  CHECK(doc.at("retry_after").get<int>() <= 60);
+  CHECK(doc.at("retry_at").get<double>() > 0);
+  CHECK(doc.at("chain")[0].at("available_in").is_null()); // forced down, no expiry
+
+  // Forced down with no expiry, all of them: no pick under either policy.
+  check_ok(healthctl({"set", seg, "openai", "down"}));
+  for (const char* policy : {"panic", "none"}) {
+    CAPTURE(policy);
+    r = healthctl({"route", seg, "groq,openai", "--policy", policy});
+    CHECK(r.status == 21);
+    CHECK(contains(r.out, "none: every provider of the chain is forced down with no expiry"));
+    doc = json::parse(healthctl({"route", seg, "groq,openai", "--policy", policy, "--json"}).out);
+    CHECK(doc.at("reason") == "forced_down");
+    CHECK(doc.at("retry_at").is_null());
+  }
 }
 
 TEST_CASE("set down/up/auto decides what check answers") {

@@ -72,6 +72,7 @@ void every_reader_fails(const SegmentName& seg, Errc errc, const std::string& ne
                                              {"dump", seg},
                                              {"dump", seg, "--json"},
                                              {"check", seg, "groq"},
+                                             {"route", seg, "groq,openai"},
                                              {"record", seg, "groq", "success"},
                                              {"set", seg, "groq", "down"},
                                              {"reset", seg}}) {
@@ -96,6 +97,9 @@ TEST_CASE("usage errors exit 2 with one line that points at --help") {
   check_error(healthctl({"record", seg, "groq", "maybe"}), 2,
               "maybe not in {success,failure}; run 'healthctl record --help'");
   check_error(healthctl({"set", seg, "groq", "sideways"}), 2, "sideways not in {down,up,auto}");
+  check_error(healthctl({"route", seg}), 2, "CHAIN is required; run 'healthctl route --help'");
+  check_error(healthctl({"route", seg, "groq", "--policy", "maybe"}), 2,
+              "maybe not in {panic,none}; run 'healthctl route --help'");
   check_error(healthctl({"destroy"}), 2, "run 'healthctl destroy --help'");
   check_error(healthctl({"dump", seg, "--expect"}), 2, "run 'healthctl dump --help'");
   // None of that created anything.
@@ -221,6 +225,12 @@ TEST_CASE("invalid names: 9, for segments and providers") {
   check_error(healthctl({"set", seg, "bad\tname", "down"}), 9, "bad\\x09name");
   check_error(healthctl({"reset", seg, name64}), 9, "the limit is 63");
   check_error(healthctl({"dump", seg, "--expect", "ok," + name64}), 9, "the limit is 63");
+  // route too, naming which provider of the chain is wrong.
+  check_error(healthctl({"route", seg, "ok," + name64}), 9,
+              "provider 2 of the chain 'ok," + name64 + "': provider name");
+  check_error(healthctl({"route", seg, "a,,b"}), 9,
+              "provider 2 of the chain 'a,,b' is empty; separate names with single commas");
+  check_error(healthctl({"route", seg, "groq,"}), 9, "provider 2 of the chain 'groq,' is empty");
   CHECK(Table::open(seg.str()).info().used == 1);
 }
 
@@ -328,6 +338,12 @@ TEST_CASE("bad option values: 15, and a failed create leaves nothing behind") {
               "--retry-after 'soon' is not a Retry-After value (seconds, or an HTTP date");
   check_error(healthctl({"record", seg, "groq", "failure", "--retry-after", "-5"}), 15,
               "--retry-after '-5' is not a Retry-After value");
+  for (const char* empty : {"", ",", " , "}) {
+    CAPTURE(empty);
+    check_error(healthctl({"route", seg, empty}), 15,
+                "names no provider; list them in order, comma separated: 'healthctl route " +
+                    seg.str() + " groq,openai'");
+  }
   CHECK(Table::open(seg.str()).info().used == 0);
 }
 

@@ -13,6 +13,14 @@ void send_to_groq(const Request&) { ++sent; }
 const bool upstream_failed = true;
 const int status = 429;
 const char* const retry_after = "30";
+// The chain block's router: records where a request went (defined below
+// the includes), and counts 503 replies.
+void record_send(const char* name, unsigned long size);
+template <class Provider> void send_to(const Provider& p, const Request&) {
+  record_send(p.name().data(), p.name().size());
+}
+int replied_503 = 0;
+template <class Moment> void reply_503(const Moment&) { ++replied_503; }
 } // namespace
 
 #include "readme_snippets.inc"
@@ -21,10 +29,19 @@ const char* const retry_after = "30";
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <string>
+
 using namespace healthtable;
+using namespace std::chrono_literals;
+
+namespace {
+std::string sent_to_name;
+void record_send(const char* name, unsigned long size) { sent_to_name.assign(name, size); }
+} // namespace
 
 TEST_CASE("README: the C++ snippets compile and do what the text says") {
-  static_assert(kReadmeSnippets == 3, "README.md's C++ blocks changed: update this test");
+  static_assert(kReadmeSnippets == 4, "README.md's C++ blocks changed: update this test");
   test::SegmentName seg("readme");
   { auto w = Writer::create(seg.str()); }
   // The router block: groq unknown, so healthy; the request goes out.
@@ -47,4 +64,28 @@ TEST_CASE("README: the C++ snippets compile and do what the text says") {
   // And the router block again: groq is healthy, so it is sent to.
   readme_snippet_0(seg.str().c_str());
   CHECK(sent == 2);
+
+  // The chain block: groq is healthy, so it is the pick, and a chain with
+  // an available provider is no 503.
+  readme_snippet_3(seg.str().c_str());
+  CHECK(sent_to_name == "groq");
+  CHECK(replied_503 == 0);
+}
+
+TEST_CASE("README: the chain block's panic pick and 503, as its comments say") {
+  test::SegmentName seg("readme-chain");
+  auto w = Writer::create(seg.str());
+  const Instant now = Instant::now();
+  w.mark_unhealthy("openai", "http 503", now);
+  w.mark_unhealthy("openai", "http 503", now);
+  w.mark_unhealthy("groq", "http 503", now + 1s);
+  w.mark_unhealthy("groq", "http 503", now + 1s);
+  w.set_override("ollama", Override::forced_down);
+  sent_to_name.clear();
+  replied_503 = 0;
+  readme_snippet_3(seg.str().c_str());
+  // All down: openai tripped first, so its window ends first; ollama,
+  // forced down with no expiry, is never picked.
+  CHECK(sent_to_name == "openai");
+  CHECK(replied_503 == 1);
 }

@@ -11,6 +11,7 @@ void setup_create(CLI::App& app);
 void setup_info(CLI::App& app);
 void setup_dump(CLI::App& app);
 void setup_check(CLI::App& app);
+void setup_route(CLI::App& app);
 void setup_record(CLI::App& app);
 void setup_set(CLI::App& app);
 void setup_reset(CLI::App& app);

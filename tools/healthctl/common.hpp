@@ -23,6 +23,10 @@ namespace healthctl {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitUnhealthy = 1; ///< `check`: the provider is unavailable now
 inline constexpr int kExitUsage = 2;     ///< the command line itself is wrong
+// `route`'s answers when no provider of the chain is available: above the
+// table errors' range, so that new Errc values never collide with them.
+inline constexpr int kExitPanicPick = 20; ///< `route`: a panic pick (it is unavailable too)
+inline constexpr int kExitNoRoute = 21;   ///< `route`: no pick (policy none, or all forced down)
 /// A failure that is not a healthtable::Error (out of memory, a library bug).
 inline constexpr int kExitUnexpected = static_cast<int>(healthtable::Errc::system_error);
 

@@ -2,7 +2,8 @@
 //
 // main() only wires the subcommands (CLI11's subcommand-in-files pattern) and
 // turns every failure into one line on stderr and a documented exit code:
-// 0 ok, 1 `check` says unavailable, 2 usage, 3..17 healthtable::Errc.
+// 0 ok, 1 `check` says unavailable, 2 usage, 3..17 healthtable::Errc, 20
+// and 21 `route` found no available provider (a panic pick, none).
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -53,12 +54,15 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough(); // `healthctl dump NAME --version` works too
   app.footer("Exit codes: 0 ok, 1 `check` found the provider unavailable, 2 usage error,\n"
-             "3..17 a table error (3 no such table, 11 writer busy, 17 wrong owner, ...; see docs/cli.md).");
+             "3..17 a table error (3 no such table, 11 writer busy, 17 wrong owner, ...; see "
+             "docs/cli.md),\n"
+             "20 `route` made a panic pick, 21 `route` found nothing to route to.");
 
   healthctl::setup_create(app);
   healthctl::setup_info(app);
   healthctl::setup_dump(app);
   healthctl::setup_check(app);
+  healthctl::setup_route(app);
   healthctl::setup_record(app);
   healthctl::setup_set(app);
   healthctl::setup_reset(app);

@@ -167,6 +167,42 @@ struct EventBatch {
   std::uint64_t missed = 0; ///< overwritten before they were read
 };
 
+/// What Table::pick() does when no provider of the chain is available.
+enum class PickPolicy : std::uint8_t {
+  /// Route anyway, to the provider whose window ends first (Envoy's panic
+  /// mode, nginx's "try them all"), flagged Pick::panic. A provider forced
+  /// down with no expiry is never chosen; one forced down with an expiry
+  /// counts its expiry.
+  panic,
+  /// Route nowhere: no index, and Pick::retry_at for a 503 with Retry-After.
+  none,
+};
+
+/// Why Table::pick() chose what it chose.
+enum class PickReason : std::uint8_t {
+  available,   ///< `index` is the first provider of the chain available now
+  panic,       ///< none was; `index` is the one whose window ends first
+  none,        ///< none was, and the policy is PickPolicy::none
+  forced_down, ///< every provider is forced down with no expiry: no pick, no retry time
+  empty,       ///< the chain is empty
+};
+
+std::string_view pick_reason_name(PickReason r) noexcept; // "available", "panic", ...
+
+/// The answer of Table::pick().
+struct Pick {
+  std::optional<std::size_t> index; ///< into the chain; nothing: route nowhere
+  bool available = false;           ///< `index` is available now
+  bool panic = false;               ///< none was available; `index` is the panic choice
+  PickReason reason = PickReason::empty;
+  /// When none was available: the earliest moment at which a provider of
+  /// the chain becomes available to this process (the end of its window,
+  /// or of a forced-down override's expiry, plus this process's offset into
+  /// a slow-start ramp). Nothing when one is available now, or when every
+  /// provider is forced down with no expiry.
+  std::optional<Instant> retry_at;
+};
+
 /// Whether a writer holds the table's writer lock, asked of the kernel, not
 /// guessed from a pid.
 enum class WriterStatus { none, attached };
@@ -234,6 +270,33 @@ public:
   bool is_healthy(std::string_view provider) const noexcept;
   bool is_healthy(std::string_view provider, std::int64_t now_mono_ns) const noexcept;
 
+  /// The first provider of an ordered chain that is_healthy() would route
+  /// to now, and when none is, what `policy` says. A provider the table does
+  /// not have is available. When the first provider is available this costs
+  /// what is_healthy(handle) does (one load from the table, no clock read);
+  /// the clock is read only past a provider that is not plainly up. No lock,
+  /// no syscall, no shared write, no allocation.
+  Pick pick(std::span<const Handle> chain, PickPolicy policy = PickPolicy::panic) const noexcept {
+    if (!chain.empty() && plainly_up(chain.front())) [[likely]]
+      return Pick{std::size_t{0}, true, false, PickReason::available, std::nullopt};
+    return pick_slow(chain, policy, nullptr);
+  }
+  /// The same at an explicit moment (tests, replays): `now.mono_ns` on this
+  /// process's CLOCK_MONOTONIC, `now.unix_ns` the wall clock for retry_at.
+  Pick pick(std::span<const Handle> chain, Instant now,
+            PickPolicy policy = PickPolicy::panic) const noexcept {
+    if (!chain.empty() && plainly_up(chain.front())) [[likely]]
+      return Pick{std::size_t{0}, true, false, PickReason::available, std::nullopt};
+    return pick_slow(chain, policy, &now);
+  }
+  /// By name: an index probe per provider tried, then the same. Unknown
+  /// providers, and names no provider can have, are available. No lock and
+  /// no allocation.
+  Pick pick(std::span<const std::string_view> chain,
+            PickPolicy policy = PickPolicy::panic) const noexcept;
+  Pick pick(std::span<const std::string_view> chain, Instant now,
+            PickPolicy policy = PickPolicy::panic) const noexcept;
+
   /// A consistent copy of one provider's record, or nothing if not registered.
   std::optional<ProviderState> get_state(std::string_view provider) const;
   /// The same by handle; `registered` is false for a provider the table
@@ -274,6 +337,20 @@ public:
   Impl& impl() const noexcept { return *impl_; }
 
 private:
+  /// The healthy case of is_healthy(handle): the word is the up value.
+  static bool plainly_up(Handle h) noexcept {
+    const detail::HandleCell& c = *h.cell_;
+    // acquire: pairs with the release store in Cell binding (table.cpp)
+    const std::atomic<std::uint64_t>* w = c.word.load(std::memory_order_acquire);
+    const std::uint64_t up = c.up.load(std::memory_order_relaxed);
+    // acquire: pairs with the release store in detail::publish_record()
+    return w->load(std::memory_order_acquire) == up;
+  }
+  /// pick() past a first provider that is not plainly up (pick.cpp);
+  /// `now` null: read the clocks, once, if needed.
+  Pick pick_slow(std::span<const Handle> chain, PickPolicy policy,
+                 const Instant* now) const noexcept;
+
   std::unique_ptr<Impl> impl_;
 };
 
