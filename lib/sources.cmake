@@ -4,6 +4,7 @@
 set(healthtable_sources
   src/breaker.cpp
   src/clock.cpp
+  src/event_text.cpp
   src/home.cpp
   src/names.cpp
   src/outcome_text.cpp

@@ -19,6 +19,7 @@ packages=(
   openssl                 # test certificates for HTTPS probes
   python3                 # the reference-module benchmark and test helpers
   util-linux              # unshare, setpriv, runuser for the reliability tests
+  tmux                    # the real-terminal test of `healthctl watch`
   clang libclang-rt-14-dev  # libFuzzer target
 )
 

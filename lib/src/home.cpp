@@ -76,13 +76,16 @@ std::optional<std::uint32_t> owner_from_env() {
   }
 }
 
-std::string describe_uid(std::uint32_t uid) {
+std::string user_of_uid(std::uint32_t uid) {
   passwd pw{}, *found = nullptr;
   char buf[4096];
-  std::string s = "uid " + std::to_string(uid);
-  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found)
-    s += " (" + std::string(found->pw_name) + ")";
-  return s;
+  if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) return found->pw_name;
+  return {};
+}
+
+std::string describe_uid(std::uint32_t uid) {
+  const std::string user = user_of_uid(uid);
+  return "uid " + std::to_string(uid) + (user.empty() ? "" : " (" + user + ")");
 }
 
 namespace detail {

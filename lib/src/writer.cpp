@@ -960,11 +960,7 @@ void Writer::set_override(std::string_view provider, const OverrideRequest& requ
   v.set_time(rw::kOverrideSetUnix, now.unix_ns);
   const std::uint32_t uid = request.uid.value_or(static_cast<std::uint32_t>(::geteuid()));
   v.at(rw::kOverrideUid) = std::uint64_t{uid} + 1;
-  std::string user = describe_uid(uid);
-  if (const auto open = user.find(" ("); open != std::string::npos)
-    user = user.substr(open + 2, user.size() - open - 3);
-  else
-    user.clear();
+  const std::string user = user_of_uid(uid);
   detail::words_from(&v.at(rw::kOverrideUser), kUserWords,
                      std::string_view(user).substr(0, kUserMax));
   v.set_note(sanitize_reason(request.reason, kNoteMax));

@@ -38,4 +38,7 @@ std::uint32_t parse_user(std::string_view text);
 /// "uid 0 (root)", or "uid 1234" when no user has that uid.
 std::string describe_uid(std::uint32_t uid);
 
+/// The user name of `uid` ("root"), or "" when no user has it.
+std::string user_of_uid(std::uint32_t uid);
+
 } // namespace healthtable
