@@ -16,6 +16,8 @@ void setup_record(CLI::App& app);
 void setup_set(CLI::App& app);
 void setup_reset(CLI::App& app);
 void setup_forget(CLI::App& app);
+void setup_events(CLI::App& app);
+void setup_watch(CLI::App& app);
 void setup_grow(CLI::App& app);
 void setup_destroy(CLI::App& app);
 

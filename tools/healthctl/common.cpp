@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <ctime>
 #include <limits>
@@ -23,6 +24,16 @@ using healthtable::Error;
 
 void finish(int code) {
   if (code != kExitOk) throw CLI::RuntimeError(code);
+}
+
+void say(const std::string& text) {
+  std::string line = text;
+  for (char& c : line)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  while (!line.empty() && line.back() == ' ')
+    line.pop_back();
+  std::fflush(stdout);
+  std::fprintf(stderr, "healthctl: %s\n", line.c_str());
 }
 
 std::string version_string() {
@@ -188,8 +199,8 @@ void add_owner_option(CLI::App& sub, std::string& owner) {
       ->type_name("USER");
 }
 
-std::string to_json_text(const nlohmann::ordered_json& doc) {
-  return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+std::string to_json_text(const nlohmann::ordered_json& doc, JsonStyle style) {
+  return doc.dump(style == JsonStyle::pretty ? 2 : -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 int write_or_ask_prober(const std::string& segment, const std::string& line,

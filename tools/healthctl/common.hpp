@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,8 @@ inline constexpr int kExitUsage = 2;     ///< the command line itself is wrong
 // table errors' range, so that new Errc values never collide with them.
 inline constexpr int kExitPanicPick = 20; ///< `route`: a panic pick (it is unavailable too)
 inline constexpr int kExitNoRoute = 21;   ///< `route`: no pick (policy none, or all forced down)
+/// `watch` was asked to draw where there is no terminal.
+inline constexpr int kExitNotTerminal = 22;
 /// A failure that is not a healthtable::Error (out of memory, a library bug).
 inline constexpr int kExitUnexpected = static_cast<int>(healthtable::Errc::system_error);
 
@@ -35,6 +38,21 @@ inline int exit_code(healthtable::Errc code) noexcept { return static_cast<int>(
 /// Ends a subcommand's callback with `code`: CLI11 carries a non-zero code
 /// out of App::parse() as a CLI::RuntimeError, which prints nothing.
 void finish(int code);
+
+/// A command's failure with its own exit code (not a table error): main()
+/// prints what() as healthctl's one line and exits with code().
+class CommandError : public std::runtime_error {
+public:
+  CommandError(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  int code() const noexcept { return code_; }
+
+private:
+  int code_;
+};
+
+/// "healthctl: TEXT" on stderr, on one line, after what stdout holds so far:
+/// every message healthctl prints there goes through here.
+void say(const std::string& text);
 
 /// "healthctl 0.1.0 (segment layout v2, format 0x...)".
 std::string version_string();
@@ -119,6 +137,8 @@ void add_owner_option(CLI::App& sub, std::string& owner);
 
 /// Serialises JSON for stdout; invalid UTF-8 from a hostile image is
 /// replaced instead of throwing.
-std::string to_json_text(const nlohmann::ordered_json& doc);
+/// pretty: indented, for one document; line: one line, for JSON Lines.
+enum class JsonStyle { pretty, line };
+std::string to_json_text(const nlohmann::ordered_json& doc, JsonStyle style = JsonStyle::pretty);
 
 } // namespace healthctl

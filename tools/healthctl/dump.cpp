@@ -1,14 +1,13 @@
 // healthctl dump NAME: every provider's state, as an aligned table or JSON.
 #include "commands.hpp"
 #include "common.hpp"
+#include "provider_table.hpp"
 
 #include <healthtable/names.hpp>
 #include <healthtable/table.hpp>
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,48 +71,6 @@ nlohmann::ordered_json provider_json(const healthtable::ProviderState& p,
   return j;
 }
 
-/// "57s" left in the window, "half-open" once it has passed, "12s
-/// (cooldown)" for a healthy provider waiting out a rate limit or retry
-/// hint, "-" when there is nothing to wait for.
-std::string window_left(const healthtable::ProviderState& p, std::int64_t now_mono_ns) {
-  const bool waiting = p.unhealthy_until_mono_ns > now_mono_ns;
-  if (p.healthy)
-    return waiting ? format_age(p.unhealthy_until_mono_ns - now_mono_ns) + " (cooldown)" : "-";
-  if (waiting) return format_age(p.unhealthy_until_mono_ns - now_mono_ns);
-  return "half-open";
-}
-
-void print_table(const std::vector<healthtable::ProviderState>& providers,
-                 const healthtable::Instant& now) {
-  using Row = std::array<std::string, 8>;
-  std::vector<Row> rows;
-  rows.push_back({"PROVIDER", "AVAILABLE", "HEALTHY", "FAILURES", "LAST CHECK", "UNAVAILABLE FOR",
-                  "OVERRIDE", "LAST ERROR"});
-  for (const auto& p : providers) {
-    std::string last_check = "never";
-    if (!p.registered)
-      last_check = "not in table";
-    else if (p.last_check_unix_ns > 0)
-      last_check = format_age(now.unix_ns - p.last_check_unix_ns) + " ago";
-    rows.push_back({printable(p.name), p.available(now.mono_ns) ? "yes" : "no",
-                    p.healthy ? "yes" : "no", std::to_string(p.consecutive_failures), last_check,
-                    window_left(p, now.mono_ns),
-                    std::string(healthtable::override_name(p.override_mode)),
-                    p.last_error ? printable(*p.last_error) : "-"});
-  }
-  std::array<std::size_t, 8> width{};
-  for (const Row& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i)
-      width[i] = std::max(width[i], r[i].size());
-  for (const Row& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i + 1 < r.size(); ++i)
-      line += fmt::format("{:<{}}  ", r[i], width[i]);
-    line += r.back();
-    fmt::print("{}\n", line);
-  }
-}
-
 int run_dump(const DumpOptions& o) {
   const auto stale_after = parse_optional_duration(o.stale_after, "--stale-after");
   for (const std::string& name : o.expect)
@@ -159,20 +116,10 @@ int run_dump(const DumpOptions& o) {
     return kExitOk;
   }
   fmt::print("\n");
-  print_table(providers, now);
-  // Who set each override, until when, and why: too wide for a column.
-  for (const auto& p : providers) {
-    const healthtable::OverrideInfo& v = p.override_info;
-    if (v.mode == healthtable::Override::automatic) continue;
-    std::string line = fmt::format("override {}: {}", printable(p.name),
-                                   healthtable::override_name(v.mode));
-    if (v.uid) line += fmt::format(" by {}", user_name(*v.uid));
-    if (v.set_unix_ns > 0) line += fmt::format(" at {}", format_utc(v.set_unix_ns));
-    line += v.until_unix_ns > 0 ? fmt::format(", until {}", format_utc(v.until_unix_ns))
-                                : std::string(", until set back");
-    if (!v.reason.empty()) line += fmt::format("; reason: {}", printable(v.reason));
+  for (const std::string& line : provider_rows(providers, now))
     fmt::print("{}\n", line);
-  }
+  for (const std::string& line : override_lines(providers))
+    fmt::print("{}\n", line);
   return kExitOk;
 }
 

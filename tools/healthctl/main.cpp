@@ -3,7 +3,8 @@
 // main() only wires the subcommands (CLI11's subcommand-in-files pattern) and
 // turns every failure into one line on stderr and a documented exit code:
 // 0 ok, 1 `check` says unavailable, 2 usage, 3..17 healthtable::Errc, 20
-// and 21 `route` found no available provider (a panic pick, none).
+// and 21 `route` found no available provider (a panic pick, none), 22
+// `watch` has no terminal.
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -14,19 +15,6 @@
 #include <string>
 
 namespace {
-
-/// One line, whatever the message holds (CLI11 sometimes spans lines).
-std::string one_line(std::string text) {
-  for (char& c : text)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  while (!text.empty() && text.back() == ' ')
-    text.pop_back();
-  return text;
-}
-
-void report(const std::string& message) {
-  std::fprintf(stderr, "healthctl: %s\n", one_line(message).c_str());
-}
 
 /// CLI11's message, plus where to look: "healthctl dump --help" when the
 /// error is in `dump`'s arguments. A mistyped command gets its own message
@@ -56,7 +44,8 @@ int main(int argc, char** argv) {
   app.footer("Exit codes: 0 ok, 1 `check` found the provider unavailable, 2 usage error,\n"
              "3..17 a table error (3 no such table, 11 writer busy, 17 wrong owner, ...; see "
              "docs/cli.md),\n"
-             "20 `route` made a panic pick, 21 `route` found nothing to route to.");
+             "20 `route` made a panic pick, 21 `route` found nothing to route to,\n"
+             "22 `watch` was not given a terminal.");
 
   healthctl::setup_create(app);
   healthctl::setup_info(app);
@@ -67,6 +56,8 @@ int main(int argc, char** argv) {
   healthctl::setup_set(app);
   healthctl::setup_reset(app);
   healthctl::setup_forget(app);
+  healthctl::setup_events(app);
+  healthctl::setup_watch(app);
   healthctl::setup_grow(app);
   healthctl::setup_destroy(app);
 
@@ -78,16 +69,19 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) { // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    report(usage_message(app, e, argc, argv));
+    healthctl::say(usage_message(app, e, argc, argv));
     return healthctl::kExitUsage;
+  } catch (const healthctl::CommandError& e) {
+    healthctl::say(e.what());
+    return e.code();
   } catch (const healthtable::Error& e) {
-    report(e.what());
+    healthctl::say(e.what());
     return healthctl::exit_code(e.code());
   } catch (const std::exception& e) {
-    report(std::string("unexpected error: ") + e.what());
+    healthctl::say(std::string("unexpected error: ") + e.what());
     return healthctl::kExitUnexpected;
   } catch (...) {
-    report("unexpected error");
+    healthctl::say("unexpected error");
     return healthctl::kExitUnexpected;
   }
 }
