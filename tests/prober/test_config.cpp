@@ -143,6 +143,8 @@ TEST_CASE("the shipped example configurations are valid") {
   CHECK(llm.providers[1].probe.headers ==
         std::vector<std::string>{"Authorization: Bearer gsk-test"});
   CHECK(llm.providers[4].probe.headers == std::vector<std::string>{"x-goog-api-key: g-test"});
+  CHECK(llm.providers[0].probe.expect == std::vector<StatusRange>{{200, 299}});
+  CHECK(llm.providers[0].probe.expect_body == "\"models\"");
 
   const Config demo = load_config(dir + "demo.toml", fake_env);
   CHECK(demo.segment == "demo");
