@@ -135,10 +135,10 @@ void HttpServer::loop() {
     bool hang = false;
     std::string headers; ///< extra response header lines, each ending in CRLF
     std::string body = "ok";
-    bool head = false;  ///< a HEAD request: the headers only
+    bool head = false;       ///< a HEAD request: the headers only
     std::size_t missing = 0; ///< body bytes promised by Content-Length, never sent
     bool stall = false;      ///< keep the connection open once the answer is sent
-    std::string out;    ///< the answer not yet sent
+    std::string out;         ///< the answer not yet sent
     bool answered = false;
   };
   std::vector<Conn> conns;
@@ -236,9 +236,9 @@ void HttpServer::loop() {
       if (!closed && !c.answered && c.answer_at && *c.answer_at <= now) {
         const std::size_t length = c.body.size() + c.missing;
         c.out = "HTTP/1.1 " + std::to_string(c.status) + " " + reason_phrase(c.status) + "\r\n" +
-                c.headers + "Content-Type: text/plain\r\nContent-Length: " +
-                std::to_string(length) + "\r\nConnection: close\r\n\r\n" +
-                (c.head ? std::string() : c.body);
+                c.headers +
+                "Content-Type: text/plain\r\nContent-Length: " + std::to_string(length) +
+                "\r\nConnection: close\r\n\r\n" + (c.head ? std::string() : c.body);
         c.answered = true;
       }
       // Large answers (a huge header, a long body) go out as the socket takes them.

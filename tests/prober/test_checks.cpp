@@ -259,7 +259,8 @@ TEST_CASE("a proxy that fails its handshake is proxy:, class connect") {
   TcpListener proxy;
   HttpServer server;
   const char* saved = std::getenv("http_proxy");
-  const std::optional<std::string> restore = saved ? std::optional<std::string>(saved) : std::nullopt;
+  const std::optional<std::string> restore =
+      saved ? std::optional<std::string>(saved) : std::nullopt;
   ::setenv("http_proxy", ("socks5://" + proxy.address()).c_str(), 1);
   const ProbeResult o = one(http(server.url("/status/200")));
   if (restore)

@@ -603,8 +603,7 @@ private:
         fail(*n, key, "empty: give the text a healthy body contains, or leave the key out");
       if (probe.expect_body.size() > kBodyScanLimit)
         fail(*n, key,
-             "longer than the " + std::to_string(kBodyScanLimit) +
-                 " bytes of body a probe reads");
+             "longer than the " + std::to_string(kBodyScanLimit) + " bytes of body a probe reads");
       if (probe.method == HttpMethod::head)
         fail(*n, key,
              std::string("a HEAD probe reads no body: ") +
@@ -618,9 +617,9 @@ private:
     p.line = line_of(t.source());
     check_keys(t, "provider.",
                {"name", "http", "https", "tcp", "headers", "method", "healthy_below", "expect",
-                "expect_body", "ca_file", "verify", "interval", "timeout", "failure_threshold", "backoff", "recover_after",
-                "max_backoff", "jitter", "trip_memory", "ramp", "cooldown", "max_hint", "count",
-                "cooldown_classes", "probe_clears_reports"});
+                "expect_body", "ca_file", "verify", "interval", "timeout", "failure_threshold",
+                "backoff", "recover_after", "max_backoff", "jitter", "trip_memory", "ramp",
+                "cooldown", "max_hint", "count", "cooldown_classes", "probe_clears_reports"});
     const toml::node* name = t.get("name");
     if (!name)
       throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");

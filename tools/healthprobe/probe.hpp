@@ -41,15 +41,15 @@ struct ProbeSpec {
   ProbeKind kind = ProbeKind::http;
   /// http: the URL (http:// or https://); tcp: "host:port" or "[v6]:port".
   std::string target;
-  std::vector<std::string> headers; ///< "Name: value", already expanded
+  std::vector<std::string> headers;    ///< "Name: value", already expanded
   HttpMethod method = HttpMethod::get; ///< http
-  long healthy_below = 500;         ///< http: a status below this is healthy (unless `expect`)
+  long healthy_below = 500;            ///< http: a status below this is healthy (unless `expect`)
   /// http: the healthy statuses; empty: every status below healthy_below.
   std::vector<StatusRange> expect;
   /// http: when set, healthy only if the body's first kBodyScanLimit bytes contain it.
   std::string expect_body;
-  std::string ca_file;              ///< http: trust this CA bundle instead of the system's
-  bool verify = true;               ///< http: verify the peer certificate and host name
+  std::string ca_file; ///< http: trust this CA bundle instead of the system's
+  bool verify = true;  ///< http: verify the peer certificate and host name
   std::chrono::milliseconds timeout{3000};
 
   friend bool operator==(const ProbeSpec&, const ProbeSpec&) = default;
