@@ -253,6 +253,17 @@ TEST_CASE("an oversized response header is http: response header too large, not 
   CHECK(one(http(server.url("/headers/50/1000"))).healthy);
 }
 
+TEST_CASE("a server that hangs up in the TLS handshake is tls:, OpenSSL's name spelt as it is") {
+  TcpListener listener; // accepts and closes: the ClientHello gets no answer
+  const ProbeResult o = one(http("https://" + listener.address() + "/"));
+  CAPTURE(o.reason);
+  CHECK_FALSE(o.healthy);
+  CHECK(o.reason.rfind("tls: ", 0) == 0);
+  CHECK(o.reason.find("openSSL") == std::string::npos);
+  CHECK(o.reason.back() != ' '); // curl's message ends in a blank: not ours
+  CHECK(o.failure_class == FailureClass::connect);
+}
+
 TEST_CASE("a proxy that fails its handshake is proxy:, class connect") {
   // A SOCKS5 proxy that closes every connection: curl's own error code for
   // a proxy (CURLE_PROXY), not a connect failure to the provider.

@@ -46,8 +46,14 @@ void global_init() {
   });
 }
 
+/// "Connection refused" reads "connection refused" after a prefix; a first
+/// word with capitals inside ("OpenSSL", "SSL") is a name and stays as it is.
 std::string lower_first(std::string s) {
-  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  const auto word_end = s.find_first_of(" :/_", 0);
+  const auto rest = std::string_view(s).substr(0, word_end).substr(s.empty() ? 0 : 1);
+  const bool name =
+      std::any_of(rest.begin(), rest.end(), [](unsigned char c) { return std::isupper(c); });
+  if (!s.empty() && !name) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
   return s;
 }
 
@@ -119,8 +125,12 @@ CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* userdata) {
   return CURLE_OK;
 }
 
+/// curl's message for a failed transfer, without the trailing blank or
+/// line break some of its messages end in.
 std::string errbuf_or(const Running& r, CURLcode code) {
   std::string text = r.errbuf.data();
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.pop_back();
   if (text.empty()) text = curl_easy_strerror(code);
   return text;
 }
