@@ -75,6 +75,12 @@ std::string reason_phrase(int status) {
   }
 }
 
+std::string decode_spaces(std::string value) {
+  for (std::size_t at; (at = value.find("%20")) != std::string::npos;)
+    value.replace(at, 3, " ");
+  return value;
+}
+
 /// "Retry-After=30&x=a%20b" as the header lines "Retry-After: 30" and
 /// "x: a b" (only %20 is decoded: enough for an HTTP date).
 std::string query_headers(std::string query) {
@@ -84,10 +90,7 @@ std::string query_headers(std::string query) {
   while (std::getline(parts, part, '&')) {
     const auto eq = part.find('=');
     if (eq == std::string::npos) continue;
-    std::string value = part.substr(eq + 1);
-    for (std::size_t at; (at = value.find("%20")) != std::string::npos;)
-      value.replace(at, 3, " ");
-    out += part.substr(0, eq) + ": " + value + "\r\n";
+    out += part.substr(0, eq) + ": " + decode_spaces(part.substr(eq + 1)) + "\r\n";
   }
   return out;
 }
@@ -125,12 +128,18 @@ std::vector<std::string> HttpServer::requests() const {
 
 void HttpServer::loop() {
   struct Conn {
-    int fd;
+    int fd = -1;
     std::string in;
     std::optional<Clock::time_point> answer_at;
     int status = 0;
     bool hang = false;
     std::string headers; ///< extra response header lines, each ending in CRLF
+    std::string body = "ok";
+    bool head = false;       ///< a HEAD request: the headers only
+    std::size_t missing = 0; ///< body bytes promised by Content-Length, never sent
+    bool stall = false;      ///< keep the connection open once the answer is sent
+    std::string out;         ///< the answer not yet sent
+    bool answered = false;
   };
   std::vector<Conn> conns;
   std::vector<pollfd> fds;
@@ -138,15 +147,17 @@ void HttpServer::loop() {
     auto now = Clock::now();
     int wait_ms = 100;
     for (const auto& c : conns)
-      if (c.answer_at) {
+      if (c.answer_at && !c.answered) {
         const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*c.answer_at - now).count();
         wait_ms = std::min<int>(wait_ms, static_cast<int>(std::max<std::int64_t>(ms, 0)));
       }
     fds.clear();
     fds.push_back({wake_[0], POLLIN, 0});
     fds.push_back({listen_fd_, POLLIN, 0});
-    for (const auto& c : conns)
-      fds.push_back({c.fd, static_cast<short>(c.answer_at ? 0 : POLLIN), 0});
+    for (const auto& c : conns) {
+      const auto events = static_cast<short>(!c.out.empty() ? POLLOUT : c.answer_at ? 0 : POLLIN);
+      fds.push_back({c.fd, events, 0});
+    }
     if (::poll(fds.data(), fds.size(), wait_ms) < 0 && errno != EINTR) break;
     if (fds[0].revents) break;
     if (fds[1].revents & POLLIN) {
@@ -154,7 +165,8 @@ void HttpServer::loop() {
         const int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) break;
         ++accepted_;
-        conns.push_back({c, {}, std::nullopt, 0, false, {}});
+        conns.push_back({});
+        conns.back().fd = c;
       }
     }
     now = Clock::now();
@@ -164,7 +176,7 @@ void HttpServer::loop() {
       Conn& c = conns[i];
       const short rev = i + 2 < fds.size() && fds[i + 2].fd == c.fd ? fds[i + 2].revents : 0;
       bool closed = false;
-      if (rev & (POLLIN | POLLHUP | POLLERR)) {
+      if ((rev & (POLLIN | POLLHUP | POLLERR)) && c.out.empty()) {
         char buf[4096];
         const ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
         if (n <= 0) {
@@ -172,7 +184,7 @@ void HttpServer::loop() {
         } else if (!c.hang) {
           c.in.append(buf, static_cast<std::size_t>(n));
           const auto end = c.in.find("\r\n\r\n");
-          if (end != std::string::npos && !c.answer_at) {
+          if (end != std::string::npos && !c.answer_at && !c.answered) {
             const std::string head = c.in.substr(0, end);
             {
               std::lock_guard lock(mu_);
@@ -197,19 +209,51 @@ void HttpServer::loop() {
               c.hang = true;
             } else if (path == "/close") {
               closed = true;
+            } else if (path.rfind("/headers/", 0) == 0) {
+              c.status = 200;
+              const auto slash = path.find('/', 9);
+              const int count = std::atoi(path.c_str() + 9);
+              const auto bytes = static_cast<std::size_t>(
+                  slash == std::string::npos ? 0 : std::atol(path.c_str() + slash + 1));
+              for (int h = 0; h < count; ++h)
+                c.headers += "X-Pad-" + std::to_string(h) + ": " + std::string(bytes, 'a') + "\r\n";
+            } else if (path.rfind("/body/", 0) == 0) {
+              c.status = 200;
+              const auto slash = path.find('/', 6);
+              const auto pad = static_cast<std::size_t>(std::atol(path.c_str() + 6));
+              c.body = std::string(pad, 'x') +
+                       (slash == std::string::npos ? "" : decode_spaces(path.substr(slash + 1)));
+            } else if (path == "/stall" || path == "/cut") {
+              c.status = 200;
+              c.missing = 100;
+              c.stall = path == "/stall";
             }
+            c.head = method == "HEAD";
             if (!c.hang && !closed) c.answer_at = now + std::chrono::milliseconds(delay);
           }
         }
       }
-      if (!closed && c.answer_at && *c.answer_at <= now) {
-        const std::string resp = "HTTP/1.1 " + std::to_string(c.status) + " " +
-                                 reason_phrase(c.status) + "\r\n" + c.headers +
-                                 "Content-Type: text/plain\r\nContent-Length: 2\r\n"
-                                 "Connection: close\r\n\r\nok";
-        [[maybe_unused]] auto n = ::send(c.fd, resp.data(), resp.size(), MSG_NOSIGNAL);
-        closed = true;
+      if (!closed && !c.answered && c.answer_at && *c.answer_at <= now) {
+        const std::size_t length = c.body.size() + c.missing;
+        c.out = "HTTP/1.1 " + std::to_string(c.status) + " " + reason_phrase(c.status) + "\r\n" +
+                c.headers +
+                "Content-Type: text/plain\r\nContent-Length: " + std::to_string(length) +
+                "\r\nConnection: close\r\n\r\n" + (c.head ? std::string() : c.body);
+        c.answered = true;
       }
+      // Large answers (a huge header, a long body) go out as the socket takes them.
+      while (!closed && !c.out.empty()) {
+        const ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+        if (n <= 0) {
+          closed = true;
+          break;
+        }
+        c.out.erase(0, static_cast<std::size_t>(n));
+      }
+      if (c.answered && c.out.empty() && !c.stall) closed = true;
+      // A stalled connection stays until the client closes it (POLLIN then reads 0).
+      if (c.stall && c.answered && c.out.empty()) c.answer_at.reset();
       if (closed)
         ::close(c.fd);
       else

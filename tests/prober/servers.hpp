@@ -24,7 +24,12 @@ namespace healthtable::test {
 ///   /slow/MS/NNN      answer NNN after MS milliseconds
 ///   /hang             read the request, never answer (until the server stops)
 ///   /close            close without answering (an empty reply)
+///   /headers/N/BYTES  answer 200 with N extra header lines of BYTES bytes each
+///   /body/PAD/TEXT    answer 200 with a body of PAD 'x's, then TEXT ("%20" is a space)
+///   /stall            answer 200 with a 102-byte Content-Length, send 2 bytes, then wait
+///   /cut              the same, but close after the 2 bytes
 ///   anything else     answer default_status() (settable while running)
+/// Every other answer's body is "ok"; a HEAD request gets the headers only.
 class HttpServer {
 public:
   HttpServer();

@@ -122,6 +122,11 @@ TEST_CASE("defaults: 30s interval, 3s timeout, no jitter, create 64 slots, statu
   CHECK_FALSE(c.table.policy.backoff);
   REQUIRE(c.providers.size() == 1);
   CHECK(c.providers[0].probe.healthy_below == 500);
+  CHECK(c.providers[0].probe.method == HttpMethod::get);
+  CHECK(c.providers[0].probe.expect.empty());
+  CHECK(c.providers[0].probe.expect_body.empty());
+  CHECK_FALSE(c.table.method);
+  CHECK(c.table.expect.empty());
   CHECK(c.providers[0].probe.verify);
   CHECK(c.providers[0].probe.ca_file.empty());
   CHECK(c.providers[0].probe.timeout == 3000ms);
@@ -138,6 +143,8 @@ TEST_CASE("the shipped example configurations are valid") {
   CHECK(llm.providers[1].probe.headers ==
         std::vector<std::string>{"Authorization: Bearer gsk-test"});
   CHECK(llm.providers[4].probe.headers == std::vector<std::string>{"x-goog-api-key: g-test"});
+  CHECK(llm.providers[0].probe.expect == std::vector<StatusRange>{{200, 299}});
+  CHECK(llm.providers[0].probe.expect_body == "\"models\"");
 
   const Config demo = load_config(dir + "demo.toml", fake_env);
   CHECK(demo.segment == "demo");
@@ -301,6 +308,92 @@ TEST_CASE("same_as tells a changed provider from an unchanged one") {
   CHECK_FALSE(a.same_as(parse(base + "timeout = \"1s\"\n").providers[0]));
   CHECK_FALSE(a.same_as(parse(base + "healthy_below = 400\n").providers[0]));
   CHECK_FALSE(a.same_as(parse(base + "headers = { A = \"b\" }\n").providers[0]));
+  CHECK_FALSE(a.same_as(parse(base + "method = \"HEAD\"\n").providers[0]));
+  CHECK_FALSE(a.same_as(parse(base + "expect = [200]\n").providers[0]));
+  CHECK_FALSE(a.same_as(parse(base + "expect_body = \"ok\"\n").providers[0]));
+}
+
+TEST_CASE("http checks: method, expected statuses and a body match, with [table] defaults") {
+  const Config c = parse(kHead + R"([table]
+method = "HEAD"
+expect = ["200-299"]
+
+[[provider]]
+name = "inherits"
+http = "http://h/"
+
+[[provider]]
+name = "own"
+http = "http://h/"
+method = "GET"
+expect = [200, "300-399", 404, "500"]
+expect_body = '"status": "ok"'
+
+[[provider]]
+name = "bound"
+http = "http://h/"
+healthy_below = 400
+)");
+  REQUIRE(c.providers.size() == 3);
+  CHECK(c.table.method == HttpMethod::head);
+  const ProbeSpec& inherits = c.providers[0].probe;
+  CHECK(inherits.method == HttpMethod::head);
+  CHECK(inherits.expect == std::vector<StatusRange>{{200, 299}});
+  CHECK(inherits.expect_body.empty());
+  const ProbeSpec& own = c.providers[1].probe;
+  CHECK(own.method == HttpMethod::get);
+  CHECK(own.expect == std::vector<StatusRange>{{200, 200}, {300, 399}, {404, 404}, {500, 500}});
+  CHECK(own.expect_body == "\"status\": \"ok\"");
+  // Its own healthy_below replaces the [table] expect: the provider's word wins.
+  const ProbeSpec& bound = c.providers[2].probe;
+  CHECK(bound.expect.empty());
+  CHECK(bound.healthy_below == 400);
+  CHECK(bound.method == HttpMethod::head);
+}
+
+TEST_CASE("http check errors: one line naming the key and what is valid") {
+  const std::string p = kHead + "[[provider]]\nname = \"a\"\nhttp = \"http://h/\"\n";
+  expect_error(p + "method = \"POST\"\n", 5, "provider.method",
+               "\"POST\" is not a probe method: must be \"GET\" or \"HEAD\"");
+  expect_error(p + "method = \"get\"\n", 5, "provider.method", "must be \"GET\" or \"HEAD\"");
+  expect_error(p + "method = 1\n", 5, "provider.method", "must be \"GET\" or \"HEAD\"");
+  expect_error(kHead + "[table]\nmethod = \"PUT\"\n", 3, "table.method", "\"PUT\" is not");
+
+  const std::string form = "statuses 100 to 599 and \"a-b\" ranges";
+  expect_error(p + "expect = [99]\n", 5, "provider.expect", "99 is not an HTTP status: expected");
+  expect_error(p + "expect = [600]\n", 5, "provider.expect", "600 is not an HTTP status");
+  expect_error(p + "expect = [\"200-600\"]\n", 5, "provider.expect", "600 is not an HTTP status");
+  expect_error(p + "expect = [\"300-200\"]\n", 5, "provider.expect",
+               "\"300-200\" runs backwards: write \"200-300\"");
+  expect_error(p + "expect = [\"2xx\"]\n", 5, "provider.expect",
+               "\"2xx\" is not a status or a range");
+  expect_error(p + "expect = [\"200-\"]\n", 5, "provider.expect", "is not a status or a range");
+  expect_error(p + "expect = [\" 200\"]\n", 5, "provider.expect", "is not a status or a range");
+  expect_error(p + "expect = []\n", 5, "provider.expect", "empty: expected a list of " + form);
+  expect_error(p + "expect = 200\n", 5, "provider.expect", "not a list: expected");
+  expect_error(p + "expect = [200.5]\n", 5, "provider.expect", form);
+  expect_error(p + "expect = [429]\n", 5, "provider.expect", "429 is never healthy");
+  expect_error(kHead + "[table]\nexpect = [\"500-400\"]\n", 3, "table.expect", "runs backwards");
+  // A range may span 429 (it stays a failure).
+  CHECK(parse(p + "expect = [\"200-499\"]\n").providers[0].probe.expect ==
+        std::vector<StatusRange>{{200, 499}});
+
+  expect_error(p + "healthy_below = 400\nexpect = [200]\n", 6, "provider.expect",
+               "set together with healthy_below (line 5): keep one");
+
+  expect_error(p + "expect_body = \"\"\n", 5, "provider.expect_body", "empty");
+  expect_error(p + "expect_body = 5\n", 5, "provider.expect_body", "must be a string");
+  expect_error(p + "expect_body = \"" + std::string(kBodyScanLimit + 1, 'x') + "\"\n", 5,
+               "provider.expect_body", "longer than the 65536 bytes");
+  expect_error(p + "method = \"HEAD\"\nexpect_body = \"ok\"\n", 6, "provider.expect_body",
+               "a HEAD probe reads no body: use method = \"GET\"");
+  expect_error(kHead + "[table]\nmethod = \"HEAD\"\n" +
+                   "[[provider]]\nname = \"a\"\nhttp = \"http://h/\"\nexpect_body = \"ok\"\n",
+               7, "provider.expect_body", "set method = \"GET\" here ([table] method is HEAD)");
+
+  for (const std::string key : {"method = \"GET\"", "expect = [200]", "expect_body = \"ok\""})
+    expect_error(kHead + "[[provider]]\nname = \"a\"\ntcp = \"h:1\"\n" + key + "\n", 5,
+                 "provider." + key.substr(0, key.find(' ')), "http/https probes only");
 }
 
 TEST_CASE("breaker policy keys in [table] and per provider") {

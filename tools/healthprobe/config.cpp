@@ -68,11 +68,9 @@ std::string expand_env(std::string_view text, const EnvLookup& env) {
 }
 
 bool ProviderConfig::same_as(const ProviderConfig& o) const {
-  const ProbeSpec& a = probe;
+  const ProbeSpec& a = probe; // every field: a changed check is a changed probe
   const ProbeSpec& b = o.probe;
-  return name == o.name && interval == o.interval && timeout == o.timeout && a.kind == b.kind &&
-         a.target == b.target && a.headers == b.headers && a.healthy_below == b.healthy_below &&
-         a.ca_file == b.ca_file && a.verify == b.verify && a.timeout == b.timeout;
+  return name == o.name && interval == o.interval && timeout == o.timeout && a == b;
 }
 
 Policy PolicyKeys::over(Policy p) const {
@@ -238,8 +236,11 @@ private:
     check_keys(*tbl, "table.",
                {"create", "slots", "mode", "grow", "failure_threshold", "backoff",
                 "recover_after", "max_backoff", "jitter", "trip_memory", "ramp", "cooldown",
-                "max_hint", "count", "cooldown_classes", "probe_clears_reports"});
+                "max_hint", "count", "cooldown_classes", "probe_clears_reports", "method",
+                "expect"});
     if (auto* n = tbl->get("create")) t.create = bool_of(*n, "table.create");
+    if (auto* n = tbl->get("method")) t.method = method_of(*n, "table.method");
+    if (auto* n = tbl->get("expect")) t.expect = expect_of(*n, "table.expect");
     if (auto* n = tbl->get("grow")) t.grow = bool_of(*n, "table.grow");
     if (auto* n = tbl->get("slots"))
       t.slots = static_cast<std::uint32_t>(int_of(*n, "table.slots", 1, kMaxCapacity));
@@ -349,6 +350,64 @@ private:
         fail(v, key, "unknown failure class \"" + name + "\" (expected one of: " + valid + ")");
     }
     return set;
+  }
+
+  HttpMethod method_of(const toml::node& n, const std::string& key) const {
+    const std::string problem = "must be \"GET\" or \"HEAD\"";
+    const auto* s = n.as_string();
+    if (!s) fail(n, key, problem);
+    if (s->get() == "GET") return HttpMethod::get;
+    if (s->get() == "HEAD") return HttpMethod::head;
+    fail(n, key, "\"" + s->get() + "\" is not a probe method: " + problem);
+  }
+
+  /// `[200, "300-399", 404]`: statuses and inclusive ranges, each within
+  /// 100..599. 429 alone is refused: it is never healthy (a rate limit), so
+  /// listing it would be a promise the probe does not keep; a range may span
+  /// it and still leaves it out.
+  std::vector<StatusRange> expect_of(const toml::node& n, const std::string& key) const {
+    const std::string form =
+        "expected a list of statuses 100 to 599 and \"a-b\" ranges, e.g. [200, \"300-399\"]";
+    const toml::array* arr = n.as_array();
+    if (!arr || arr->empty()) fail(n, key, (arr ? "empty: " : "not a list: ") + form);
+    std::vector<StatusRange> out;
+    for (const toml::node& v : *arr) {
+      StatusRange r;
+      std::string text;
+      if (const auto* i = v.as_integer()) {
+        r.lo = r.hi = static_cast<long>(i->get());
+        text = std::to_string(i->get());
+      } else if (const auto* s = v.as_string()) {
+        text = s->get();
+        const auto dash = text.find('-');
+        const auto number = [](std::string_view d, long* to) {
+          if (d.empty() || d.size() > 3 ||
+              !std::all_of(d.begin(), d.end(), [](unsigned char c) { return std::isdigit(c); }))
+            return false;
+          *to = std::stol(std::string(d));
+          return true;
+        };
+        const std::string_view whole(text);
+        const bool ok = dash == std::string::npos
+                            ? number(whole, &r.lo) && number(whole, &r.hi)
+                            : number(whole.substr(0, dash), &r.lo) &&
+                                  number(whole.substr(dash + 1), &r.hi);
+        if (!ok) fail(v, key, "\"" + text + "\" is not a status or a range: " + form);
+      } else {
+        fail(v, key, "not a status or a range: " + form);
+      }
+      for (const long status : {r.lo, r.hi})
+        if (status < 100 || status > 599)
+          fail(v, key, std::to_string(status) + " is not an HTTP status: " + form);
+      if (r.lo > r.hi)
+        fail(v, key,
+             "\"" + text + "\" runs backwards: write \"" + std::to_string(r.hi) + "-" +
+                 std::to_string(r.lo) + "\"");
+      if (r.lo == 429 && r.hi == 429)
+        fail(v, key, "429 is never healthy (a rate limit, class rate_limited): leave it out");
+      out.push_back(r);
+    }
+    return out;
   }
 
   /// "0644" (octal text) or an integer (write 0o644 in TOML).
@@ -520,14 +579,47 @@ private:
     return out;
   }
 
+  /// An HTTP provider's method, healthy statuses and body match, over the
+  /// [table] defaults. Its own healthy_below replaces the default `expect`:
+  /// both say which statuses are healthy, and the provider's own word wins.
+  void parse_check(const toml::table& t, const TableConfig& table, ProbeSpec& probe) const {
+    probe.method = table.method.value_or(HttpMethod::get);
+    if (auto* n = t.get("method")) probe.method = method_of(*n, "provider.method");
+    const toml::node* below = t.get("healthy_below");
+    const toml::node* expect = t.get("expect");
+    if (below && expect)
+      fail(*expect, "provider.expect",
+           "set together with healthy_below (line " + std::to_string(line_of(below->source())) +
+               "): keep one; expect lists the healthy statuses, healthy_below bounds them");
+    if (below) probe.healthy_below = int_of(*below, "provider.healthy_below", 101, 999);
+    if (expect)
+      probe.expect = expect_of(*expect, "provider.expect");
+    else if (!below)
+      probe.expect = table.expect;
+    if (auto* n = t.get("expect_body")) {
+      const std::string key = "provider.expect_body";
+      probe.expect_body = string_of(*n, key);
+      if (probe.expect_body.empty())
+        fail(*n, key, "empty: give the text a healthy body contains, or leave the key out");
+      if (probe.expect_body.size() > kBodyScanLimit)
+        fail(*n, key,
+             "longer than the " + std::to_string(kBodyScanLimit) + " bytes of body a probe reads");
+      if (probe.method == HttpMethod::head)
+        fail(*n, key,
+             std::string("a HEAD probe reads no body: ") +
+                 (t.get("method") ? "use method = \"GET\""
+                                  : "set method = \"GET\" here ([table] method is HEAD)"));
+    }
+  }
+
   ProviderConfig parse_provider(const toml::table& t, const Config& cfg) const {
     ProviderConfig p;
     p.line = line_of(t.source());
     check_keys(t, "provider.",
-               {"name", "http", "https", "tcp", "headers", "healthy_below", "ca_file", "verify",
-                "interval", "timeout", "failure_threshold", "backoff", "recover_after",
-                "max_backoff", "jitter", "trip_memory", "ramp", "cooldown", "max_hint", "count",
-                "cooldown_classes", "probe_clears_reports"});
+               {"name", "http", "https", "tcp", "headers", "method", "healthy_below", "expect",
+                "expect_body", "ca_file", "verify", "interval", "timeout", "failure_threshold",
+                "backoff", "recover_after", "max_backoff", "jitter", "trip_memory", "ramp",
+                "cooldown", "max_hint", "count", "cooldown_classes", "probe_clears_reports"});
     const toml::node* name = t.get("name");
     if (!name)
       throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");
@@ -562,15 +654,15 @@ private:
     if (probe_key == "tcp") {
       p.probe.kind = ProbeKind::tcp;
       parse_tcp(*probe, key, p.probe.target);
-      for (const char* k : {"headers", "healthy_below", "ca_file", "verify"})
+      for (const char* k :
+           {"headers", "method", "healthy_below", "expect", "expect_body", "ca_file", "verify"})
         if (const toml::node* n = t.get(k))
           fail(*n, std::string("provider.") + k, "applies to http/https probes only");
     } else {
       p.probe.kind = ProbeKind::http;
       parse_url(*probe, key, p.probe.target);
       if (auto* n = t.get("headers")) p.probe.headers = parse_headers(*n);
-      if (auto* n = t.get("healthy_below"))
-        p.probe.healthy_below = int_of(*n, "provider.healthy_below", 101, 999);
+      parse_check(t, cfg.table, p.probe);
       if (auto* n = t.get("verify")) p.probe.verify = bool_of(*n, "provider.verify");
       if (auto* n = t.get("ca_file")) {
         std::filesystem::path f = string_of(*n, "provider.ca_file");

@@ -55,6 +55,9 @@ struct TableConfig {
   /// the providers do not fit, instead of refusing them.
   bool grow = true;
   PolicyKeys policy; ///< the table's default policy
+  /// The HTTP check of every provider that sets none of its own.
+  std::optional<HttpMethod> method;
+  std::vector<StatusRange> expect; ///< empty: every status below healthy_below
 };
 
 /// The `[control]` section: the control socket and who may use it. Every
@@ -77,7 +80,7 @@ struct ControlConfig {
 /// One `[[provider]]`: a name, one probe, and its cadence.
 struct ProviderConfig {
   std::string name;
-  ProbeSpec probe;                     ///< name, target, headers (expanded), TLS, timeout
+  ProbeSpec probe; ///< name, target, headers (expanded), HTTP check, TLS, timeout
   std::chrono::nanoseconds interval{}; ///< own or the default
   std::chrono::nanoseconds timeout{};  ///< own or the default (also in probe.timeout)
   std::uint32_t line = 0;              ///< its [[provider]] line, for messages

@@ -46,8 +46,14 @@ void global_init() {
   });
 }
 
+/// "Connection refused" reads "connection refused" after a prefix; a first
+/// word with capitals inside ("OpenSSL", "SSL") is a name and stays as it is.
 std::string lower_first(std::string s) {
-  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  const auto word_end = s.find_first_of(" :/_", 0);
+  const auto rest = std::string_view(s).substr(0, word_end).substr(s.empty() ? 0 : 1);
+  const bool name =
+      std::any_of(rest.begin(), rest.end(), [](unsigned char c) { return std::isupper(c); });
+  if (!s.empty() && !name) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
   return s;
 }
 
@@ -59,7 +65,12 @@ struct Running {
   const ProbeSpec* spec = nullptr;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
-  bool body_seen = false;       ///< the status line and headers are in: enough
+  bool body_seen = false;       ///< the status line and headers are in
+  std::size_t body_scanned = 0; ///< expect_body: body bytes searched so far
+  bool body_found = false;      ///< expect_body: the text is in them
+  /// expect_body: the last bytes searched, too few to hold the text, which
+  /// the next chunk may complete.
+  std::string body_tail;
   TrustStores* trust = nullptr; ///< set when this probe verifies with a shared store
   std::string trust_error;      ///< why its store could not be read
   Clock::time_point started;
@@ -71,12 +82,31 @@ struct Running {
   }
 };
 
-/// The first body bytes mean the status and headers have arrived: that is all
-/// a probe needs, so stop there (returning 0 aborts with CURLE_WRITE_ERROR)
-/// rather than download a model list every tick.
-std::size_t on_body(char*, std::size_t, std::size_t, void* userdata) {
-  static_cast<Running*>(userdata)->body_seen = true;
-  return 0;
+/// The first body bytes mean the status and headers have arrived: without a
+/// body check that is all a probe needs, so stop there (returning 0 aborts
+/// with CURLE_WRITE_ERROR) rather than download a model list every tick.
+/// With one, read until the text turns up or kBodyScanLimit bytes have gone
+/// by, keeping only the tail a match could start in.
+std::size_t on_body(char* data, std::size_t size, std::size_t count, void* userdata) {
+  auto& r = *static_cast<Running*>(userdata);
+  r.body_seen = true;
+  const std::string& want = r.spec->expect_body;
+  if (want.empty()) return 0;
+  long status = 0;
+  curl_easy_getinfo(r.easy, CURLINFO_RESPONSE_CODE, &status);
+  if (!status_healthy(*r.spec, status)) return 0; // failed already: its body does not matter
+  const std::size_t bytes = size * count;
+  const std::size_t take = std::min(bytes, kBodyScanLimit - r.body_scanned);
+  std::string window = std::move(r.body_tail);
+  window.append(data, take);
+  r.body_scanned += take;
+  if (window.find(want) != std::string::npos) {
+    r.body_found = true;
+    return 0;
+  }
+  if (r.body_scanned >= kBodyScanLimit) return 0;
+  r.body_tail = window.substr(window.size() - std::min(window.size(), want.size() - 1));
+  return bytes;
 }
 
 /// Hands a verifying handshake the shared store for its CA setting.
@@ -95,8 +125,12 @@ CURLcode on_ssl_ctx(CURL*, void* ssl_ctx, void* userdata) {
   return CURLE_OK;
 }
 
+/// curl's message for a failed transfer, without the trailing blank or
+/// line break some of its messages end in.
 std::string errbuf_or(const Running& r, CURLcode code) {
   std::string text = r.errbuf.data();
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.pop_back();
   if (text.empty()) text = curl_easy_strerror(code);
   return text;
 }
@@ -107,10 +141,37 @@ std::string tls_detail(std::string text) {
   return text;
 }
 
-/// Why a transfer failed, in the reference module's words.
+/// Whether curl gave up on the response headers for their size. libcurl
+/// 7.88 says so in two ways: one header line past 100 KiB is
+/// CURLE_OUT_OF_MEMORY with no message (its bounded header buffer refused
+/// to grow), all of them past 300 KiB is CURLE_RECV_ERROR "Too large
+/// response headers: ..."; 8.6 and later say CURLE_TOO_LARGE. Out of memory
+/// once the request is out is that bound: a real allocation failure is not
+/// something a server can cause, and would not wait for the answer.
+bool header_too_large(const Running& r, CURLcode code) {
+#if LIBCURL_VERSION_NUM >= 0x080600
+  if (code == CURLE_TOO_LARGE) return true;
+#endif
+  if (code == CURLE_OUT_OF_MEMORY) {
+    long sent = 0;
+    curl_easy_getinfo(r.easy, CURLINFO_REQUEST_SIZE, &sent);
+    return sent > 0;
+  }
+  if (code == CURLE_RECV_ERROR) {
+    static constexpr std::string_view kTotal = "too large response headers";
+    return lower_first(r.errbuf.data()).rfind(kTotal, 0) == 0;
+  }
+  return false;
+}
+
+/// Why a transfer failed, in the reference module's words: every reason
+/// starts with what failed (dns, connect, tls, connection, http, proxy);
+/// curl's own text only ever follows such a prefix, as the detail.
+/// "probe-error:" is left for what no server can cause (curl itself failing).
 std::string failure_reason(const Running& r, CURLcode code) {
   long os_errno = 0;
   curl_easy_getinfo(r.easy, CURLINFO_OS_ERRNO, &os_errno);
+  if (header_too_large(r, code)) return "http: response header too large";
   switch (code) {
   case CURLE_OPERATION_TIMEDOUT: return timeout_reason(r.spec->timeout);
   case CURLE_COULDNT_RESOLVE_HOST:
@@ -129,13 +190,27 @@ std::string failure_reason(const Running& r, CURLcode code) {
   case CURLE_SSL_ISSUER_ERROR:
   case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
   case CURLE_SSL_INVALIDCERTSTATUS:
-  case CURLE_SSL_CRL_BADFILE: return "tls: " + lower_first(errbuf_or(r, code));
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_USE_SSL_FAILED:
+#if LIBCURL_VERSION_NUM >= 0x074D00
+  case CURLE_SSL_CLIENTCERT:
+#endif
+    return "tls: " + lower_first(errbuf_or(r, code));
+#if LIBCURL_VERSION_NUM >= 0x074900
+  case CURLE_PROXY: return "proxy: " + lower_first(errbuf_or(r, code));
+#endif
   case CURLE_GOT_NOTHING: return "http: empty reply from server";
+  case CURLE_PARTIAL_FILE: return "connection: closed before the end of the answer";
   case CURLE_RECV_ERROR:
   case CURLE_SEND_ERROR:
     if (os_errno != 0) return "connection: " + os_error(os_errno);
     return "connection: " + lower_first(errbuf_or(r, code));
   case CURLE_WEIRD_SERVER_REPLY:
+  case CURLE_BAD_CONTENT_ENCODING:
   case CURLE_HTTP2:
   case CURLE_HTTP2_STREAM: return "http: " + lower_first(errbuf_or(r, code));
   default: return "probe-error: " + lower_first(errbuf_or(r, code));
@@ -157,7 +232,18 @@ FailureClass transfer_class(CURLcode code) noexcept {
   case CURLE_SSL_ISSUER_ERROR:
   case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
   case CURLE_SSL_INVALIDCERTSTATUS:
-  case CURLE_SSL_CRL_BADFILE: return FailureClass::connect;
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_USE_SSL_FAILED:
+#if LIBCURL_VERSION_NUM >= 0x074D00
+  case CURLE_SSL_CLIENTCERT:
+#endif
+#if LIBCURL_VERSION_NUM >= 0x074900
+  case CURLE_PROXY:
+#endif
+    return FailureClass::connect;
   default: return FailureClass::other;
   }
 }
@@ -199,13 +285,15 @@ ProbeResult classify(const Running& r, CURLcode code) {
     if (status <= 0) {
       out.reason = "http: no status line";
       out.failure_class = FailureClass::other;
-    } else if (status < r.spec->healthy_below && status != 429) {
-      // 429 is never healthy: the server answered, but says not to send.
-      out.healthy = true;
-    } else {
+    } else if (!status_healthy(*r.spec, status)) {
       out.reason = "http " + std::to_string(status);
       out.failure_class = status_class(status);
       out.retry_after = retry_hint(r.easy);
+    } else if (!r.spec->expect_body.empty() && !r.body_found) {
+      out.reason = body_reason(r.spec->expect_body, r.body_scanned);
+      out.failure_class = FailureClass::other;
+    } else {
+      out.healthy = true;
     }
     return out;
   }
@@ -224,8 +312,47 @@ FailureClass status_class(long status) noexcept {
   return FailureClass::other;
 }
 
+bool status_healthy(const ProbeSpec& spec, long status) noexcept {
+  if (status == 429) return false;
+  if (spec.expect.empty()) return status < spec.healthy_below;
+  return std::any_of(spec.expect.begin(), spec.expect.end(),
+                     [&](const StatusRange& r) { return status >= r.lo && status <= r.hi; });
+}
+
 std::string timeout_reason(std::chrono::milliseconds timeout) {
   return "probe-timeout (>" + format_duration(timeout) + ")";
+}
+
+std::string body_reason(std::string_view text, std::size_t bytes) {
+  // last_error keeps kReasonMax bytes: leave room for the words around the text.
+  constexpr std::size_t kShown = 40;
+  std::string shown;
+  std::size_t used = 0;
+  for (; used < text.size() && shown.size() < kShown; ++used) {
+    const auto c = static_cast<unsigned char>(text[used]);
+    if (c == '"' || c == '\\') {
+      shown += '\\';
+      shown += static_cast<char>(c);
+    } else if (c == '\n') {
+      shown += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      shown += "\\x";
+      shown += kHex[c >> 4];
+      shown += kHex[c & 0xF];
+    } else {
+      shown += static_cast<char>(c);
+    }
+  }
+  // Cut on a code point boundary: back off continuation bytes of a cut character.
+  if (used < text.size()) {
+    while (used > 0 && (static_cast<unsigned char>(text[used]) & 0xC0) == 0x80) {
+      --used;
+      shown.pop_back();
+    }
+    shown += "...";
+  }
+  return "body: \"" + shown + "\" not found in the first " + std::to_string(bytes) + " bytes";
 }
 
 struct Engine::Impl {
@@ -311,7 +438,10 @@ struct Engine::Impl {
       return e;
     }
     curl_easy_setopt(e, CURLOPT_URL, spec.target.c_str());
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    if (spec.method == HttpMethod::head)
+      curl_easy_setopt(e, CURLOPT_NOBODY, 1L); // a HEAD: curl reads no body after the headers
+    else
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
     for (const auto& h : spec.headers) {

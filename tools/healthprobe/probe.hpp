@@ -15,11 +15,25 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace healthtable::prober {
 
 enum class ProbeKind { http, tcp };
+
+enum class HttpMethod { get, head };
+
+/// HTTP statuses lo..hi, both included (one status: lo == hi).
+struct StatusRange {
+  long lo = 0;
+  long hi = 0;
+  friend bool operator==(const StatusRange&, const StatusRange&) = default;
+};
+
+/// The most body bytes an `expect_body` check reads: enough for a status
+/// document or the start of a model list, never a download.
+inline constexpr std::size_t kBodyScanLimit = 64 * 1024;
 
 /// Everything the engine needs to run one probe.
 struct ProbeSpec {
@@ -27,12 +41,24 @@ struct ProbeSpec {
   ProbeKind kind = ProbeKind::http;
   /// http: the URL (http:// or https://); tcp: "host:port" or "[v6]:port".
   std::string target;
-  std::vector<std::string> headers; ///< "Name: value", already expanded
-  long healthy_below = 500;         ///< http: a status below this is healthy
-  std::string ca_file;              ///< http: trust this CA bundle instead of the system's
-  bool verify = true;               ///< http: verify the peer certificate and host name
+  std::vector<std::string> headers;    ///< "Name: value", already expanded
+  HttpMethod method = HttpMethod::get; ///< http
+  long healthy_below = 500;            ///< http: a status below this is healthy (unless `expect`)
+  /// http: the healthy statuses; empty: every status below healthy_below.
+  std::vector<StatusRange> expect;
+  /// http: when set, healthy only if the body's first kBodyScanLimit bytes contain it.
+  std::string expect_body;
+  std::string ca_file; ///< http: trust this CA bundle instead of the system's
+  bool verify = true;  ///< http: verify the peer certificate and host name
   std::chrono::milliseconds timeout{3000};
+
+  friend bool operator==(const ProbeSpec&, const ProbeSpec&) = default;
 };
+
+/// Whether an answer with this status is healthy for `spec`: one of its
+/// `expect`ed statuses, else below its healthy_below. 429 never is: the
+/// server answered, but says not to send.
+bool status_healthy(const ProbeSpec& spec, long status) noexcept;
 
 /// What one probe found.
 struct ProbeResult {
@@ -40,7 +66,8 @@ struct ProbeResult {
   bool healthy = false;
   /// Empty when healthy; otherwise in the reference module's spirit:
   /// "probe-timeout (>3s)", "http 503", "connect: connection refused",
-  /// "tls: certificate verify failed (...)", "dns: could not resolve host: x".
+  /// "tls: certificate verify failed (...)", "dns: could not resolve host: x",
+  /// "http: response header too large", `body: "ok" not found in ...`.
   std::string reason;
   long http_status = 0; ///< 0 when no status was read
   /// none when healthy; otherwise what kind of failure (failure_class()).
@@ -66,6 +93,12 @@ struct TickStats {
 
 /// "probe-timeout (>3s)": the reason for a probe that ran out of time.
 std::string timeout_reason(std::chrono::milliseconds timeout);
+
+/// `body: "ok" not found in the first 2 bytes`: an expected status whose
+/// body (the first `bytes` of it read) lacks the expected text. A long text
+/// is shortened and control characters escaped, so the reason fits
+/// last_error and stays one line.
+std::string body_reason(std::string_view text, std::size_t bytes);
 
 class Engine {
 public:
