@@ -11,6 +11,7 @@ set(healthtable_sources
   src/override_text.cpp
   src/pick.cpp
   src/policy.cpp
+  src/ramp_offset.cpp
   src/report.cpp
   src/reset_text.cpp
   src/retry_after.cpp

@@ -1,3 +1,4 @@
+#include "ramp_offset.hpp"
 #include "table_impl.hpp"
 
 #include <healthtable/error.hpp>
@@ -5,7 +6,6 @@
 #include <healthtable/names.hpp>
 #include <healthtable/table.hpp>
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -72,9 +72,7 @@ std::string_view Handle::name() const noexcept { return static_cast<const Cell*>
 Table::Impl::Impl(std::string seg, std::unique_ptr<detail::Home> h,
                   std::shared_ptr<detail::Mapping> m)
     : segment(std::move(seg)), home(std::move(h)), owner(home ? home->owner() : 0) {
-  std::uint32_t r = 0;
-  if (::getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<std::uint32_t>(::getpid()) * 2654435761u;
-  ramp_offset = r % 10'000;
+  (void)detail::ramp_offset(); // drawn now (and again in each forked child), not on a read path
   (void)detail::mono_offset_ns(); // read the time namespace now, not on a read path
   views.emplace_back(std::move(m));
   current.store(&views.back(), std::memory_order_release);
@@ -213,13 +211,13 @@ R follow(const Table::Impl& impl, const Cell& c, R available, Answer&& answer) n
 
 bool Table::Impl::slow(const Cell& c, std::int64_t now_mono_ns) const noexcept {
   return follow(*this, c, true, [&](std::uint64_t w, const Binding& b) {
-    return detail::decide(w, b.generation, *b.head, now_host_ns(now_mono_ns), ramp_offset);
+    return detail::decide(w, b.generation, *b.head, now_host_ns(now_mono_ns), detail::ramp_offset());
   });
 }
 
 std::int64_t Table::Impl::available_from(const Cell& c) const noexcept {
   return follow(*this, c, detail::kAvailableAlways, [&](std::uint64_t w, const Binding& b) {
-    return detail::available_from(w, b.generation, *b.head, ramp_offset);
+    return detail::available_from(w, b.generation, *b.head, detail::ramp_offset());
   });
 }
 
@@ -329,7 +327,7 @@ bool by_name(const Table::Impl& impl, std::string_view provider,
   return resolve_name(
       impl, provider, true,
       [&](std::uint64_t w, std::uint32_t gen, const SlotHead& h) {
-        return detail::decide(w, gen, h, impl.now_host_ns(now_mono_ns), impl.ramp_offset);
+        return detail::decide(w, gen, h, impl.now_host_ns(now_mono_ns), detail::ramp_offset());
       },
       [&](const Cell& c) { return impl.slow(c, now_mono_ns); });
 }
@@ -339,7 +337,7 @@ std::int64_t Table::Impl::available_from(std::string_view provider) const noexce
   return resolve_name(
       *this, provider, detail::kAvailableAlways,
       [&](std::uint64_t w, std::uint32_t gen, const SlotHead& h) {
-        return detail::available_from(w, gen, h, ramp_offset);
+        return detail::available_from(w, gen, h, detail::ramp_offset());
       },
       [&](const Cell& c) { return available_from(c); });
 }

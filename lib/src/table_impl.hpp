@@ -67,8 +67,6 @@ struct Table::Impl {
   mutable std::deque<detail::Cell> cells;
   mutable std::unordered_map<std::string, detail::Cell*> by_name;
   mutable std::deque<detail::Binding> bindings;
-  /// This process's offset into slow-start ramps, 0..9999 (random).
-  std::int64_t ramp_offset = 0;
   /// When a replaced table is missing, re-open at most this often.
   mutable std::atomic<std::int64_t> next_reopen_ns{0};
 

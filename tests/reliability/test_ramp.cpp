@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -120,13 +121,21 @@ bool read_within(int fd, char* buf, std::size_t n, std::chrono::milliseconds lim
   return true;
 }
 
+/// How the readers come by their Table.
+enum class Opened {
+  by_each,       ///< each child opens it after the fork
+  before_fork,   ///< the parent opened it and read it once; children inherit it
+};
+
 /// One reader process: opens the table itself (drawing its own ramp
-/// offset), says it is ready, waits for the trip, then polls every ~1 ms
+/// offset), or uses the one its parent opened before forking (gunicorn
+/// --preload; the fork draws the child its own offset), says it is ready, waits for the trip, then polls every ~1 ms
 /// until it sees the provider available. Exit codes: 0 ok, 10 not healthy
 /// before the trip, 11 never available in time, 12 pipe write failed.
-int reader(const std::string& seg, int index, int ready_fd, test::Barrier& go, int out_fd,
-           std::int64_t limit_ns) {
-  const Table t = Table::open(seg);
+int reader(const std::string& seg, const Table* inherited, int index, int ready_fd,
+           test::Barrier& go, int out_fd, std::int64_t limit_ns) {
+  const std::optional<Table> own = inherited ? std::nullopt : std::optional(Table::open(seg));
+  const Table& t = inherited ? *inherited : *own;
   if (!t.is_healthy(kProvider)) return 10;
   if (::write(ready_fd, "r", 1) != 1) return 12;
   go.wait();
@@ -155,7 +164,7 @@ struct Run {
 /// Trips one provider (threshold 1, a kBackoff window, the given ramp) with
 /// kReaders reader processes already polling, and collects when each first
 /// saw it available again.
-Run run_readers(std::chrono::nanoseconds ramp) {
+Run run_readers(std::chrono::nanoseconds ramp, Opened opened = Opened::by_each) {
   const test::Watchdog watchdog(120);
   SegmentName seg("ramp");
   CreateOptions o;
@@ -165,6 +174,11 @@ Run run_readers(std::chrono::nanoseconds ramp) {
   auto w = Writer::create(seg.str(), o);
   w.add(kProvider);
 
+  std::optional<Table> preloaded;
+  if (opened == Opened::before_fork) {
+    preloaded.emplace(Table::open(seg.str()));
+    REQUIRE(preloaded->is_healthy(kProvider)); // a handle bound, as a preloaded app would
+  }
   Pipe ready, out;
   test::Barrier go;
   Children kids; // after the pipes and the barrier: destroyed (killed) first
@@ -172,7 +186,10 @@ Run run_readers(std::chrono::nanoseconds ramp) {
       std::chrono::nanoseconds(kBackoff + ramp).count() + kSlackNs + 10'000'000'000;
   for (int i = 0; i < kReaders; ++i)
     kids.add(test::spawn(
-        [&, i] { return reader(seg.str(), i, ready.write_end(), go, out.write_end(), limit_ns); },
+        [&, i] {
+          return reader(seg.str(), preloaded ? &*preloaded : nullptr, i, ready.write_end(), go,
+                        out.write_end(), limit_ns);
+        },
         90));
 
   char buf[kReaders];
@@ -249,4 +266,15 @@ TEST_CASE("ramp: with no ramp, no reader process sees the provider before the wi
     CHECK_MESSAGE(x.first_up_ns <= run.deadline_ns + kSlackNs,
                   "reader " << x.reader << " waited long after the window");
   MESSAGE("spread " << spread_ns(run) / 1'000'000 << " ms with no ramp; " << describe(run));
+}
+
+TEST_CASE("ramp: readers forked from a process that opened the table first still spread out") {
+  // A pre-forking server that opens the table before it forks: without a
+  // fresh offset per child, all 16 would come back at the same instant.
+  constexpr auto kRamp = 4s;
+  const Run run = run_readers(kRamp, Opened::before_fork);
+  const std::int64_t spread = spread_ns(run);
+  MESSAGE("spread " << spread / 1'000'000 << " ms over a " << kRamp.count() * 1000 << " ms ramp; "
+                    << describe(run));
+  CHECK(spread >= std::chrono::nanoseconds(kRamp).count() / 4); // the bound argued above
 }
