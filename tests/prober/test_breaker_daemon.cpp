@@ -1,8 +1,10 @@
 // Breaker v2 through the healthprobe binary: what each class of probe
-// failure does to the table, windows that end being probed at once, and
-// policies that a reload applies without resetting state.
+// failure does to the table, windows that end being probed at once,
+// policies that a reload applies without resetting state, and worker
+// reports meeting probe results.
 #include "servers.hpp"
 
+#include <healthtable/report.hpp>
 #include <healthtable/table.hpp>
 #include <healthtable/writer.hpp>
 #include <support/support.hpp>
@@ -234,4 +236,52 @@ TEST_CASE("per-provider policy applies, and a reload that keeps it keeps the sta
   REQUIRE(lenient);
   CHECK(lenient->healthy);
   CHECK(lenient->consecutive_failures == 1); // its count survived the policy change
+}
+
+TEST_CASE("worker reports and probes together: the probe after a reported trip does not close "
+          "it, unless probe_clears_reports") {
+  for (const bool clears : {false, true}) {
+    CAPTURE(clears);
+    SegmentName seg("bd-mix");
+    HttpServer web; // the health endpoint answers 200 while the API fails
+    Run run;
+    // An hour between probes: after the first, the only probe is the one the
+    // window's end triggers, so the test sees exactly one probe after the trip.
+    run.start(head(seg, "1h") + "[table]\nbackoff = \"2s\"\n" +
+              (clears ? "probe_clears_reports = true\n" : "") +
+              provider("api", web.url("/status/200")));
+    REQUIRE(eventually([&] {
+      const auto s = state(seg, "api");
+      return s && s->successes == 1;
+    }, 10s));
+
+    Reporter reporter(seg.str());
+    REQUIRE(reporter.failure("api", "http 502", FailureClass::server));
+    REQUIRE(reporter.failure("api", "http 502", FailureClass::server));
+    REQUIRE(run.child->wait_for_err("provider api marked unhealthy after 2 consecutive failures "
+                                    "(http 502, class server)",
+                                    10s));
+    REQUIRE(eventually([&] { return state(seg, "api")->successes == 2; }, 30s));
+    const auto s = state(seg, "api");
+    CHECK(s->last_source == Source::probe);
+    if (clears) {
+      CHECK(s->healthy); // a probe's success counts as any other
+      CHECK(s->consecutive_failures == 0);
+    } else {
+      // The health endpoint answering is not proof the API works: the
+      // workers' failures stand, and the breaker stays open (half-open, its
+      // window over) until the next probe or a worker's success decides.
+      CHECK_FALSE(s->healthy);
+      CHECK(s->consecutive_failures == 2);
+      REQUIRE(reporter.success("api"));
+      REQUIRE(eventually([&] { return state(seg, "api")->healthy; }, 10s));
+    }
+    const std::vector<EventRecord> ev = events_of(seg, "api");
+    REQUIRE_FALSE(ev.empty());
+    CHECK(std::any_of(ev.begin(), ev.end(), [](const EventRecord& e) {
+      return e.kind == EventKind::tripped && e.source == Source::report;
+    }));
+    CHECK(ev.back().kind == EventKind::recovered);
+    CHECK(ev.back().source == (clears ? Source::probe : Source::report));
+  }
 }
