@@ -14,6 +14,8 @@ packages=(
   libtomlplusplus-dev     # prober config
   libcurl4-openssl-dev    # HTTP probes
   libssl-dev              # healthprobe's shared CA store; the HTTPS test server
+  libsystemd-dev          # healthprobe's sd_notify: Type=notify, watchdog, STATUS=
+  systemd                 # systemd-analyze, which checks the example unit (tests/prober)
   ca-certificates         # the system CA bundle the prober's trust tests read
   libfmt-dev              # formatting
   openssl                 # test certificates for HTTPS probes

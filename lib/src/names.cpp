@@ -2,6 +2,7 @@
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -133,6 +134,23 @@ std::string format_duration(std::chrono::nanoseconds d) {
   if (ns >= 1'000'000) return fmt(ns, 1'000'000, "ms");
   if (ns >= 1'000) return fmt(ns, 1'000, "us");
   return fmt(ns, 1, "ns");
+}
+
+std::string format_age(std::int64_t ns) {
+  ns = std::max<std::int64_t>(ns, 0);
+  const long long s = ns / 1'000'000'000;
+  char buf[48];
+  if (ns < 10'000'000'000)
+    std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ns) / 1e9);
+  else if (s < 60)
+    std::snprintf(buf, sizeof buf, "%llds", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
+  else if (s < 86400)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+  return buf;
 }
 
 std::string format_mode(std::uint32_t mode) {

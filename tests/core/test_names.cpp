@@ -71,6 +71,17 @@ TEST_CASE("durations: formatting round-trips") {
     CHECK(parse_duration(format_duration(d)) == d);
 }
 
+TEST_CASE("ages: tenths under ten seconds, then two units") {
+  CHECK(format_age(0) == "0.0s");
+  CHECK(format_age(400'000'000) == "0.4s");
+  CHECK(format_age(9'940'000'000) == "9.9s");
+  CHECK(format_age(12'500'000'000) == "12s");
+  CHECK(format_age(303'000'000'000) == "5m03s");
+  CHECK(format_age(7'500'000'000'000) == "2h05m");
+  CHECK(format_age(3 * 86'400'000'000'000 + 4 * 3'600'000'000'000) == "3d04h");
+  CHECK(format_age(-1'000'000'000) == "0.0s");
+}
+
 TEST_CASE("reasons: UTF-8 boundaries, invalid bytes, control characters") {
   CHECK(sanitize_reason("plain", 120) == "plain");
   CHECK(sanitize_reason("abc\xE2\x82\xAC", 5) == "abc"); // a 3-byte euro sign does not fit

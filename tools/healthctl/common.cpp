@@ -74,16 +74,6 @@ std::optional<std::chrono::nanoseconds> parse_optional_duration(std::string_view
   return healthtable::parse_duration(text, option);
 }
 
-std::string format_age(std::int64_t ns) {
-  const std::int64_t s = std::max<std::int64_t>(ns, 0) / 1'000'000'000;
-  if (ns < 10'000'000'000)
-    return fmt::format("{:.1f}s", static_cast<double>(std::max<std::int64_t>(ns, 0)) / 1e9);
-  if (s < 60) return fmt::format("{}s", s);
-  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
-  return fmt::format("{}d{:02}h", s / 86400, s % 86400 / 3600);
-}
-
 std::string format_utc(std::int64_t unix_ns) {
   const std::time_t t = static_cast<std::time_t>(unix_ns / 1'000'000'000);
   std::tm tm{};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <healthtable/error.hpp>
+#include <healthtable/names.hpp>
 #include <healthtable/table.hpp>
 #include <healthtable/writer.hpp>
 
@@ -70,8 +71,7 @@ std::optional<std::chrono::nanoseconds> parse_optional_duration(std::string_view
 
 // Formatting.
 
-/// An elapsed time for humans: "0.4s", "12s", "5m03s", "2h05m", "3d04h".
-std::string format_age(std::int64_t ns);
+using healthtable::format_age; // "0.4s", "12s", "5m03s": shared with healthprobe's STATUS=
 /// A Unix time in UTC, ISO 8601 to the second: "2024-05-01T12:00:00Z".
 std::string format_utc(std::int64_t unix_ns);
 /// "33,024 bytes (32.3 KiB)".

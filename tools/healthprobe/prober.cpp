@@ -1,4 +1,5 @@
 #include "prober.hpp"
+#include "status_line.hpp"
 
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
@@ -113,6 +114,12 @@ void make_room(Writer& w, const Config& cfg, const Log& log) {
                          " slots: " + std::to_string(needed) + " providers need them");
 }
 
+/// systemd's STATUS= line for the table as it is now.
+std::string status_of(const Writer& w) {
+  const Instant now = Instant::now();
+  return status_line(w.table().snapshot(), now.mono_ns, now.unix_ns);
+}
+
 } // namespace
 
 Writer open_table(const Config& cfg, const Log& log) {
@@ -180,6 +187,7 @@ bool Prober::open_control() {
 }
 
 bool Prober::wake(int signal_fd) {
+  notify_.watchdog(); // also reads its timer, which is in the wait set
   drain_signals(signal_fd);
   // Requests are applied even mid-tick (between two probe outcomes): an
   // operator's `set down` does not wait for a slow probe's timeout.
@@ -486,6 +494,12 @@ int Prober::run(int signal_fd) {
     log_(Level::err, std::string("epoll_ctl: ") + std::strerror(errno));
     return kExitFailure;
   }
+  // The watchdog's timer wakes the loop, and a tick, often enough to feed it.
+  ev.data.fd = notify_.fd();
+  if (notify_.fd() >= 0 && ::epoll_ctl(wait_fd_, EPOLL_CTL_ADD, notify_.fd(), &ev) != 0) {
+    log_(Level::err, std::string("epoll_ctl: ") + std::strerror(errno));
+    return kExitFailure;
+  }
   if (cfg_.control.enabled && !open_control()) return kExitFailure;
   log_(Level::info, "started: pid " + std::to_string(::getpid()) + ", segment " +
                         quoted(cfg_.segment) + ", " + std::to_string(providers_.size()) +
@@ -498,11 +512,16 @@ int Prober::run(int signal_fd) {
   writer_.set_heartbeat_interval(promise());
   beat();
   while (!stop_) {
+    notify_.watchdog();
     expire();
     tick(signal_fd);
     if (stop_) break;
+    notify_.ready([&] { return status_of(writer_); }); // once: the first tick is written
+    notify_.status([&] { return status_of(writer_); });
     if (reload_) {
+      notify_.reloading();
       reload();
+      notify_.ready([&] { return status_of(writer_); });
       continue; // new and changed providers are due now
     }
     auto wake_at = last_beat_ + std::chrono::duration_cast<Clock::duration>(promise());
@@ -522,6 +541,7 @@ int Prober::run(int signal_fd) {
     }
     if (Clock::now() >= last_beat_ + std::chrono::duration_cast<Clock::duration>(promise())) beat();
   }
+  notify_.stopping();
   if (exit_code_ != kExitOk) return exit_code_;
   log_(Level::info, "stopping on " +
                         (stop_signal_.empty() ? std::string("request") : stop_signal_) +

@@ -5,6 +5,7 @@
 #include "config.hpp"
 #include "control.hpp"
 #include "log.hpp"
+#include "notify.hpp"
 #include "probe.hpp"
 
 #include <healthtable/writer.hpp>
@@ -92,6 +93,7 @@ private:
   bool reload_ = false;
   int exit_code_ = kExitOk; ///< set when the table is lost for good
   std::string stop_signal_;
+  Notifier notify_; ///< systemd's READY=1, WATCHDOG=1, STATUS= (no-ops outside it)
 };
 
 } // namespace healthtable::prober

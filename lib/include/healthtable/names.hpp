@@ -24,6 +24,10 @@ std::chrono::nanoseconds parse_duration(std::string_view text, std::string_view 
 /// "60s", "1.5s", "500ms", "2m" ...: the shortest exact rendering.
 std::string format_duration(std::chrono::nanoseconds d);
 
+/// An elapsed time for humans: "0.4s", "12s", "5m03s", "2h05m", "3d04h"
+/// (tenths under ten seconds, then two units); a negative one is "0.0s".
+std::string format_age(std::int64_t ns);
+
 /// "0644".
 std::string format_mode(std::uint32_t mode);
 
