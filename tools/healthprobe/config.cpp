@@ -70,7 +70,8 @@ std::string expand_env(std::string_view text, const EnvLookup& env) {
 bool ProviderConfig::same_as(const ProviderConfig& o) const {
   const ProbeSpec& a = probe; // every field: a changed check is a changed probe
   const ProbeSpec& b = o.probe;
-  return name == o.name && interval == o.interval && timeout == o.timeout && a == b;
+  return name == o.name && interval == o.interval && timeout == o.timeout &&
+         down_interval == o.down_interval && spread_permille == o.spread_permille && a == b;
 }
 
 Policy PolicyKeys::over(Policy p) const {
@@ -234,10 +235,10 @@ private:
     const toml::table* tbl = node.as_table();
     if (!tbl) fail(node, "table", "must be a table: write [table]");
     check_keys(*tbl, "table.",
-               {"create", "slots", "mode", "grow", "failure_threshold", "backoff",
-                "recover_after", "max_backoff", "jitter", "trip_memory", "ramp", "cooldown",
-                "max_hint", "count", "cooldown_classes", "probe_clears_reports", "method",
-                "expect"});
+               {"create", "slots", "mode", "grow", "down_interval", "spread", "failure_threshold",
+                "backoff", "recover_after", "max_backoff", "jitter", "trip_memory", "ramp",
+                "cooldown", "max_hint", "count", "cooldown_classes", "probe_clears_reports",
+                "method", "expect"});
     if (auto* n = tbl->get("create")) t.create = bool_of(*n, "table.create");
     if (auto* n = tbl->get("method")) t.method = method_of(*n, "table.method");
     if (auto* n = tbl->get("expect")) t.expect = expect_of(*n, "table.expect");
@@ -246,11 +247,47 @@ private:
       t.slots = static_cast<std::uint32_t>(int_of(*n, "table.slots", 1, kMaxCapacity));
     if (auto* n = tbl->get("mode")) t.mode = mode_of(*n, "table.mode", "0644");
     t.policy = parse_policy(*tbl, "table.", Policy{});
+    t.cadence = parse_cadence(*tbl, "table.");
   }
 
   /// The policy keys of one section. Each is checked by validate_policy()
   /// as it is laid over `base`, so the library's message (which names the
   /// field) comes with the key's own line.
+  CadenceKeys parse_cadence(const toml::table& t, const std::string& prefix) const {
+    CadenceKeys k;
+    if (auto* n = t.get("down_interval"))
+      k.down_interval = positive_duration(*n, prefix + "down_interval");
+    if (auto* n = t.get("spread")) k.spread_permille = spread_of(*n, prefix + "spread");
+    return k;
+  }
+
+  /// `spread`: a fraction of the interval (0.1) or a percentage ("10%"), at
+  /// most half of it, in thousandths.
+  std::uint32_t spread_of(const toml::node& n, const std::string& key) const {
+    const std::string expected =
+        "must be a fraction of the interval such as 0.1 or a percentage such as \"10%\"";
+    double fraction = 0;
+    if (auto* f = n.as_floating_point()) {
+      fraction = f->get();
+    } else if (auto* i = n.as_integer()) {
+      if (i->get() != 0) fail(n, key, expected);
+    } else if (auto* s = n.as_string()) {
+      const std::string text = s->get();
+      char* end = nullptr;
+      const double pct = std::strtod(text.c_str(), &end);
+      if (text.empty() || end == text.c_str() || std::string_view(end) != "%")
+        fail(n, key, expected);
+      fraction = pct / 100;
+    } else {
+      fail(n, key, expected);
+    }
+    if (!(fraction >= 0) || fraction > 0.5) // also NaN
+      fail(n, key,
+           "must be between 0 and 0.5 (50%) of the interval: each probe moves by up to "
+           "+- this share");
+    return static_cast<std::uint32_t>(fraction * 1000 + 0.5);
+  }
+
   PolicyKeys parse_policy(const toml::table& t, const std::string& prefix, Policy base) const {
     PolicyKeys k;
     const auto set = [&](const char* key, auto&& parse_into) {
@@ -617,9 +654,10 @@ private:
     p.line = line_of(t.source());
     check_keys(t, "provider.",
                {"name", "http", "https", "tcp", "headers", "method", "healthy_below", "expect",
-                "expect_body", "ca_file", "verify", "interval", "timeout", "failure_threshold",
-                "backoff", "recover_after", "max_backoff", "jitter", "trip_memory", "ramp",
-                "cooldown", "max_hint", "count", "cooldown_classes", "probe_clears_reports"});
+                "expect_body", "ca_file", "verify", "interval", "timeout", "down_interval",
+                "spread", "failure_threshold", "backoff", "recover_after", "max_backoff", "jitter",
+                "trip_memory", "ramp", "cooldown", "max_hint", "count", "cooldown_classes",
+                "probe_clears_reports"});
     const toml::node* name = t.get("name");
     if (!name)
       throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");
@@ -684,6 +722,10 @@ private:
                         "provider \"" + p.name + "\": timeout (" + format_duration(p.timeout) +
                             ") must not exceed its interval (" + format_duration(p.interval) + ")");
     p.probe.timeout = std::chrono::ceil<std::chrono::milliseconds>(p.timeout);
+    const CadenceKeys own = parse_cadence(t, "provider.");
+    p.down_interval =
+        own.down_interval.value_or(cfg.table.cadence.down_interval.value_or(p.interval));
+    p.spread_permille = own.spread_permille.value_or(cfg.table.cadence.spread_permille.value_or(0));
     p.policy = parse_policy(t, "provider.", cfg.table.policy.over(Policy{}));
     return p;
   }

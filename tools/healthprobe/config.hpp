@@ -45,6 +45,17 @@ struct PolicyKeys {
   friend bool operator==(const PolicyKeys&, const PolicyKeys&) = default;
 };
 
+/// The probe cadence keys one section sets (`[table]` for the default, a
+/// `[[provider]]` for its own); an absent key leaves the one underneath.
+struct CadenceKeys {
+  /// The interval while the provider is failing, tripped or half-open
+  /// (HAProxy's fastinter/downinter). Nowhere set: its `interval`.
+  std::optional<std::chrono::nanoseconds> down_interval;
+  /// Each next probe moves by up to +- this share of the interval, in
+  /// thousandths (`spread = 0.1` or "10%" is 100). Nowhere set: 0.
+  std::optional<std::uint32_t> spread_permille;
+};
+
 /// The `[table]` section: how to create the segment when it is missing, and
 /// the circuit-breaker policy to apply (absent keys leave the table's own).
 struct TableConfig {
@@ -58,6 +69,7 @@ struct TableConfig {
   /// The HTTP check of every provider that sets none of its own.
   std::optional<HttpMethod> method;
   std::vector<StatusRange> expect; ///< empty: every status below healthy_below
+  CadenceKeys cadence; ///< the providers' default down_interval and spread
 };
 
 /// The `[control]` section: the control socket and who may use it. Every
@@ -83,6 +95,8 @@ struct ProviderConfig {
   ProbeSpec probe; ///< name, target, headers (expanded), HTTP check, TLS, timeout
   std::chrono::nanoseconds interval{}; ///< own or the default
   std::chrono::nanoseconds timeout{};  ///< own or the default (also in probe.timeout)
+  std::chrono::nanoseconds down_interval{}; ///< own, [table]'s, or `interval`
+  std::uint32_t spread_permille = 0;        ///< own, [table]'s, or 0
   std::uint32_t line = 0;              ///< its [[provider]] line, for messages
   std::uint32_t name_line = 0;         ///< its name's line (duplicates point here)
   /// Its own breaker policy over the table default (Writer::set_policy(name, ...)).

@@ -34,9 +34,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Slack past the longest probe timeout before the engine abandons a probe
-/// itself: curl enforces each timeout; this is the backstop.
+/// Slack past a probe's timeout before the engine abandons it itself: curl
+/// enforces each timeout; this is the backstop.
 constexpr auto kDeadlineSlack = std::chrono::milliseconds(200);
+/// How often started probes look for changed CA files (TrustStores::new_tick).
+constexpr auto kTrustRecheck = std::chrono::seconds(1);
+/// The longest poll() sleeps, whatever it is asked: a bound, not a schedule.
+constexpr auto kLongestWait = std::chrono::seconds(60);
 
 void global_init() {
   static std::once_flag once;
@@ -62,7 +66,8 @@ std::string os_error(long err) { return lower_first(std::strerror(static_cast<in
 /// One probe in flight.
 struct Running {
   std::size_t index = 0;
-  const ProbeSpec* spec = nullptr;
+  const ProbeSpec* spec = nullptr; ///< points at `owned`
+  ProbeSpec owned;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
   bool body_seen = false;       ///< the status line and headers are in
@@ -74,6 +79,7 @@ struct Running {
   TrustStores* trust = nullptr; ///< set when this probe verifies with a shared store
   std::string trust_error;      ///< why its store could not be read
   Clock::time_point started;
+  Clock::time_point deadline; ///< the engine's backstop: timeout + kDeadlineSlack
   std::array<char, CURL_ERROR_SIZE> errbuf{};
 
   ~Running() {
@@ -357,15 +363,29 @@ std::string body_reason(std::string_view text, std::size_t bytes) {
 
 struct Engine::Impl {
   CURLM* multi = nullptr;
-  TrustStores trust; ///< shared by the handshakes of every tick
+  TrustStores trust;                 ///< shared by the handshakes of every probe
+  Clock::time_point trust_checked{}; ///< the last TrustStores::new_tick()
   int epfd = -1;
-  int wake_fd = -1;
+  int watched = -1; ///< the caller's fd in our epoll set, or -1
   /// When curl wants CURL_SOCKET_TIMEOUT next (nullopt: no timer).
   std::optional<Clock::time_point> timer_at;
+  std::unordered_map<CURL*, std::unique_ptr<Running>> running;
+  /// Results not yet handed over: probes that could not start, backstops.
+  std::vector<ProbeResult> undelivered;
+  std::array<epoll_event, 256> events{};
 
   ~Impl() {
+    for (auto& entry : running) // out of the multi handle before it goes
+      curl_multi_remove_handle(multi, entry.first);
+    running.clear();
     if (multi) curl_multi_cleanup(multi);
     if (epfd >= 0) ::close(epfd);
+  }
+
+  /// Takes a probe out of the multi handle and frees it (its connection closes).
+  void finish(CURL* e) {
+    curl_multi_remove_handle(multi, e);
+    running.erase(e); // destroys the easy handle with the node
   }
 
   // curl tells us which sockets to watch for what; epoll keeps the set.
@@ -504,129 +524,176 @@ Engine::~Engine() = default;
 
 std::size_t Engine::trust_loads() const noexcept { return impl_->trust.loads(); }
 
+void Engine::start(const ProbeSpec& spec, std::size_t id) {
+  Impl& im = *impl_;
+  const auto now = Clock::now();
+  // A CA file's changes are looked for at most once a second, not once per
+  // probe: a stat() per handshake would be the cost the shared store saves.
+  if (now - im.trust_checked >= kTrustRecheck) {
+    im.trust.new_tick();
+    im.trust_checked = now;
+  }
+  auto r = std::make_unique<Running>();
+  r->index = id;
+  r->owned = spec;
+  r->spec = &r->owned;
+  r->started = now;
+  r->deadline = now + spec.timeout + kDeadlineSlack;
+  CURL* e = im.make_easy(*r);
+  CURLMcode mc = CURLM_OUT_OF_MEMORY;
+  if (e) mc = curl_multi_add_handle(im.multi, e);
+  if (mc != CURLM_OK) {
+    // Cannot even start: a failure for this provider alone.
+    ProbeResult o;
+    o.index = id;
+    o.reason = std::string("probe-error: cannot start: ") + curl_multi_strerror(mc);
+    o.failure_class = FailureClass::other;
+    im.undelivered.push_back(std::move(o));
+    return;
+  }
+  im.running.emplace(e, std::move(r));
+}
+
+void Engine::watch(int fd) {
+  Impl& im = *impl_;
+  if (fd == im.watched) return;
+  if (im.watched >= 0) ::epoll_ctl(im.epfd, EPOLL_CTL_DEL, im.watched, nullptr);
+  im.watched = fd;
+  if (fd < 0) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (::epoll_ctl(im.epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+    throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
+}
+
+std::size_t Engine::in_flight() const noexcept {
+  return impl_->running.size() + impl_->undelivered.size();
+}
+
+bool Engine::cancel(std::size_t id) {
+  Impl& im = *impl_;
+  for (auto it = im.running.begin(); it != im.running.end(); ++it)
+    if (it->second->index == id) {
+      im.finish(it->first);
+      return true;
+    }
+  const auto u = std::find_if(im.undelivered.begin(), im.undelivered.end(),
+                              [&](const ProbeResult& o) { return o.index == id; });
+  if (u == im.undelivered.end()) return false;
+  im.undelivered.erase(u);
+  return true;
+}
+
+std::size_t Engine::abandon() {
+  Impl& im = *impl_;
+  const std::size_t n = in_flight();
+  while (!im.running.empty())
+    im.finish(im.running.begin()->first);
+  im.undelivered.clear();
+  return n;
+}
+
+bool Engine::poll(Clock::time_point until, const ResultFn& on_result) {
+  Impl& im = *impl_;
+  auto now = Clock::now();
+  // Backstops first: whatever ran past its own timeout and the slack.
+  auto wake_at = std::min(until, now + kLongestWait);
+  for (auto it = im.running.begin(); it != im.running.end();) {
+    const Running& r = *it->second;
+    if (r.deadline > now) {
+      wake_at = std::min(wake_at, r.deadline);
+      ++it;
+      continue;
+    }
+    ProbeResult o;
+    o.index = r.index;
+    o.reason = timeout_reason(r.spec->timeout);
+    o.failure_class = FailureClass::timeout;
+    o.elapsed = now - r.started;
+    CURL* e = it->first;
+    ++it;
+    im.finish(e);
+    im.undelivered.push_back(std::move(o));
+  }
+  if (im.timer_at) wake_at = std::min(wake_at, *im.timer_at);
+  if (!im.undelivered.empty()) wake_at = now; // results to hand over: do not sleep
+
+  // Round up: waking a hair early would spin until curl's timer is due.
+  const auto wait_ms =
+      std::chrono::ceil<std::chrono::milliseconds>(std::max(wake_at - now, Clock::duration{0}))
+          .count();
+  const int n = ::epoll_wait(im.epfd, im.events.data(), static_cast<int>(im.events.size()),
+                             static_cast<int>(wait_ms));
+  if (n < 0 && errno != EINTR)
+    throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
+  bool woken = false;
+  int still = 0;
+  for (int i = 0; i < n; ++i) {
+    const int fd = im.events[static_cast<std::size_t>(i)].data.fd;
+    const auto ev = im.events[static_cast<std::size_t>(i)].events;
+    if (fd == im.watched && im.watched >= 0) {
+      woken = true;
+      continue;
+    }
+    int flags = 0;
+    if (ev & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
+    if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+    if (ev & EPOLLERR) flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(im.multi, fd, flags, &still);
+  }
+  if (im.timer_at && Clock::now() >= *im.timer_at) {
+    im.timer_at.reset();
+    curl_multi_socket_action(im.multi, CURL_SOCKET_TIMEOUT, 0, &still);
+  }
+
+  // Hand over what finished. The queue is swapped out first: on_result may
+  // start new probes, whose start failures belong to the next turn.
+  std::vector<ProbeResult> ready;
+  ready.swap(im.undelivered);
+  for (const ProbeResult& o : ready)
+    on_result(o);
+  int pending = 0;
+  while (CURLMsg* msg = curl_multi_info_read(im.multi, &pending)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    CURL* e = msg->easy_handle;
+    const CURLcode code = msg->data.result;
+    auto it = im.running.find(e);
+    if (it == im.running.end()) continue;
+    const ProbeResult o = classify(*it->second, code);
+    im.finish(e);
+    on_result(o);
+  }
+  return woken;
+}
+
 TickStats Engine::run(std::span<const ProbeSpec> probes,
                       const std::function<void(const ProbeResult&)>& on_outcome, int wake_fd,
                       const std::function<bool()>& on_wake) {
   Impl& im = *impl_;
   TickStats stats;
   stats.probes = probes.size();
-  const auto start = Clock::now();
-
-  auto report = [&](const ProbeResult& o) {
+  const auto start_at = Clock::now();
+  const auto report = [&](const ProbeResult& o) {
     (o.healthy ? stats.healthy : stats.failed)++;
     on_outcome(o);
   };
-
+  // A batch is a tick: its CA files are checked for changes once, at its start.
   im.trust.new_tick();
-  std::unordered_map<CURL*, std::unique_ptr<Running>> running;
-  running.reserve(probes.size());
-  std::chrono::milliseconds longest{0};
-  for (std::size_t i = 0; i < probes.size(); ++i) {
-    auto r = std::make_unique<Running>();
-    r->index = i;
-    r->spec = &probes[i];
-    r->started = Clock::now();
-    longest = std::max(longest, probes[i].timeout);
-    CURL* e = im.make_easy(*r);
-    CURLMcode mc = CURLM_OUT_OF_MEMORY;
-    if (e) mc = curl_multi_add_handle(im.multi, e);
-    if (mc != CURLM_OK) {
-      // Cannot even start: a failure for this provider alone.
-      ProbeResult o;
-      o.index = i;
-      o.reason = std::string("probe-error: cannot start: ") + curl_multi_strerror(mc);
-      o.failure_class = FailureClass::other;
-      report(o);
-      continue;
-    }
-    running.emplace(e, std::move(r));
-  }
-
-  if (wake_fd >= 0) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.fd = wake_fd;
-    ::epoll_ctl(im.epfd, EPOLL_CTL_ADD, wake_fd, &ev);
-  }
-
-  auto finish = [&](CURL* e, const ProbeResult* o) {
-    curl_multi_remove_handle(im.multi, e);
-    auto node = running.extract(e); // destroys the easy handle with the node
-    if (o) report(*o);
-  };
-  auto drain = [&] {
-    int pending = 0;
-    while (CURLMsg* msg = curl_multi_info_read(im.multi, &pending)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      CURL* e = msg->easy_handle;
-      const CURLcode code = msg->data.result;
-      auto it = running.find(e);
-      if (it == running.end()) continue;
-      const ProbeResult o = classify(*it->second, code);
-      finish(e, &o);
-    }
-  };
-
-  int still = 0;
-  const auto deadline = start + longest + kDeadlineSlack;
-  if (!running.empty()) {
-    curl_multi_socket_action(im.multi, CURL_SOCKET_TIMEOUT, 0, &still);
-    drain();
-  }
-  std::array<epoll_event, 256> events{};
-  while (!running.empty() && !stats.interrupted) {
-    auto now = Clock::now();
-    if (now >= deadline) break;
-    auto wait = deadline - now;
-    if (im.timer_at)
-      wait = std::min<Clock::duration>(wait, std::max(*im.timer_at - now, Clock::duration{0}));
-    // Round up: waking a hair early would spin until curl's timer is due.
-    const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
-    const int n = ::epoll_wait(im.epfd, events.data(), static_cast<int>(events.size()),
-                               static_cast<int>(wait_ms));
-    if (n < 0 && errno != EINTR)
-      throw std::runtime_error(std::string("epoll_wait: ") + std::strerror(errno));
-    for (int i = 0; i < n; ++i) {
-      const int fd = events[static_cast<std::size_t>(i)].data.fd;
-      const auto ev = events[static_cast<std::size_t>(i)].events;
-      if (fd == wake_fd && wake_fd >= 0) {
-        if (on_wake && on_wake()) stats.interrupted = true;
-        continue;
-      }
-      int flags = 0;
-      if (ev & (EPOLLIN | EPOLLHUP)) flags |= CURL_CSELECT_IN;
-      if (ev & EPOLLOUT) flags |= CURL_CSELECT_OUT;
-      if (ev & EPOLLERR) flags |= CURL_CSELECT_ERR;
-      curl_multi_socket_action(im.multi, fd, flags, &still);
-    }
-    if (stats.interrupted) break;
-    if (im.timer_at && Clock::now() >= *im.timer_at) {
-      im.timer_at.reset();
-      curl_multi_socket_action(im.multi, CURL_SOCKET_TIMEOUT, 0, &still);
-    }
-    drain();
-  }
-
-  // Whatever is left either ran past the backstop (a timeout) or is being
-  // abandoned because we are told to stop; either way close it now.
-  while (!running.empty()) {
-    auto it = running.begin();
-    CURL* e = it->first;
-    if (stats.interrupted) {
-      ++stats.abandoned;
-      finish(e, nullptr);
-    } else {
-      ProbeResult o;
-      o.index = it->second->index;
-      o.reason = timeout_reason(it->second->spec->timeout);
-      o.failure_class = FailureClass::timeout;
-      o.elapsed = Clock::now() - it->second->started;
-      finish(e, &o);
+  im.trust_checked = start_at;
+  const int watched_before = im.watched;
+  watch(wake_fd);
+  im.running.reserve(probes.size());
+  for (std::size_t i = 0; i < probes.size(); ++i)
+    start(probes[i], i);
+  while (in_flight() > 0) {
+    if (poll(Clock::time_point::max(), report) && on_wake && on_wake()) {
+      stats.interrupted = true;
+      stats.abandoned = abandon();
     }
   }
-  if (wake_fd >= 0) ::epoll_ctl(im.epfd, EPOLL_CTL_DEL, wake_fd, nullptr);
-  im.timer_at.reset();
-  stats.elapsed = Clock::now() - start;
+  watch(watched_before);
+  stats.elapsed = Clock::now() - start_at;
   return stats;
 }
 

@@ -1,9 +1,13 @@
-// The probe engine: runs one tick's probes concurrently on one thread.
+// The probe engine: runs probes concurrently on one thread, for the
+// process's life.
 //
 // HTTP(S) probes and TCP connects are all libcurl easy handles driven by one
-// multi handle through its socket interface (curl_multi_socket_action) and
-// one epoll set, which also watches a caller's wake fd (the signalfd), so a
-// signal interrupts a tick at once. No thread per probe.
+// long-lived multi handle through its socket interface
+// (curl_multi_socket_action) and one epoll set, which also watches a
+// caller's fd (the daemon's wait set: signalfd, control socket), so a signal
+// or a request is seen at once. A probe can be started at any time, beside
+// the ones in flight, and its result is handed over as soon as it finishes.
+// No thread per probe.
 #pragma once
 
 #include <healthtable/layout.hpp>
@@ -62,7 +66,7 @@ bool status_healthy(const ProbeSpec& spec, long status) noexcept;
 
 /// What one probe found.
 struct ProbeResult {
-  std::size_t index = 0; ///< into the probes the tick was given
+  std::size_t index = 0; ///< the id given to start(); for run(), the probe's position
   bool healthy = false;
   /// Empty when healthy; otherwise in the reference module's spirit:
   /// "probe-timeout (>3s)", "http 503", "connect: connection refused",
@@ -99,15 +103,45 @@ std::string timeout_reason(std::chrono::milliseconds timeout);
 /// is shortened and control characters escaped, so the reason fits
 /// last_error and stays one line.
 std::string body_reason(std::string_view text, std::size_t bytes);
+using ResultFn = std::function<void(const ProbeResult&)>;
 
 class Engine {
 public:
+  using Clock = std::chrono::steady_clock;
+
   Engine(); ///< throws std::runtime_error when curl or epoll cannot start
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  /// Runs every probe at once and returns when all have an outcome, each
+  /// Starts one probe now, beside any in flight (the spec is copied). Its
+  /// result is handed over by a later poll() with `index == id`; one that
+  /// cannot even start is reported failed there too.
+  void start(const ProbeSpec& spec, std::size_t id);
+
+  /// One turn of the loop: waits until a probe's socket is ready, the
+  /// watched fd is readable, curl's own timer or a probe's backstop is due,
+  /// or `until`, whichever comes first (at most a minute); lets curl work;
+  /// and calls `on_result` for every probe that finished. A probe still
+  /// running 200 ms past its timeout (curl enforces the timeout; this is the
+  /// backstop) is reported timed out. True when the watched fd is readable.
+  bool poll(Clock::time_point until, const ResultFn& on_result);
+
+  /// Watches `fd` for reading beside the probes (-1: none). One at a time.
+  void watch(int fd);
+
+  /// Probes started and not yet handed over.
+  std::size_t in_flight() const noexcept;
+
+  /// Stops the probe started with `id` without a result (its connection is
+  /// closed); false when none is in flight.
+  bool cancel(std::size_t id);
+
+  /// Stops every probe in flight without a result; returns how many.
+  std::size_t abandon();
+
+  /// A batch on an otherwise idle engine (tests, the bench): starts every
+  /// probe at once and returns when all have an outcome, each
   /// having had at most its own timeout (plus a little slack for the loop).
   /// `on_outcome` is called as each finishes, so results are written while
   /// slower probes run. A probe that cannot even start is reported failed.

@@ -4,7 +4,6 @@
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -21,6 +20,16 @@ namespace {
 /// Past a deadline before waking for it: the coarse clock the table keeps
 /// runs up to a few milliseconds behind, and waking early would only spin.
 constexpr auto kDeadlineSlack = std::chrono::milliseconds(20);
+
+/// How often, at most, the table's deadlines are scanned again after writes
+/// (a snapshot of every provider): often enough that a window set by a
+/// write is seen long before it ends, rarely enough that a thousand results
+/// arriving together cost one scan, not a thousand.
+constexpr auto kRescanEvery = std::chrono::milliseconds(100);
+
+std::chrono::milliseconds as_ms(std::chrono::nanoseconds d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
@@ -160,7 +169,8 @@ Prober::Prober(Config cfg, Writer writer, const Log& log)
     : cfg_(std::move(cfg)), writer_(std::move(writer)), log_(log), rng_(std::random_device{}()) {
   const auto now = Clock::now();
   for (const auto& p : cfg_.providers)
-    providers_.push_back({p, now}); // first tick at once
+    providers_.push_back({p, now, 0, {}, 0}); // the first round at once
+  rebuild_queue();
 }
 
 Prober::~Prober() {
@@ -189,22 +199,145 @@ bool Prober::open_control() {
 bool Prober::wake(int signal_fd) {
   notify_.watchdog(); // also reads its timer, which is in the wait set
   drain_signals(signal_fd);
-  // Requests are applied even mid-tick (between two probe outcomes): an
+  // Requests are applied at once, between two probe outcomes: an
   // operator's `set down` does not wait for a slow probe's timeout.
-  if (control_ && !stop_) control_->serve();
+  if (control_ && !stop_) {
+    control_->serve();
+    table_dirty_ = true; // a request may have set a window or an override
+  }
   return stop_;
 }
 
-Prober::Clock::time_point Prober::next_due(Clock::time_point from,
-                                           std::chrono::nanoseconds interval) {
-  // Measured from the tick's start, so the cadence does not drift by the
-  // tick's length; jitter spreads hosts that started together.
-  auto due = from + std::chrono::duration_cast<Clock::duration>(interval);
+Prober::Clock::time_point Prober::next_due(const Scheduled& s) {
+  bool down = false;
+  try {
+    const auto st = writer_.table().get_state(s.cfg.name);
+    down = st && (!st->healthy || st->consecutive_failures > 0);
+  } catch (const Error&) {
+    // Not in the table (record() logged why): its plain interval.
+  }
+  auto interval = down ? s.cfg.down_interval : s.cfg.interval;
+  if (s.cfg.spread_permille > 0) {
+    const auto p = static_cast<std::int64_t>(s.cfg.spread_permille);
+    std::uniform_int_distribution<std::int64_t> dist(-p, p);
+    interval += std::chrono::nanoseconds(static_cast<std::int64_t>(
+        static_cast<double>(interval.count()) * static_cast<double>(dist(rng_)) / 1000.0));
+  }
   if (cfg_.jitter.count() > 0) {
     std::uniform_int_distribution<std::int64_t> dist(0, cfg_.jitter.count());
-    due += std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(dist(rng_)));
+    interval += std::chrono::nanoseconds(dist(rng_));
   }
-  return due;
+  // From the start of its last probe, so the cadence does not drift by the
+  // probe's length.
+  return s.started + std::chrono::duration_cast<Clock::duration>(interval);
+}
+
+void Prober::schedule(std::size_t i, Clock::time_point due) {
+  providers_[i].due = due;
+  queue_.emplace(due, i);
+}
+
+void Prober::rebuild_queue() {
+  queue_.clear();
+  flights_.clear();
+  for (std::size_t i = 0; i < providers_.size(); ++i) {
+    if (providers_[i].probe != 0)
+      flights_.emplace(providers_[i].probe, i);
+    else
+      queue_.emplace(providers_[i].due, i);
+  }
+}
+
+void Prober::start_due() {
+  const auto now = Clock::now();
+  if (queue_.empty() || queue_.begin()->first > now) return;
+  const std::uint64_t id = next_round_++;
+  Round& round = rounds_[id];
+  round.start = now;
+  while (!queue_.empty() && queue_.begin()->first <= now) {
+    const std::size_t i = queue_.begin()->second;
+    queue_.erase(queue_.begin());
+    Scheduled& s = providers_[i];
+    s.probe = next_probe_++;
+    s.started = now;
+    s.round = id;
+    flights_.emplace(s.probe, i);
+    ++round.probes;
+    ++round.left;
+    engine_.start(s.cfg.probe, s.probe);
+  }
+}
+
+void Prober::finished(const ProbeResult& o) {
+  const auto f = flights_.find(o.index);
+  if (f == flights_.end()) return; // cancelled by a reload
+  const std::size_t i = f->second;
+  flights_.erase(f);
+  Scheduled& s = providers_[i];
+  s.probe = 0;
+  record(s.cfg, o);
+  table_dirty_ = true; // the write may have set a window
+  schedule(i, next_due(s));
+  leave_round(s.round, &o);
+}
+
+void Prober::drop_flight(Scheduled& s) {
+  if (s.probe == 0) return;
+  engine_.cancel(s.probe);
+  flights_.erase(s.probe);
+  s.probe = 0;
+  leave_round(s.round, nullptr);
+}
+
+void Prober::leave_round(std::uint64_t id, const ProbeResult* o) {
+  const auto it = rounds_.find(id);
+  if (it == rounds_.end()) return;
+  Round& r = it->second;
+  if (o) ++(o->healthy ? r.healthy : r.failed);
+  if (--r.left > 0) return;
+  log_(Level::debug, "tick: " + std::to_string(r.probes) + " probes, " + std::to_string(r.healthy) +
+                         " healthy, " + std::to_string(r.failed) + " failed in " +
+                         std::to_string(as_ms(Clock::now() - r.start).count()) + "ms");
+  if (id == 1) first_round_written(r);
+  rounds_.erase(it);
+}
+
+void Prober::first_round_written(const Round& r) {
+  log_(Level::info, "first round written: " + std::to_string(r.healthy + r.failed) + " of " +
+                        std::to_string(r.probes) + " providers probed in " +
+                        format_duration(as_ms(Clock::now() - r.start)));
+  first_round_ = true;
+  notify_.ready([&] { return status_of(writer_); }); // systemd: started, the table is fresh
+}
+
+void Prober::after_turn() {
+  const auto promise = std::chrono::duration_cast<Clock::duration>(cfg_.shortest_interval());
+  if (Clock::now() >= last_beat_ + promise) beat();
+  notify_.status([&] { return status_of(writer_); });
+}
+
+Prober::Clock::time_point Prober::next_wake() const {
+  auto at = last_beat_ + std::chrono::duration_cast<Clock::duration>(cfg_.shortest_interval());
+  if (!queue_.empty()) at = std::min(at, queue_.begin()->first);
+  at = std::min(at, table_due_);
+  if (table_dirty_) at = std::min(at, table_scanned_ + kRescanEvery);
+  return at;
+}
+
+void Prober::housekeeping() {
+  const auto now = Clock::now();
+  if (now >= table_due_) {
+    expire();
+    // Unknown until the rescan below (perhaps deferred): not expire() again
+    // every turn until then.
+    table_due_ = Clock::time_point::max();
+    table_dirty_ = true;
+  }
+  if (table_dirty_ && (now >= table_scanned_ + kRescanEvery || engine_.in_flight() == 0)) {
+    table_due_ = next_deadline(Clock::time_point::max());
+    table_scanned_ = now;
+    table_dirty_ = false;
+  }
 }
 
 void Prober::beat() {
@@ -338,7 +471,13 @@ void Prober::expire() {
     auto it = std::find_if(providers_.begin(), providers_.end(),
                            [&](const Scheduled& s) { return s.cfg.name == name; });
     if (it == providers_.end()) continue; // not ours to probe (reported, or an admin's)
-    it->due = std::min(it->due, now);     // half-open: probe now, not at its next interval
+    // A probe in flight is the half-open probe already: never a second one.
+    if (it->probe != 0) continue;
+    if (it->due > now) { // half-open: probe now, not at its next interval
+      const auto i = static_cast<std::size_t>(it - providers_.begin());
+      queue_.erase({it->due, i});
+      schedule(i, now);
+    }
     log_(Level::debug, "provider " + name + " window ended: probing it now");
   }
 }
@@ -363,39 +502,6 @@ Prober::Clock::time_point Prober::next_deadline(Clock::time_point limit) const {
   return at;
 }
 
-void Prober::tick(int signal_fd) {
-  const auto start = Clock::now();
-  std::vector<std::size_t> due;
-  std::vector<ProbeSpec> specs;
-  for (std::size_t i = 0; i < providers_.size(); ++i) {
-    if (providers_[i].due > start) continue;
-    due.push_back(i);
-    specs.push_back(providers_[i].cfg.probe);
-  }
-  if (due.empty()) return;
-  beat();
-  if (stop_) return;
-  // The engine watches our wait set (the signalfd and the control socket)
-  // beside its sockets; an epoll fd is readable when any of its fds is.
-  const TickStats stats = engine_.run(
-      specs, [&](const ProbeResult& o) { record(providers_[due[o.index]].cfg, o); }, wait_fd_,
-      [&] { return wake(signal_fd); });
-  if (stats.interrupted) {
-    log_(Level::info,
-         "tick interrupted: " + std::to_string(stats.abandoned) + " probe(s) in flight abandoned");
-    return;
-  }
-  for (std::size_t i : due)
-    providers_[i].due = next_due(start, providers_[i].cfg.interval);
-  beat();
-  log_(Level::debug,
-       "tick: " + std::to_string(stats.probes) + " probes, " + std::to_string(stats.healthy) +
-           " healthy, " + std::to_string(stats.failed) + " failed in " +
-           std::to_string(
-               std::chrono::duration_cast<std::chrono::milliseconds>(stats.elapsed).count()) +
-           "ms");
-}
-
 void Prober::reload() {
   reload_ = false;
   log_(Level::info, "reloading " + cfg_.path);
@@ -413,10 +519,12 @@ void Prober::reload() {
   // Providers the config dropped give their slots back first, so the ones
   // it adds can take them.
   std::size_t forgotten = 0;
-  for (const auto& s : providers_) {
+  for (auto& s : providers_) {
     const bool kept = std::any_of(next.providers.begin(), next.providers.end(),
                                   [&](const ProviderConfig& p) { return p.name == s.cfg.name; });
-    if (kept || !writer_.table().find(s.cfg.name)) continue;
+    if (kept) continue;
+    drop_flight(s); // its answer would be written for a provider the table forgets
+    if (!writer_.table().find(s.cfg.name)) continue;
     writer_.forget(s.cfg.name);
     ++forgotten;
     log_(Level::notice, "provider " + s.cfg.name + " removed from the config: forgotten, its "
@@ -427,6 +535,7 @@ void Prober::reload() {
   } catch (const std::exception& e) {
     log_(Level::err, std::string("reload failed, keeping the previous configuration: ") + e.what() +
                          (forgotten ? " (the removed providers stay forgotten)" : ""));
+    rebuild_queue(); // the dropped probes' providers are probed again, as before
     return;
   }
   if (next.control.enabled && !control_) {
@@ -453,12 +562,13 @@ void Prober::reload() {
                             [&](const Scheduled& s) { return s.cfg.name == p.name; });
     if (old == providers_.end()) {
       ++added;
-      merged.push_back({p, now}); // new: probed at once
+      merged.push_back({p, now, 0, {}, 0}); // new: probed at once
     } else if (!old->cfg.same_as(p)) {
       ++changed;
-      merged.push_back({p, now}); // changed: probed at once with its new probe
+      drop_flight(*old);                    // an answer to the old probe is not this one's
+      merged.push_back({p, now, 0, {}, 0}); // changed: probed at once with its new probe
     } else {
-      merged.push_back(*old); // unchanged: keeps its schedule
+      merged.push_back(*old); // unchanged: keeps its schedule, and its probe in flight
     }
     kept.insert(p.name);
     writer_.add(p.name);
@@ -473,6 +583,8 @@ void Prober::reload() {
       std::count_if(providers_.begin(), providers_.end(),
                     [&](const Scheduled& s) { return kept.count(s.cfg.name) == 0; }));
   providers_ = std::move(merged);
+  rebuild_queue();
+  table_dirty_ = true;
   cfg_ = std::move(next);
   writer_.set_heartbeat_interval(cfg_.shortest_interval());
   log_(Level::info, "reloaded " + cfg_.path + ": " + std::to_string(providers_.size()) +
@@ -506,42 +618,31 @@ int Prober::run(int signal_fd) {
                         " providers, interval " + format_duration(cfg_.interval) + ", timeout " +
                         format_duration(cfg_.timeout) + ", " + describe(writer_.policy()) +
                         (control_ ? ", control socket " + control_->where() : std::string()));
-  // Readers call us stale after three missed beats; we beat at every tick
-  // and, between ticks, at least this often.
-  const auto promise = [&] { return cfg_.shortest_interval(); };
-  writer_.set_heartbeat_interval(promise());
+  // Readers call us stale after three missed beats; the loop beats at least
+  // this often, probes in flight or not.
+  writer_.set_heartbeat_interval(cfg_.shortest_interval());
+  // The engine's epoll set holds our wait set (an epoll fd is readable when
+  // any of its fds is) beside the probes' sockets: one wait for everything.
+  engine_.watch(wait_fd_);
   beat();
   while (!stop_) {
     notify_.watchdog();
-    expire();
-    tick(signal_fd);
+    housekeeping(); // windows and overrides that ended: due at once
+    start_due();
+    const bool woken = engine_.poll(next_wake(), [&](const ProbeResult& o) { finished(o); });
+    if (woken) wake(signal_fd);
     if (stop_) break;
-    notify_.ready([&] { return status_of(writer_); }); // once: the first tick is written
-    notify_.status([&] { return status_of(writer_); });
-    if (reload_) {
+    if (reload_) { // new and changed providers are due now
       notify_.reloading();
       reload();
-      notify_.ready([&] { return status_of(writer_); });
-      continue; // new and changed providers are due now
+      if (first_round_) notify_.ready([&] { return status_of(writer_); });
     }
-    auto wake_at = last_beat_ + std::chrono::duration_cast<Clock::duration>(promise());
-    for (const auto& p : providers_)
-      wake_at = std::min(wake_at, p.due);
-    wake_at = next_deadline(wake_at); // a window or an override that ends sooner
-    const auto now = Clock::now();
-    if (wake_at > now) {
-      pollfd pfd{wait_fd_, POLLIN, 0};
-      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count();
-      const int n = ::poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(ms, 60'000)));
-      if (n < 0 && errno != EINTR) {
-        log_(Level::err, std::string("poll: ") + std::strerror(errno));
-        return kExitFailure;
-      }
-      if (n > 0) wake(signal_fd);
-    }
-    if (Clock::now() >= last_beat_ + std::chrono::duration_cast<Clock::duration>(promise())) beat();
+    after_turn();
   }
   notify_.stopping();
+  // In-flight probes are abandoned: their connections close, nothing is written.
+  if (const std::size_t n = engine_.abandon(); n > 0)
+    log_(Level::info, std::to_string(n) + " probe(s) in flight abandoned");
   if (exit_code_ != kExitOk) return exit_code_;
   log_(Level::info, "stopping on " +
                         (stop_signal_.empty() ? std::string("request") : stop_signal_) +

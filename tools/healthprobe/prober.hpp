@@ -1,5 +1,7 @@
-// The daemon: schedules ticks, runs them on the Engine, writes outcomes
-// through the table's single Writer, and answers signals.
+// The daemon: keeps each provider's next-due time, starts its probe on the
+// long-lived Engine when it falls due, writes each outcome through the
+// table's single Writer as it arrives, stamps the heartbeat from the same
+// loop, and answers signals and the control socket.
 #pragma once
 
 #include "config.hpp"
@@ -11,9 +13,14 @@
 #include <healthtable/writer.hpp>
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace healthtable::prober {
@@ -45,18 +52,53 @@ public:
   /// SIGTERM, SIGINT and SIGHUP, non-blocking); SIGHUP reloads the config
   /// from its file. Unless `[control] enabled = false`, binds the control
   /// socket first (a failure is logged and returns kExitFailure) and serves
-  /// it between ticks and while a tick's probes are in flight. Returns the
-  /// exit code.
+  /// it whenever a request comes, probes in flight or not. Returns the exit
+  /// code.
   int run(int signal_fd);
 
 private:
   using Clock = std::chrono::steady_clock;
   struct Scheduled {
     ProviderConfig cfg;
-    Clock::time_point due;
+    Clock::time_point due;     ///< its next probe (while none is in flight)
+    std::size_t probe = 0;     ///< the engine id of its probe in flight; 0: none
+    Clock::time_point started; ///< when that probe started
+    std::uint64_t round = 0;   ///< the round that probe belongs to
+  };
+  /// The probes started in one turn of the loop: logged as one tick line
+  /// when the last of them is in.
+  struct Round {
+    Clock::time_point start;
+    std::size_t probes = 0, healthy = 0, failed = 0, left = 0;
   };
 
-  void tick(int signal_fd);
+  /// Starts every due provider that has no probe in flight, as one round.
+  void start_due();
+  /// One probe's result: written, its round counted, its next probe scheduled.
+  void finished(const ProbeResult& o);
+  /// Stops a provider's probe in flight without a result (reload).
+  void drop_flight(Scheduled& s);
+  /// One fewer probe outstanding in `round`; logs it when none is left.
+  void leave_round(std::uint64_t round, const ProbeResult* o);
+  /// The first round's results are all in the table (a readiness point).
+  void first_round_written(const Round& r);
+  /// One turn of the loop is done: stamps the heartbeat when it is due.
+  void after_turn();
+  /// Puts `i` (not in flight) in the queue, due at `due`.
+  void schedule(std::size_t i, Clock::time_point due);
+  /// The queue and the flights again from providers_ (after a reload).
+  void rebuild_queue();
+  /// When the provider's next probe is due, from the start of its last one:
+  /// its interval (down_interval while it fails or is not healthy), moved
+  /// by its spread, plus the top-level jitter.
+  Clock::time_point next_due(const Scheduled& s);
+  /// When the loop must wake next: a provider due, the heartbeat, a window
+  /// or override that ends, a rescan of the table's deadlines.
+  Clock::time_point next_wake() const;
+  /// expire() when a window or override may have ended; rescans the
+  /// table's deadlines after writes (at most every kRescanEvery).
+  void housekeeping();
+
   void record(const ProviderConfig& p, const ProbeResult& o);
   /// Writer::expire(): logs overrides that ran out and makes the providers
   /// whose window just ended due at once (half-open).
@@ -77,15 +119,25 @@ private:
   /// Binds the control socket and adds it to the wait set; false (logged)
   /// when it cannot.
   bool open_control();
-  Clock::time_point next_due(Clock::time_point from, std::chrono::nanoseconds interval);
 
   Config cfg_;
   Writer writer_;
   const Log& log_;
   Engine engine_;
   std::vector<Scheduled> providers_;
+  /// Providers with no probe in flight, by next-due time (index into providers_).
+  std::set<std::pair<Clock::time_point, std::size_t>> queue_;
+  std::unordered_map<std::size_t, std::size_t> flights_; ///< engine id -> provider index
+  std::size_t next_probe_ = 1;
+  std::map<std::uint64_t, Round> rounds_;
+  std::uint64_t next_round_ = 1;
+  /// The next window, cooldown or override end in the table (next_deadline),
+  /// and whether writes since its scan may have set an earlier one.
+  Clock::time_point table_due_{};
+  Clock::time_point table_scanned_{};
+  bool table_dirty_ = true;
   std::unique_ptr<Control> control_;
-  int wait_fd_ = -1; ///< epoll set: the signalfd and the control socket
+  int wait_fd_ = -1; ///< epoll set: the signalfd and the control socket (watched by engine_)
   std::mt19937_64 rng_;
   Clock::time_point last_beat_{};
   std::int64_t last_expire_mono_ = 0; ///< when expire() last ran (Instant::mono_ns)
@@ -93,6 +145,7 @@ private:
   bool reload_ = false;
   int exit_code_ = kExitOk; ///< set when the table is lost for good
   std::string stop_signal_;
+  bool first_round_ = false; ///< every provider's first result is in the table
   Notifier notify_; ///< systemd's READY=1, WATCHDOG=1, STATUS= (no-ops outside it)
 };
 
