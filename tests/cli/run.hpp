@@ -25,6 +25,31 @@ struct Run {
   std::string err;
 };
 
+/// argv for healthctl ARGS...: pointers into `storage`, which must outlive them.
+inline std::vector<char*> healthctl_argv(const std::vector<std::string>& args,
+                                         std::vector<std::string>& storage) {
+  storage = {HEALTHCTL_PATH};
+  storage.insert(storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : storage)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  return argv;
+}
+
+/// The lines of `text`, without their newlines.
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t nl = text.find('\n', start);
+    out.push_back(text.substr(start, nl == std::string::npos ? nl : nl - start));
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out;
+}
+
 /// healthctl ARGS..., stdout and stderr captured separately, stdin empty.
 inline Run healthctl(const std::vector<std::string>& args) {
   int out_pipe[2], err_pipe[2];
@@ -35,12 +60,8 @@ inline Run healthctl(const std::vector<std::string>& args) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
-  std::vector<std::string> argv_s{HEALTHCTL_PATH};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
+  std::vector<std::string> storage;
+  std::vector<char*> argv = healthctl_argv(args, storage);
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, HEALTHCTL_PATH, &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);

@@ -47,14 +47,6 @@ std::string format_hex_for_test(std::uint64_t v) {
   return buf;
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    out.push_back(line);
-  return out;
-}
-
 } // namespace
 
 TEST_CASE("--help and --version exit 0 and print to stdout, for every subcommand") {

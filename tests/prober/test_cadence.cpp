@@ -1,10 +1,12 @@
 // The scheduler's cadence keys, `down_interval` and `spread`: in [table]
 // for every provider, in a [[provider]] for one, and their errors.
 #include "config.hpp"
+#include "config_errors.hpp"
 
 #include <doctest/doctest.h>
 
 using namespace healthtable::prober;
+using namespace healthtable::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -13,20 +15,9 @@ Config parse(const std::string& text) { return parse_config(text, "probe.toml", 
 
 const std::string kHead = "segment = \"gw\"\ninterval = \"10s\"\n"; // lines 1-2
 
-/// Parsing `text` fails with "probe.toml:LINE: KEY: ..." containing `fragment`.
 void expect_error(const std::string& text, std::uint32_t line, const std::string& key,
                   const std::string& fragment) {
-  try {
-    parse(text);
-    FAIL("parsed, expected an error about " << key);
-  } catch (const ConfigError& e) {
-    const std::string what = e.what();
-    INFO(what);
-    CHECK(e.line() == line);
-    CHECK(e.key() == key);
-    CHECK(what.find(fragment) != std::string::npos);
-    CHECK(what.find('\n') == std::string::npos); // one line
-  }
+  expect_config_error(parse, text, line, key, fragment);
 }
 
 } // namespace

@@ -2,6 +2,7 @@
 // match) and the reasons of answers curl rejects: the engine against the
 // HTTP test server on 127.0.0.1.
 #include "probe.hpp"
+#include "probe_once.hpp"
 #include "servers.hpp"
 
 #include <healthtable/layout.hpp>
@@ -18,25 +19,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Long, so a loaded machine never turns an answer into a timeout.
-constexpr auto kAnswerTimeout = 10000ms;
-
-ProbeSpec http(const std::string& url) {
-  ProbeSpec s;
-  s.provider = "p";
-  s.target = url;
-  s.timeout = kAnswerTimeout;
-  return s;
-}
-
-ProbeResult one(const ProbeSpec& spec) {
-  Engine engine;
-  std::optional<ProbeResult> out;
-  const ProbeSpec specs[] = {spec};
-  engine.run(specs, [&](const ProbeResult& o) { out = o; });
-  REQUIRE(out);
-  return *out;
-}
+ProbeSpec http(const std::string& url) { return http_spec(url); }
+ProbeResult one(const ProbeSpec& spec) { return probe_once(spec); }
 
 ProbeSpec expecting(std::vector<StatusRange> expect) {
   ProbeSpec s;

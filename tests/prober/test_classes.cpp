@@ -1,6 +1,7 @@
 // What class each probe failure gets, and the retry hint read from a failed
 // answer's headers: the engine against real servers on 127.0.0.1.
 #include "probe.hpp"
+#include "probe_once.hpp"
 #include "servers.hpp"
 
 #include <healthtable/table.hpp>
@@ -16,27 +17,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// Long, so a loaded machine never turns an answer into a timeout.
-constexpr auto kAnswerTimeout = 10000ms;
-
 ProbeSpec http(const std::string& url, long healthy_below = 500,
                std::chrono::milliseconds timeout = kAnswerTimeout) {
-  ProbeSpec s;
-  s.provider = "p";
-  s.target = url;
-  s.healthy_below = healthy_below;
-  s.timeout = timeout;
-  return s;
+  return http_spec(url, healthy_below, timeout);
 }
-
-ProbeResult one(const ProbeSpec& spec) {
-  Engine engine;
-  std::optional<ProbeResult> out;
-  const ProbeSpec specs[] = {spec};
-  engine.run(specs, [&](const ProbeResult& o) { out = o; });
-  REQUIRE(out);
-  return *out;
-}
+ProbeResult one(const ProbeSpec& spec) { return probe_once(spec); }
 
 /// An IMF-fixdate `seconds` from now.
 std::string http_date_in(std::int64_t seconds) {
