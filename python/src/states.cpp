@@ -18,17 +18,14 @@ py::object optional_seconds(std::int64_t unix_ns) {
   return unix_ns == 0 ? py::object(py::none()) : py::object(py::float_(seconds(unix_ns)));
 }
 
-std::string state_repr(const StateView& v) {
+py::str state_repr(const StateView& v) {
   const ProviderState& s = v.state;
-  std::string r = "ProviderState(name='" + s.name + "', healthy=" + (s.healthy ? "True" : "False") +
-                  ", available=" + (v.available ? "True" : "False") +
-                  ", consecutive_failures=" + std::to_string(s.consecutive_failures) +
-                  ", last_check=" + std::to_string(seconds(s.last_check_unix_ns)) +
-                  ", last_error=" + (s.last_error ? "'" + *s.last_error + "'" : "None") +
-                  ", unhealthy_until=" + std::to_string(seconds(s.unhealthy_until_unix_ns)) +
-                  ", override='" + std::string(override_name(s.override_mode)) +
-                  "', registered=" + (s.registered ? "True" : "False") + ")";
-  return r;
+  return py::str("ProviderState(name={!r}, healthy={!r}, available={!r}, consecutive_failures={!r}, "
+                 "last_check={!r}, last_error={!r}, unhealthy_until={!r}, override={!r}, "
+                 "registered={!r})")
+      .format(s.name, s.healthy, v.available, s.consecutive_failures, seconds(s.last_check_unix_ns),
+              s.last_error, seconds(s.unhealthy_until_unix_ns),
+              std::string(override_name(s.override_mode)), s.registered);
 }
 
 void add_provider_state(py::module_& m) {
@@ -176,9 +173,8 @@ void add_pick(py::module_& m) {
                     "back for this process. None otherwise, or when all are forced down.")
       .def("__bool__", [](const P& p) { return p.index.has_value(); })
       .def("__repr__", [](const P& p) {
-        return "Pick(index=" + (p.index ? std::to_string(*p.index) : std::string("None")) +
-               ", provider=" + (p.provider ? "'" + *p.provider + "'" : std::string("None")) +
-               ", reason='" + p.reason + "')";
+        return py::str("Pick(index={!r}, provider={!r}, reason={!r}, retry_at={!r})")
+            .format(p.index, p.provider, p.reason, p.retry_at);
       });
 }
 

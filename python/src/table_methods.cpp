@@ -67,14 +67,18 @@ PickView pick(py::handle self, const py::sequence& chain, std::string_view polic
     const Pick p = table.pick(handles, policy);
     return pick_view(p, p.index ? std::optional(handles[*p.index].name()) : std::nullopt);
   }
-  // The names must outlive the pick: the str objects own their UTF-8.
+  // The str objects own the UTF-8 the views point into: hold them for the
+  // pick (a sequence may hand out new objects on each access).
+  std::vector<py::object> owners;
   std::vector<std::string_view> names;
+  owners.reserve(n);
   names.reserve(n);
   for (py::handle s : chain) {
     if (!PyUnicode_Check(s.ptr()))
       throw py::type_error("pick: a chain is all Handles or all names (str), not " +
                            std::string(Py_TYPE(s.ptr())->tp_name));
-    names.push_back(name_of(s));
+    owners.push_back(py::reinterpret_borrow<py::object>(s));
+    names.push_back(name_of(owners.back()));
   }
   const Pick p = table.pick(names, policy);
   return pick_view(p, p.index ? std::optional(names[*p.index]) : std::nullopt);

@@ -44,6 +44,8 @@ def test_get_state_has_the_reference_fields(writer: healthtable.Writer) -> None:
     assert (s.override, s.last_class, s.last_source) == ("auto", "other", "probe")
     assert s.failures == 2 and s.successes == 0 and s.trips == 1
     assert s.class_failures["other"] == 2 and s.class_failures["timeout"] == 0
+    assert repr(s).startswith("ProviderState(name='groq', healthy=False, available=")
+    assert "last_error='http 503', unhealthy_until=1700000061.0" in repr(s)
     writer.mark_healthy("groq")
     s = writer.table.get_state("groq")
     assert (s.healthy, s.consecutive_failures, s.last_error, s.unhealthy_until) == (
