@@ -11,7 +11,8 @@ healthtable-compat-PID-N, removed by close() or when the cache is
 collected) and writes it through a Writer, with the reference's
 constructor: failure_threshold, unhealthy_backoff_sec and an injectable
 clock (a callable returning seconds, used for both the deadlines and the
-reported times, as the reference did). Transitions are logged (logger
+reported times, as the reference did); like `healthctl create`, that
+needs root or HEALTHTABLE_RUN_DIR set to a directory the user owns. Transitions are logged (logger
 "healthtable.compat": "recovered" at INFO, a trip at WARNING) and given to
 listeners added with add_listener().
 
