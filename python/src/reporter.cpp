@@ -4,9 +4,11 @@
 
 #include <healthtable/outcome_text.hpp>
 #include <healthtable/report.hpp>
+#include <healthtable/writer.hpp>
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -20,8 +22,10 @@ std::optional<std::chrono::nanoseconds> hint(std::optional<double> retry_after) 
   if (!retry_after) return std::nullopt;
   if (!std::isfinite(*retry_after))
     throw Error(Errc::invalid_argument, "retry_after must be a finite number of seconds");
-  // Longer than any policy believes (max_hint): the prober caps it anyway.
-  const double s = std::min(std::max(*retry_after, 0.0), 366.0 * 24 * 3600);
+  // The prober caps a hint at its policy's max_hint anyway; this only keeps
+  // the conversion to nanoseconds in range.
+  const double s = std::clamp(*retry_after, 0.0,
+                              std::chrono::duration<double>(kMaxBackoff).count());
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(s * 1e9)));
 }
 

@@ -33,7 +33,7 @@ struct PyWriter {
 };
 
 std::chrono::nanoseconds duration(double s, const char* what) {
-  if (!std::isfinite(s) || s < 0 || s > 366.0 * 24 * 3600)
+  if (!std::isfinite(s) || s < 0 || s > std::chrono::duration<double>(kMaxBackoff).count())
     throw Error(Errc::invalid_argument,
                 std::string(what) + " must be a number of seconds from 0 to 365 days");
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(s * 1e9)));
