@@ -18,7 +18,7 @@ namespace py = pybind11;
 /// A Table as Python sees it. The view is shared, not owned, so a Writer's
 /// own view (Writer.table) lives as long as the Writer and its Tables do.
 struct TableObject {
-  PyObject_HEAD
+  PyObject ob_base; // PyObject_HEAD, spelt out so clang-format keeps it a member
   std::shared_ptr<const Table> table;
 };
 
@@ -26,7 +26,7 @@ struct TableObject {
 /// reference to the TableObject that owns that view, so the view cannot go
 /// while a handle still reads it.
 struct HandleObject {
-  PyObject_HEAD
+  PyObject ob_base; // PyObject_HEAD, spelt out so clang-format keeps it a member
   const Table* table;
   Handle handle;
   PyObject* owner;

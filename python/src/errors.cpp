@@ -11,9 +11,8 @@ namespace healthtable::python {
 void add_error_translator(py::module_&) {
   // Leaked on purpose: the translator may run while the interpreter shuts
   // down, after module globals are gone.
-  static PyObject* by_code = py::object(py::module_::import("healthtable._errors").attr("BY_CODE"))
-                                 .release()
-                                 .ptr();
+  static PyObject* by_code =
+      py::object(py::module_::import("healthtable._errors").attr("BY_CODE")).release().ptr();
   static PyObject* base =
       py::object(py::module_::import("healthtable._errors").attr("Error")).release().ptr();
   py::register_exception_translator([](std::exception_ptr p) {

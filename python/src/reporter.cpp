@@ -24,8 +24,8 @@ std::optional<std::chrono::nanoseconds> hint(std::optional<double> retry_after) 
     throw Error(Errc::invalid_argument, "retry_after must be a finite number of seconds");
   // The prober caps a hint at its policy's max_hint anyway; this only keeps
   // the conversion to nanoseconds in range.
-  const double s = std::clamp(*retry_after, 0.0,
-                              std::chrono::duration<double>(kMaxBackoff).count());
+  const double s =
+      std::clamp(*retry_after, 0.0, std::chrono::duration<double>(kMaxBackoff).count());
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::ceil(s * 1e9)));
 }
 

@@ -20,9 +20,10 @@ py::object optional_seconds(std::int64_t unix_ns) {
 
 py::str state_repr(const StateView& v) {
   const ProviderState& s = v.state;
-  return py::str("ProviderState(name={!r}, healthy={!r}, available={!r}, consecutive_failures={!r}, "
-                 "last_check={!r}, last_error={!r}, unhealthy_until={!r}, override={!r}, "
-                 "registered={!r})")
+  return py::str(
+             "ProviderState(name={!r}, healthy={!r}, available={!r}, consecutive_failures={!r}, "
+             "last_check={!r}, last_error={!r}, unhealthy_until={!r}, override={!r}, "
+             "registered={!r})")
       .format(s.name, s.healthy, v.available, s.consecutive_failures, seconds(s.last_check_unix_ns),
               s.last_error, seconds(s.unhealthy_until_unix_ns),
               std::string(override_name(s.override_mode)), s.registered);
@@ -56,9 +57,9 @@ void add_provider_state(py::module_& m) {
       .def_property_readonly(
           "unhealthy_until", [](const S& v) { return seconds(v.state.unhealthy_until_unix_ns); },
           "Unix seconds at which the window ends; 0.0: not tripped.")
-      .def_property_readonly("override",
-                             [](const S& v) { return std::string(override_name(v.state.override_mode)); },
-                             "'auto', 'down' or 'up'.")
+      .def_property_readonly(
+          "override", [](const S& v) { return std::string(override_name(v.state.override_mode)); },
+          "'auto', 'down' or 'up'.")
       .def_property_readonly("override_reason",
                              [](const S& v) { return v.state.override_info.reason; })
       .def_property_readonly(
@@ -112,8 +113,9 @@ void add_table_info(py::module_& m) {
       .def_property_readonly("total_size", [](const I& v) { return v.info.total_size; })
       .def_property_readonly("failure_threshold",
                              [](const I& v) { return v.info.failure_threshold; })
-      .def_property_readonly("backoff", [](const I& v) { return seconds(v.info.backoff_ns); },
-                             "The table's first backoff window, seconds.")
+      .def_property_readonly(
+          "backoff", [](const I& v) { return seconds(v.info.backoff_ns); },
+          "The table's first backoff window, seconds.")
       .def_property_readonly("generation", [](const I& v) { return v.info.generation; })
       .def_property_readonly("created", [](const I& v) { return seconds(v.info.created_unix_ns); })
       .def_property_readonly(
@@ -166,8 +168,7 @@ void add_pick(py::module_& m) {
       .def_readonly("available", &P::available, "The chosen provider is available now.")
       .def_readonly("panic", &P::panic,
                     "None was available; this is the one whose window ends first.")
-      .def_readonly("reason", &P::reason,
-                    "'available', 'panic', 'none', 'forced_down' or 'empty'.")
+      .def_readonly("reason", &P::reason, "'available', 'panic', 'none', 'forced_down' or 'empty'.")
       .def_readonly("retry_at", &P::retry_at,
                     "When none is available: Unix seconds at which one of the chain is\n"
                     "back for this process. None otherwise, or when all are forced down.")
@@ -191,8 +192,8 @@ InfoView info_view(const Table& table) {
     const std::int64_t age = detail::coarse_mono_ns() - v.info.heartbeat_mono_ns;
     v.data_age = py::float_(seconds(age < 0 ? 0 : age));
     // Tools call a writer stale after 3 missed beats (table.hpp, TableInfo).
-    v.writer_stale = !v.writer_attached || (v.info.heartbeat_interval_ns > 0 &&
-                                            age > 3 * v.info.heartbeat_interval_ns);
+    v.writer_stale = !v.writer_attached ||
+                     (v.info.heartbeat_interval_ns > 0 && age > 3 * v.info.heartbeat_interval_ns);
   } else {
     v.writer_stale = !v.writer_attached;
   }

@@ -18,8 +18,7 @@ namespace {
 
 /// Binds `f` as method `name` of the Table type (a heap type of our own,
 /// so pybind11 attaches it as it would to one of its classes).
-template <class F, class... Extra>
-void def_method(const char* name, F&& f, const Extra&... extra) {
+template <class F, class... Extra> void def_method(const char* name, F&& f, const Extra&... extra) {
   py::handle cls(reinterpret_cast<PyObject*>(g_table_type));
   py::cpp_function cf(std::forward<F>(f), py::name(name), py::is_method(cls),
                       py::sibling(py::getattr(cls, name, py::none())), extra...);
@@ -101,8 +100,7 @@ std::optional<StateView> get_state(py::handle self, py::handle provider) {
 
 py::dict snapshot(py::handle self, const std::optional<std::vector<std::string>>& expected) {
   const Table& table = table_of(self);
-  std::vector<ProviderState> all =
-      expected ? table.snapshot(*expected) : table.snapshot();
+  std::vector<ProviderState> all = expected ? table.snapshot(*expected) : table.snapshot();
   py::dict out;
   for (ProviderState& s : all) {
     py::str key(s.name);
@@ -136,7 +134,8 @@ void add_table_methods(py::module_& m) {
       "PermissionDenied, WrongOwner, NotReady, NotATable, IncompatibleLayout,\n"
       "Corrupt, InvalidName."));
   def_method(
-      "handle", [](py::handle self, std::string_view provider) { return make_handle(self, provider); },
+      "handle",
+      [](py::handle self, std::string_view provider) { return make_handle(self, provider); },
       py::arg("provider"),
       "handle(provider) -> Handle\n\n"
       "The handle of a provider, registered or not. Takes a process-private\n"

@@ -108,10 +108,9 @@ PyMethodDef g_table_methods[] = {
      "no system call, no write to shared memory."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyMethodDef g_handle_methods[] = {
-    {"is_healthy", handle_is_healthy, METH_NOARGS,
-     "is_healthy() -> bool\n\nThe same as table.is_healthy(handle)."},
-    {nullptr, nullptr, 0, nullptr}};
+PyMethodDef g_handle_methods[] = {{"is_healthy", handle_is_healthy, METH_NOARGS,
+                                   "is_healthy() -> bool\n\nThe same as table.is_healthy(handle)."},
+                                  {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef g_handle_getset[] = {
     {"name", handle_name, nullptr, "The provider's name.", nullptr},
@@ -119,12 +118,12 @@ PyGetSetDef g_handle_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PyGetSetDef g_table_getset[] = {{"name", table_name, nullptr, "The table's name.", nullptr},
-                                 {nullptr, nullptr, nullptr, nullptr, nullptr}};
+                                {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PyType_Slot g_table_slots[] = {
-    {Py_tp_doc, const_cast<char*>(
-                    "A read-only view of one health table, following it when it is recreated,\n"
-                    "grown or replaced. Open with Table.open(name).")},
+    {Py_tp_doc,
+     const_cast<char*>("A read-only view of one health table, following it when it is recreated,\n"
+                       "grown or replaced. Open with Table.open(name).")},
     {Py_tp_methods, g_table_methods},
     {Py_tp_getset, g_table_getset},
     {Py_tp_repr, reinterpret_cast<void*>(table_repr)},
@@ -132,10 +131,10 @@ PyType_Slot g_table_slots[] = {
     {0, nullptr}};
 
 PyType_Slot g_handle_slots[] = {
-    {Py_tp_doc, const_cast<char*>(
-                    "A provider of one Table, taken once with table.handle(name). It stays\n"
-                    "right for the life of its Table: when the provider registers, is\n"
-                    "forgotten, or the table is recreated, its next read binds again.")},
+    {Py_tp_doc,
+     const_cast<char*>("A provider of one Table, taken once with table.handle(name). It stays\n"
+                       "right for the life of its Table: when the provider registers, is\n"
+                       "forgotten, or the table is recreated, its next read binds again.")},
     {Py_tp_methods, g_handle_methods},
     {Py_tp_getset, g_handle_getset},
     {Py_tp_repr, reinterpret_cast<void*>(handle_repr)},
@@ -162,7 +161,8 @@ void add_table_types(py::module_& m) {
   g_table_type = make_type(g_table_spec);
   g_handle_type = make_type(g_handle_spec);
   // The module keeps one reference each; the globals borrow them.
-  m.add_object("Table", py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(g_table_type)));
+  m.add_object("Table",
+               py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(g_table_type)));
   m.add_object("Handle",
                py::reinterpret_borrow<py::object>(reinterpret_cast<PyObject*>(g_handle_type)));
 }

@@ -97,14 +97,18 @@ void add_writer(py::module_& m) {
                   py::arg("force") = false,
                   "destroy(name, *, force=False)\n\nRemoves the table; its readers see it gone.")
       .def_property_readonly(
-          "table", [](const PyWriter& w) { w.get(); return w.table; },
+          "table",
+          [](const PyWriter& w) {
+            w.get();
+            return w.table;
+          },
           "A Table over the writer's own mapping.")
       .def(
           "add", [](PyWriter& w, std::string_view p) { w.get().add(p); }, py::arg("provider"),
           "Registers a provider (idempotent). Raises InvalidName, TableFull.")
       .def(
-          "forget", [](PyWriter& w, std::string_view p) { w.get().forget(p); },
-          py::arg("provider"), "Gives a provider's slot back. Raises UnknownProvider.")
+          "forget", [](PyWriter& w, std::string_view p) { w.get().forget(p); }, py::arg("provider"),
+          "Gives a provider's slot back. Raises UnknownProvider.")
       .def(
           "mark_healthy",
           [](PyWriter& w, std::string_view p, std::optional<std::int64_t> mono_ns,
@@ -155,8 +159,8 @@ void add_writer(py::module_& m) {
             r.reason = std::move(reason);
             w.get().set_override(p, r);
           },
-          py::arg("provider"), py::arg("mode"), py::kw_only(), py::arg("expires_after") = py::none(),
-          py::arg("reason") = "",
+          py::arg("provider"), py::arg("mode"), py::kw_only(),
+          py::arg("expires_after") = py::none(), py::arg("reason") = "",
           "set_override(provider, mode, *, expires_after=None, reason='')\n\n"
           "mode 'down', 'up' or 'auto'; registers an unknown provider.")
       .def(
