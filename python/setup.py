@@ -40,10 +40,14 @@ def pybind11_include() -> str:
 
 
 class ParallelBuildExt(build_ext):
-    """Compiles the library's sources in parallel, one job per core."""
+    """Compiles every source, in parallel, one job per core. Always all of
+    them: setuptools compares only a .cpp's time with its object's, so an
+    edited header would otherwise leave stale objects from an earlier
+    in-tree build (pip builds ./python in place, in python/build)."""
 
     def finalize_options(self) -> None:
         super().finalize_options()
+        self.force = True
         if self.parallel is None:
             self.parallel = os.cpu_count() or 1
 
