@@ -77,6 +77,12 @@ class ProviderHealthCache:
                 return True
             return self._clock() >= state.unhealthy_until
 
+    def get_state(self, provider: str) -> Optional[ProviderState]:
+        # A copy, so the caller cannot reach into the cache.
+        with self._lock:
+            state = self._states.get(provider)
+            return None if state is None else dataclasses.replace(state)
+
     def mark_healthy(self, provider: str) -> None:
         with self._lock:
             state = self._states.setdefault(provider, ProviderState(provider))

@@ -257,6 +257,82 @@ def prober_section(path: str, mode: str) -> List[str]:
     return L
 
 
+PYTHON_ROWS = (
+    ("plain `dict.get` (the floor for a Python call)", "dict.get"),
+    ("reference `is_healthy`, healthy (dict + `threading.Lock`)", "reference is_healthy"),
+    ("reference `is_healthy`, tripped (+ the clock)", "reference is_healthy, tripped"),
+    ("reference `get_state` (a copy under the lock)", "reference get_state"),
+    ("reference `mark_unhealthy` (lock + `time.time()` + dict)", "reference mark_unhealthy"),
+    ("`table.is_healthy(handle)`, healthy", "is_healthy(handle)"),
+    ("`handle.is_healthy()`, healthy", "handle.is_healthy()"),
+    ("`table.is_healthy(handle)`, tripped (+ the coarse clock)", "is_healthy(handle), tripped"),
+    ("`table.is_healthy(name)`, 63-byte name", "is_healthy(name), 63-byte name"),
+    ("`table.is_healthy(name)`, 24-byte name", "is_healthy(name), 24-byte name"),
+    ("`table.get_state(name)`", "get_state(name)"),
+    ("`table.get_state(handle)`", "get_state(handle)"),
+    ("`table.pick([3 handles])`, the first available", "pick(3 handles), first available"),
+    ("`healthtable.compat` `ProviderHealthCache.is_healthy`", "compat ProviderHealthCache.is_healthy"),
+    ("`Reporter.failure`, a prober bound and draining", "Reporter.failure"),
+    ("`Reporter.failure`, no prober (the send fails)", "Reporter.failure, no prober"),
+)
+
+
+def python_section(path: str) -> List[str]:
+    """Issue 11's figures from bench/python_api.py, or nothing when it did not run."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except OSError:
+        return []
+    c = d["cases"]
+    med = {k: v["median_ns"] for k, v in c.items()}
+    L: List[str] = []
+    w = L.append
+    w("### The Python package (issue 11)")
+    w("")
+    w("`bench/python_api.py` times the `healthtable` package's calls beside the reference "
+      "pattern (`bench/reference.py`'s dict behind a `threading.Lock`) and a plain `dict.get`, "
+      "in one process of Python %s, with `timeit` of one call `f(x)` each: CPU time per call, "
+      "medians of %d repetitions. The provider names are the 63-byte names of section 1 unless "
+      "a row says otherwise." % (d["python_version"], c["dict.get"]["repetitions"]))
+    w("")
+    w("| call | median | min – max |")
+    w("|---|---|---|")
+    for label, key in PYTHON_ROWS:
+        r = c[key]
+        extra = " (%.0f%% of the datagrams queued)" % (r["queued_share"] * 100) \
+            if "queued_share" in r else ""
+        w("| %s%s | %s | %s – %s |" % (label, extra, ns(r["median_ns"]), ns(r["min_ns"]),
+                                       ns(r["max_ns"])))
+    w("")
+    handle = med["is_healthy(handle)"] / med["dict.get"]
+    speedup_h = med["reference is_healthy"] / med["is_healthy(handle)"]
+    speedup_n = med["reference is_healthy"] / med["is_healthy(name), 63-byte name"]
+    state = med["get_state(name)"] / med["reference get_state"]
+    w("| target (issue 11) | measured | verdict |")
+    w("|---|---|---|")
+    w("| `is_healthy(handle)` within 2× of `dict.get` | %s of `dict.get`; %s faster than the "
+      "reference `is_healthy` | %s |" % (ratio(handle), ratio(speedup_h),
+                                        verdict(handle <= 2.0, handle, 2.0)))
+    w("| `is_healthy(name)` at least 2× faster than the reference | %s faster | %s |" % (
+        ratio(speedup_n), verdict(speedup_n >= 2.0, speedup_n, 2.0, higher_is_better=True)))
+    w("| `get_state` no slower than the reference `get_state` | %s of the reference | %s |" % (
+        ratio(state), verdict(state <= 1.0, state, 1.0)))
+    w("| `Reporter.failure` cost (no target) | %s, %s the reference `mark_unhealthy` | - |" % (
+        ns(med["Reporter.failure"]), ratio(med["Reporter.failure"] / med["reference mark_unhealthy"])))
+    w("")
+    w("`table.is_healthy(handle)` is a `METH_O` function of a CPython type of the extension's "
+      "own that calls the library's inline read: the call costs what CPython charges for any "
+      "C method call, which is what `dict.get` pays too, plus one acquire load. By name, the "
+      "`str`'s own UTF-8 bytes are hashed and probed in C++, with no copy. `get_state` and "
+      "`pick` go through pybind11 (argument conversion, a result object). `Reporter.failure` "
+      "is one `sendto()` system call: it belongs on a request's failure path, where the "
+      "request has already cost milliseconds; when the prober's queue is full it returns "
+      "False at once instead of waiting.")
+    w("")
+    return L
+
+
 def reproducing() -> List[str]:
     return [
         "## Reproducing",
@@ -733,6 +809,7 @@ def main() -> int:
       "read of memory shared by every process on the host, which the dict cannot offer at "
       "any price.")
     w("")
+    L.extend(python_section(os.path.join(a.results, "python_api.json")))
     L.extend(prober_section(os.path.join(a.results, "bench_prober.json"), a.mode))
     L.extend(reproducing())
 

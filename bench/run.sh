@@ -29,8 +29,11 @@ mkdir -p "$results"
 # Warnings are not errors here: this build exists to measure (the ci, asan
 # and tsan builds hold the warnings line). Tools are on for bench_prober,
 # which runs the prober's engine.
+# The Python package is built for Debian's Python, which runs python_api.py.
+python=${HEALTHTABLE_PYTHON:-/usr/bin/python3}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
   -DHEALTHTABLE_BUILD_BENCH=ON -DHEALTHTABLE_BUILD_TESTS=OFF -DHEALTHTABLE_BUILD_TOOLS=ON \
+  -DHEALTHTABLE_BUILD_PYTHON=ON -DHEALTHTABLE_PYTHON="$python" \
   -DHEALTHTABLE_WARNINGS_AS_ERRORS=OFF -DHEALTHTABLE_SANITIZE= >/dev/null
 
 bin=$build/bench
@@ -44,12 +47,14 @@ if [[ $mode == prober ]]; then
   echo "rewrote section 6 of $root/docs/performance.md"
   exit 0
 fi
-cmake --build "$build" -j2 --target bench_read bench_writer bench_processes bench_prober
+cmake --build "$build" -j2 --target bench_read bench_writer bench_processes bench_prober \
+  healthtable_python
 
 if [[ $mode == smoke ]]; then
   common=(--benchmark_min_time=0.001 --benchmark_repetitions=1)
   proc=(--duration_ms=5 --benchmark_repetitions=1)
   ref=(--repetitions 1 --min-time 0.001)
+  pyapi=(--repetitions 1 --min-calls 1000)
   prober=(--providers=20 --ticks=2)
   out=$results/performance.md
 else
@@ -59,6 +64,7 @@ else
           --benchmark_enable_random_interleaving=true)
   proc=(--duration_ms=300 --benchmark_repetitions=5)
   ref=(--repetitions 7 --min-time 0.2)
+  pyapi=(--repetitions 7)
   out=$root/docs/performance.md
 fi
 
@@ -87,6 +93,9 @@ echo "== bench_prober"
 echo "== reference.py"
 python3 "$root/bench/reference.py" --bench-read "$bin/bench_read" "${ref[@]}" \
   --json "$results/reference.json"
+echo "== python_api.py"
+PYTHONPATH="$build/python" "$python" "$root/bench/python_api.py" "${pyapi[@]}" \
+  --json "$results/python_api.json"
 uptime >"$results/load_after.txt"
 
 mkdir -p "$(dirname "$out")"

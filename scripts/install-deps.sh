@@ -20,6 +20,10 @@ packages=(
   libfmt-dev              # formatting
   openssl                 # test certificates for HTTPS probes
   python3                 # the reference-module benchmark and test helpers
+  python3-dev pybind11-dev  # the Python package's extension (python/)
+  python3-pytest          # the Python package's tests (ctest -L python)
+  python3-venv python3-wheel  # `pip install ./python` into a venv, from Debian's setuptools
+  gunicorn                # the prefork test of the Python package
   util-linux              # unshare, setpriv, runuser for the reliability tests
   tmux                    # the real-terminal test of `healthctl watch`
   clang libclang-rt-14-dev  # libFuzzer target

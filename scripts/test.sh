@@ -6,7 +6,8 @@
 #   asan  AddressSanitizer + UndefinedBehaviorSanitizer: the whole suite
 #   tsan  ThreadSanitizer: everything but the fork/kill tests (TSan sees one
 #         process; the threaded concurrency tests cover the same invariants)
-# and smoke runs that keep the benchmarks and the fuzzer from rotting.
+# and smoke runs that keep the benchmarks, the fuzzer and `pip install ./python`
+# from rotting.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    the ci configuration only
@@ -54,7 +55,7 @@ run_preset ci
 if [ "$quick" -eq 0 ]; then
   run_preset asan
   run_preset tsan -LE fork
-  for extra in scripts/bench-smoke.sh scripts/fuzz-smoke.sh; do
+  for extra in scripts/bench-smoke.sh scripts/fuzz-smoke.sh scripts/python-install-smoke.sh; do
     if [ -x "$extra" ]; then
       stage "$extra"
       if ! "$extra"; then failed+=("$extra"); fi

@@ -16,7 +16,10 @@ retired (grown, replaced) is opened again by name.
 
 CPython gives no memory fences: the latch and identity checks rely on the
 hardware's store order (x86-64 is TSO) and on aligned 8-byte loads
-(memoryview of format 'Q'); on weaker machines prefer the C++ library.
+(memoryview of format 'Q'); on weaker machines use the C++ library. A
+gateway should `import healthtable` (python/): the C++ library itself, with
+its fences, handles that follow the table, and a faster is_healthy. This
+file stays as the proof that docs/layout.md is enough to read a table.
 
 Run as a script: `healthtable_reader.py TABLE [PROVIDER]` prints JSON.
 Exit status 3: no table, or not one this reader trusts or understands.
