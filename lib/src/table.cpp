@@ -55,8 +55,7 @@ std::string_view source_name(Source s) noexcept {
 bool ProviderState::available(std::int64_t now_mono_ns) const noexcept {
   switch (override_mode) {
   case Override::forced_down:
-    if (override_info.until_mono_ns == 0 || now_mono_ns < override_info.until_mono_ns)
-      return false;
+    if (override_info.until_mono_ns == 0 || now_mono_ns < override_info.until_mono_ns) return false;
     break; // expired: the breaker decides
   case Override::forced_up: return true;
   case Override::automatic: break;
@@ -72,7 +71,7 @@ std::string_view Handle::name() const noexcept { return static_cast<const Cell*>
 Table::Impl::Impl(std::string seg, std::unique_ptr<detail::Home> h,
                   std::shared_ptr<detail::Mapping> m)
     : segment(std::move(seg)), home(std::move(h)), owner(home ? home->owner() : 0) {
-  (void)detail::ramp_offset(); // drawn now (and again in each forked child), not on a read path
+  (void)detail::ramp_offset();    // drawn now (and again in each forked child), not on a read path
   (void)detail::mono_offset_ns(); // read the time namespace now, not on a read path
   views.emplace_back(std::move(m));
   current.store(&views.back(), std::memory_order_release);
@@ -211,7 +210,8 @@ R follow(const Table::Impl& impl, const Cell& c, R available, Answer&& answer) n
 
 bool Table::Impl::slow(const Cell& c, std::int64_t now_mono_ns) const noexcept {
   return follow(*this, c, true, [&](std::uint64_t w, const Binding& b) {
-    return detail::decide(w, b.generation, *b.head, now_host_ns(now_mono_ns), detail::ramp_offset());
+    return detail::decide(w, b.generation, *b.head, now_host_ns(now_mono_ns),
+                          detail::ramp_offset());
   });
 }
 
@@ -237,9 +237,9 @@ void Table::Impl::state_of(const View& v, std::uint32_t slot, ProviderState& st)
 void Table::Impl::state_of(const Cell& c, ProviderState& st) const {
   for (int round = 0; round < 4; ++round) {
     const Binding* b = c.binding.load(std::memory_order_acquire);
-    const bool stale = b->view->retired() ||
-                       (!b->head && b->view->header->registrations.load(
-                                        std::memory_order_acquire) != b->registrations);
+    const bool stale =
+        b->view->retired() || (!b->head && b->view->header->registrations.load(
+                                               std::memory_order_acquire) != b->registrations);
     if (stale) {
       rebind(c);
       continue;

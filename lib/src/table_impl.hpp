@@ -60,8 +60,8 @@ struct Cell : HandleCell {
 struct Table::Impl {
   std::string segment;
   mutable std::unique_ptr<detail::Home> home; ///< null for the writer's own view
-  uid_t owner = 0;                    ///< the owner we trusted at open, and trust again
-  mutable std::mutex mu;              ///< bindings and views; never on the hot path
+  uid_t owner = 0;                            ///< the owner we trusted at open, and trust again
+  mutable std::mutex mu;                      ///< bindings and views; never on the hot path
   mutable std::deque<detail::View> views;
   mutable std::atomic<const detail::View*> current{nullptr};
   mutable std::deque<detail::Cell> cells;

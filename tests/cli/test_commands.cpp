@@ -220,7 +220,8 @@ std::string http_date(std::int64_t unix_s) {
   return buf;
 }
 
-TEST_CASE("record --class and --retry-after: cooldowns, hints that never shorten, uncounted classes") {
+TEST_CASE(
+    "record --class and --retry-after: cooldowns, hints that never shorten, uncounted classes") {
   SegmentName seg("cli-classes");
   check_ok(healthctl({"create", seg}));
 
@@ -271,8 +272,8 @@ TEST_CASE("record --class and --retry-after: cooldowns, hints that never shorten
   // Counted classes say which; a hint longer than the window outlasts it.
   CHECK(check_ok(healthctl({"record", seg, "mistral", "failure", "--class", "timeout"})) ==
         "mistral: timeout, failure 1 of 2 recorded; still healthy\n");
-  CHECK(check_ok(healthctl({"record", seg, "mistral", "failure", "--class", "server",
-                            "--retry-after", "2m"})) ==
+  CHECK(check_ok(healthctl(
+            {"record", seg, "mistral", "failure", "--class", "server", "--retry-after", "2m"})) ==
         "mistral: tripped (2 consecutive failures); unhealthy for 2m (retry hint)\n");
 }
 
@@ -632,8 +633,8 @@ TEST_CASE("grow keeps every state and info shows the new capacity") {
   check_ok(healthctl({"set", seg, "b", "down", "--reason", "maint"}));
   const std::string old_object = seg.path();
   json before = dump_json(seg);
-  CHECK(contains(check_ok(healthctl({"grow", seg, "--slots", "8"})), "grew '" + seg.str() +
-                                                                          "' to 8 slots"));
+  CHECK(contains(check_ok(healthctl({"grow", seg, "--slots", "8"})),
+                 "grew '" + seg.str() + "' to 8 slots"));
   CHECK(seg.path() != old_object);
   json after = dump_json(seg);
   CHECK(after.at("capacity") == 8);

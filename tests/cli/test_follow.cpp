@@ -134,7 +134,8 @@ TEST_CASE("events lists the ring oldest first, narrowed by --last and --since, a
                          "server from admin: http 503"));
   CHECK(all[2].rfind("20", 0) == 0); // the time comes first
 
-  const std::vector<std::string> last = lines_of(check_ok(healthctl({"events", seg, "--last", "1"})));
+  const std::vector<std::string> last =
+      lines_of(check_ok(healthctl({"events", seg, "--last", "1"})));
   REQUIRE(last.size() == 1);
   CHECK(last[0] == all[2]);
   const std::vector<std::string> recent =
@@ -172,8 +173,8 @@ TEST_CASE("events --follow prints new events, follows a destroyed and recreated 
   CHECK(eventually([&] { return contains(f.out(), "groq tripped"); }, 30s));
 
   REQUIRE(healthctl({"record", seg, "groq", "success"}).status == 0);
-  CHECK(eventually([&] { return contains(f.out(), "groq recovered (unhealthy -> healthy)"); },
-                   30s));
+  CHECK(
+      eventually([&] { return contains(f.out(), "groq recovered (unhealthy -> healthy)"); }, 30s));
 
   REQUIRE(healthctl({"destroy", seg}).status == 0);
   CHECK(eventually([&] { return contains(f.err(), "is gone (destroyed); waiting"); }, 30s));
@@ -211,11 +212,13 @@ TEST_CASE("watch draws the table in a real terminal, redraws on a trip, and quit
   // The shell writes watch's exit status once it quits; the session ends with it.
   REQUIRE(tmux.run("new-session -d -x 160 -y 40 " + env + "\"" + HEALTHCTL_PATH + " watch " +
                    seg.str() + " --interval 100ms; echo \\$? > '" + status + "'\"") == 0);
-  CHECK(eventually([&] {
-    const std::string s = tmux.screen();
-    return contains(s, "healthctl watch " + seg.str()) && contains(s, "PROVIDER") &&
-           contains(s, "groq ");
-  }, 30s));
+  CHECK(eventually(
+      [&] {
+        const std::string s = tmux.screen();
+        return contains(s, "healthctl watch " + seg.str()) && contains(s, "PROVIDER") &&
+               contains(s, "groq ");
+      },
+      30s));
   trip(seg, "groq");
   CHECK(eventually([&] { return contains(tmux.screen(), "groq tripped (healthy -> unhealthy)"); },
                    30s));

@@ -66,8 +66,8 @@ WatchFrame frame_with(std::size_t events) {
 
 TEST_CASE("a frame shows the header, the providers as dump does, and the newest events that fit") {
   const std::string out = render_watch(frame_with(50), 20, 200);
-  CHECK(out.rfind("\x1b[H", 0) == 0);               // drawn over the last frame
-  CHECK(out.substr(out.size() - 3) == "\x1b[J");     // whatever it left below is cleared
+  CHECK(out.rfind("\x1b[H", 0) == 0);            // drawn over the last frame
+  CHECK(out.substr(out.size() - 3) == "\x1b[J"); // whatever it left below is cleared
   const std::vector<std::string> lines = visible_lines(out);
   REQUIRE(lines.size() == 20);
   CHECK(lines[0].find("healthctl watch gateway") == 0);

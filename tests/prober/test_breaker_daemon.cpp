@@ -153,20 +153,24 @@ TEST_CASE("a window that ends is probed at once, not at the next interval") {
   run.start(head(seg, "1h") + "[table]\nfailure_threshold = 1\nbackoff = \"1s\"\n" +
             provider("flaky", web.url("/")));
   REQUIRE(eventually([&] { return web.requests().size() >= 1; }, 10s));
-  REQUIRE(eventually([&] {
-    const auto s = state(seg, "flaky");
-    return s && !s->healthy;
-  }, 10s));
+  REQUIRE(eventually(
+      [&] {
+        const auto s = state(seg, "flaky");
+        return s && !s->healthy;
+      },
+      10s));
   const auto tripped = state(seg, "flaky");
   REQUIRE(tripped);
   // The window ends: the prober probes (another 503: re-armed), and again.
   REQUIRE(eventually([&] { return web.requests().size() >= 3; }, 30s));
   // Now it answers: the next window's end probes it healthy.
   web.set_default_status(200);
-  REQUIRE(eventually([&] {
-    const auto s = state(seg, "flaky");
-    return s && s->healthy;
-  }, 30s));
+  REQUIRE(eventually(
+      [&] {
+        const auto s = state(seg, "flaky");
+        return s && s->healthy;
+      },
+      30s));
   const auto after = state(seg, "flaky");
   REQUIRE(after);
   CHECK(after->last_check_unix_ns > tripped->unhealthy_until_unix_ns); // probed after the window
@@ -250,10 +254,12 @@ TEST_CASE("worker reports and probes together: the probe after a reported trip d
     run.start(head(seg, "1h") + "[table]\nbackoff = \"2s\"\n" +
               (clears ? "probe_clears_reports = true\n" : "") +
               provider("api", web.url("/status/200")));
-    REQUIRE(eventually([&] {
-      const auto s = state(seg, "api");
-      return s && s->successes == 1;
-    }, 10s));
+    REQUIRE(eventually(
+        [&] {
+          const auto s = state(seg, "api");
+          return s && s->successes == 1;
+        },
+        10s));
 
     Reporter reporter(seg.str());
     REQUIRE(reporter.failure("api", "http 502", FailureClass::server));

@@ -106,8 +106,8 @@ bool read_within(int fd, char* buf, std::size_t n, std::chrono::milliseconds lim
   const auto end = std::chrono::steady_clock::now() + limit;
   std::size_t done = 0;
   while (done < n) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -123,15 +123,15 @@ bool read_within(int fd, char* buf, std::size_t n, std::chrono::milliseconds lim
 
 /// How the readers come by their Table.
 enum class Opened {
-  by_each,       ///< each child opens it after the fork
-  before_fork,   ///< the parent opened it and read it once; children inherit it
+  by_each,     ///< each child opens it after the fork
+  before_fork, ///< the parent opened it and read it once; children inherit it
 };
 
 /// One reader process: opens the table itself (drawing its own ramp
 /// offset), or uses the one its parent opened before forking (gunicorn
-/// --preload; the fork draws the child its own offset), says it is ready, waits for the trip, then polls every ~1 ms
-/// until it sees the provider available. Exit codes: 0 ok, 10 not healthy
-/// before the trip, 11 never available in time, 12 pipe write failed.
+/// --preload; the fork draws the child its own offset), says it is ready, waits for the trip, then
+/// polls every ~1 ms until it sees the provider available. Exit codes: 0 ok, 10 not healthy before
+/// the trip, 11 never available in time, 12 pipe write failed.
 int reader(const std::string& seg, const Table* inherited, int index, int ready_fd,
            test::Barrier& go, int out_fd, std::int64_t limit_ns) {
   const std::optional<Table> own = inherited ? std::nullopt : std::optional(Table::open(seg));
@@ -223,9 +223,10 @@ Run run_readers(std::chrono::nanoseconds ramp, Opened opened = Opened::by_each) 
 }
 
 std::int64_t spread_ns(const Run& r) {
-  const auto [lo, hi] = std::minmax_element(
-      r.samples.begin(), r.samples.end(),
-      [](const Sample& a, const Sample& b) { return a.first_up_ns < b.first_up_ns; });
+  const auto [lo, hi] =
+      std::minmax_element(r.samples.begin(), r.samples.end(), [](const Sample& a, const Sample& b) {
+        return a.first_up_ns < b.first_up_ns;
+      });
   return hi->first_up_ns - lo->first_up_ns;
 }
 

@@ -12,8 +12,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <limits>
 
@@ -190,7 +190,8 @@ void add_owner_option(CLI::App& sub, std::string& owner) {
 }
 
 std::string to_json_text(const nlohmann::ordered_json& doc, JsonStyle style) {
-  return doc.dump(style == JsonStyle::pretty ? 2 : -1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return doc.dump(style == JsonStyle::pretty ? 2 : -1, ' ', false,
+                  nlohmann::ordered_json::error_handler_t::replace);
 }
 
 int write_or_ask_prober(const std::string& segment, const std::string& line,

@@ -14,11 +14,11 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <variant>
 #include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 
 namespace healthctl {
 namespace {
@@ -35,7 +35,7 @@ struct EventsOptions {
   std::string owner;
   bool follow = false;
   bool json = false;
-  std::string since;                ///< DURATION: only events newer than now - DURATION
+  std::string since;                 ///< DURATION: only events newer than now - DURATION
   std::optional<std::uint32_t> last; ///< only the last N of what --since kept
 };
 
@@ -101,24 +101,24 @@ int run_events(const EventsOptions& o) {
     case TableMove::same: break;
     case TableMove::recreated:
       say(fmt::format("table '{}' was recreated: following the new table's events from its "
-                       "first one",
-                       o.segment));
+                      "first one",
+                      o.segment));
       next = 0;
       gone = false;
       break;
     case TableMove::gone:
       if (!gone)
         say(fmt::format("table '{}' is gone (destroyed); waiting for it to be created again "
-                         "(Ctrl-C stops)",
-                         o.segment));
+                        "(Ctrl-C stops)",
+                        o.segment));
       gone = true;
       continue;
     }
     const ht::EventBatch b = read_all(table, next);
     if (b.missed > 0)
       say(fmt::format("{} events were overwritten before they could be read (the ring holds "
-                       "{}); they are lost",
-                       b.missed, table.info().events_capacity));
+                      "{}); they are lost",
+                      b.missed, table.info().events_capacity));
     for (const ht::EventRecord& e : b.events)
       print(e, o.json);
     if (!b.events.empty()) std::fflush(stdout);
@@ -140,8 +140,7 @@ void setup_events(CLI::App& app) {
   sub->add_flag("--json", opt->json, "One JSON object per event and line (JSON Lines)");
   sub->add_option("--since", opt->since, "Only events of the last DURATION (\"10m\", \"2h\")")
       ->type_name("DURATION");
-  sub->add_option("--last", opt->last, "Only the last N events (after --since)")
-      ->type_name("N");
+  sub->add_option("--last", opt->last, "Only the last N events (after --since)")->type_name("N");
   add_owner_option(*sub, opt->owner);
   sub->callback([opt] { finish(run_events(*opt)); });
 }

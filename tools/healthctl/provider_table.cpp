@@ -55,8 +55,8 @@ std::vector<std::string> override_lines(const std::vector<healthtable::ProviderS
   for (const auto& p : providers) {
     const healthtable::OverrideInfo& v = p.override_info;
     if (v.mode == healthtable::Override::automatic) continue;
-    std::string line = fmt::format("override {}: {}", printable(p.name),
-                                   healthtable::override_name(v.mode));
+    std::string line =
+        fmt::format("override {}: {}", printable(p.name), healthtable::override_name(v.mode));
     if (v.uid) line += fmt::format(" by {}", user_name(*v.uid));
     if (v.set_unix_ns > 0) line += fmt::format(" at {}", format_utc(v.set_unix_ns));
     line += v.until_unix_ns > 0 ? fmt::format(", until {}", format_utc(v.until_unix_ns))

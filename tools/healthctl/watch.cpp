@@ -99,8 +99,8 @@ WatchFrame read_frame(const ht::Table& table, const WatchOptions& o,
   f.providers = table.snapshot();
   f.now = ht::Instant::now();
   f.writer = describe_writer(view_writer(table, info, std::nullopt, f.now.mono_ns));
-  f.table = fmt::format("{} of {} slots used, {} events recorded", info.used, info.capacity,
-                        info.events);
+  f.table =
+      fmt::format("{} of {} slots used, {} events recorded", info.used, info.capacity, info.events);
   f.note = std::move(note);
   f.events.assign(events.begin(), events.end());
   return f;
@@ -109,9 +109,9 @@ WatchFrame read_frame(const ht::Table& table, const WatchOptions& o,
 int run_watch(const WatchOptions& o) {
   const auto interval = ht::parse_duration(o.interval, "--interval");
   if (interval < std::chrono::milliseconds(100) || interval > std::chrono::hours(1))
-    throw ht::Error(ht::Errc::invalid_argument,
-                    fmt::format("--interval '{}' is out of range: give 100ms to 1h",
-                                printable(o.interval)));
+    throw ht::Error(
+        ht::Errc::invalid_argument,
+        fmt::format("--interval '{}' is out of range: give 100ms to 1h", printable(o.interval)));
   if (!::isatty(STDOUT_FILENO))
     throw CommandError(kExitNotTerminal,
                        fmt::format("watch draws on a terminal and stdout is not one; use "

@@ -25,8 +25,9 @@ constexpr std::string_view kPlain = "\x1b[m";
 /// printable() or event_text()), so a byte is a column.
 std::string cut(const std::string& line, int cols) {
   if (cols <= 0) return {};
-  return line.size() > static_cast<std::size_t>(cols) ? line.substr(0, static_cast<std::size_t>(cols))
-                                                      : line;
+  return line.size() > static_cast<std::size_t>(cols)
+             ? line.substr(0, static_cast<std::size_t>(cols))
+             : line;
 }
 
 } // namespace
@@ -37,9 +38,9 @@ std::string render_watch(const WatchFrame& f, int rows, int cols) {
     std::string_view style;
   };
   std::vector<Line> top;
-  top.push_back({fmt::format("healthctl watch {}  {}  (q quits)", f.segment,
-                             format_utc(f.now.unix_ns)),
-                 kBold});
+  top.push_back(
+      {fmt::format("healthctl watch {}  {}  (q quits)", f.segment, format_utc(f.now.unix_ns)),
+       kBold});
   top.push_back({"writer: " + f.writer, {}});
   top.push_back({"table: " + f.table, {}});
   if (!f.note.empty()) top.push_back({f.note, kReverse});
@@ -60,8 +61,8 @@ std::string render_watch(const WatchFrame& f, int rows, int cols) {
   top.push_back({"recent events", kBold});
 
   const std::size_t limit = static_cast<std::size_t>(std::max(rows, 0));
-  std::vector<Line> lines(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(
-                                                         std::min(top.size(), limit)));
+  std::vector<Line> lines(top.begin(),
+                          top.begin() + static_cast<std::ptrdiff_t>(std::min(top.size(), limit)));
   const std::size_t room = limit - lines.size();
   const std::size_t n = std::min(room, f.events.size());
   if (f.events.empty() && room > 0) lines.push_back({"none yet", {}});

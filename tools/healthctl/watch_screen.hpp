@@ -14,9 +14,9 @@ namespace healthctl {
 struct WatchFrame {
   std::string segment;
   healthtable::Instant now;
-  std::string writer;    ///< describe_writer()'s line
-  std::string table;     ///< "4 of 64 slots used, 17 events"
-  std::string note;      ///< "table recreated", "table gone: waiting": empty for none
+  std::string writer; ///< describe_writer()'s line
+  std::string table;  ///< "4 of 64 slots used, 17 events"
+  std::string note;   ///< "table recreated", "table gone: waiting": empty for none
   std::vector<healthtable::ProviderState> providers;
   std::vector<healthtable::EventRecord> events; ///< oldest first; the newest that fit are shown
 };

@@ -235,10 +235,26 @@ private:
     const toml::table* tbl = node.as_table();
     if (!tbl) fail(node, "table", "must be a table: write [table]");
     check_keys(*tbl, "table.",
-               {"create", "slots", "mode", "grow", "down_interval", "spread", "failure_threshold",
-                "backoff", "recover_after", "max_backoff", "jitter", "trip_memory", "ramp",
-                "cooldown", "max_hint", "count", "cooldown_classes", "probe_clears_reports",
-                "method", "expect"});
+               {"create",
+                "slots",
+                "mode",
+                "grow",
+                "down_interval",
+                "spread",
+                "failure_threshold",
+                "backoff",
+                "recover_after",
+                "max_backoff",
+                "jitter",
+                "trip_memory",
+                "ramp",
+                "cooldown",
+                "max_hint",
+                "count",
+                "cooldown_classes",
+                "probe_clears_reports",
+                "method",
+                "expect"});
     if (auto* n = tbl->get("create")) t.create = bool_of(*n, "table.create");
     if (auto* n = tbl->get("method")) t.method = method_of(*n, "table.method");
     if (auto* n = tbl->get("expect")) t.expect = expect_of(*n, "table.expect");
@@ -305,32 +321,27 @@ private:
     set("failure_threshold", [&](const toml::node& n, const std::string& key) {
       k.failure_threshold = static_cast<std::uint32_t>(int_of(n, key, 1, kU32));
     });
-    set("backoff", [&](const toml::node& n, const std::string& key) {
-      k.backoff = duration_of(n, key);
-    });
+    set("backoff",
+        [&](const toml::node& n, const std::string& key) { k.backoff = duration_of(n, key); });
     set("recover_after", [&](const toml::node& n, const std::string& key) {
       k.recover_after = static_cast<std::uint32_t>(int_of(n, key, 0, kU32));
     });
-    set("max_backoff", [&](const toml::node& n, const std::string& key) {
-      k.max_backoff = duration_of(n, key);
-    });
+    set("max_backoff",
+        [&](const toml::node& n, const std::string& key) { k.max_backoff = duration_of(n, key); });
     set("jitter", [&](const toml::node& n, const std::string& key) {
       k.jitter_permille = permille_of(n, key);
     });
-    set("trip_memory", [&](const toml::node& n, const std::string& key) {
-      k.trip_memory = duration_of(n, key);
-    });
+    set("trip_memory",
+        [&](const toml::node& n, const std::string& key) { k.trip_memory = duration_of(n, key); });
     set("ramp", [&](const toml::node& n, const std::string& key) { k.ramp = duration_of(n, key); });
-    set("cooldown", [&](const toml::node& n, const std::string& key) {
-      k.cooldown = duration_of(n, key);
-    });
-    set("max_hint", [&](const toml::node& n, const std::string& key) {
-      k.max_hint = duration_of(n, key);
-    });
-    set("count", [&](const toml::node& n, const std::string& key) { k.counts = classes_of(n, key); });
-    set("cooldown_classes", [&](const toml::node& n, const std::string& key) {
-      k.cooldowns = classes_of(n, key);
-    });
+    set("cooldown",
+        [&](const toml::node& n, const std::string& key) { k.cooldown = duration_of(n, key); });
+    set("max_hint",
+        [&](const toml::node& n, const std::string& key) { k.max_hint = duration_of(n, key); });
+    set("count",
+        [&](const toml::node& n, const std::string& key) { k.counts = classes_of(n, key); });
+    set("cooldown_classes",
+        [&](const toml::node& n, const std::string& key) { k.cooldowns = classes_of(n, key); });
     set("probe_clears_reports", [&](const toml::node& n, const std::string& key) {
       k.probe_clears_reports = bool_of(n, key);
     });
@@ -354,7 +365,8 @@ private:
       const std::string text = s->get();
       char* end = nullptr;
       const double pct = std::strtod(text.c_str(), &end);
-      if (text.empty() || end == text.c_str() || std::string_view(end) != "%") fail(n, key, expected);
+      if (text.empty() || end == text.c_str() || std::string_view(end) != "%")
+        fail(n, key, expected);
       fraction = pct / 100;
     } else {
       fail(n, key, expected);
@@ -368,8 +380,7 @@ private:
   ClassSet classes_of(const toml::node& n, const std::string& key) const {
     std::string valid;
     for (std::size_t c = 1; c < kFailureClasses; ++c)
-      valid += (valid.empty() ? "" : ", ") +
-               std::string(class_name(static_cast<FailureClass>(c)));
+      valid += (valid.empty() ? "" : ", ") + std::string(class_name(static_cast<FailureClass>(c)));
     const toml::array* arr = n.as_array();
     if (!arr) fail(n, key, "must be a list of failure classes, e.g. [\"timeout\", \"server\"]");
     ClassSet set = 0;
@@ -425,10 +436,9 @@ private:
           return true;
         };
         const std::string_view whole(text);
-        const bool ok = dash == std::string::npos
-                            ? number(whole, &r.lo) && number(whole, &r.hi)
-                            : number(whole.substr(0, dash), &r.lo) &&
-                                  number(whole.substr(dash + 1), &r.hi);
+        const bool ok = dash == std::string::npos ? number(whole, &r.lo) && number(whole, &r.hi)
+                                                  : number(whole.substr(0, dash), &r.lo) &&
+                                                        number(whole.substr(dash + 1), &r.hi);
         if (!ok) fail(v, key, "\"" + text + "\" is not a status or a range: " + form);
       } else {
         fail(v, key, "not a status or a range: " + form);
@@ -503,9 +513,9 @@ private:
   void parse_control(const toml::node& node, ControlConfig& c) const {
     const toml::table* tbl = node.as_table();
     if (!tbl) fail(node, "control", "must be a table: write [control]");
-    check_keys(*tbl, "control.",
-               {"enabled", "group", "mode", "allow_uids", "allow_gid", "report_uids",
-                "report_gid"});
+    check_keys(
+        *tbl, "control.",
+        {"enabled", "group", "mode", "allow_uids", "allow_gid", "report_uids", "report_gid"});
     if (auto* n = tbl->get("enabled")) c.enabled = bool_of(*n, "control.enabled");
     if (auto* n = tbl->get("group")) c.group = gid_of(*n, "control.group");
     if (auto* n = tbl->get("mode")) {
@@ -653,10 +663,32 @@ private:
     ProviderConfig p;
     p.line = line_of(t.source());
     check_keys(t, "provider.",
-               {"name", "http", "https", "tcp", "headers", "method", "healthy_below", "expect",
-                "expect_body", "ca_file", "verify", "interval", "timeout", "down_interval",
-                "spread", "failure_threshold", "backoff", "recover_after", "max_backoff", "jitter",
-                "trip_memory", "ramp", "cooldown", "max_hint", "count", "cooldown_classes",
+               {"name",
+                "http",
+                "https",
+                "tcp",
+                "headers",
+                "method",
+                "healthy_below",
+                "expect",
+                "expect_body",
+                "ca_file",
+                "verify",
+                "interval",
+                "timeout",
+                "down_interval",
+                "spread",
+                "failure_threshold",
+                "backoff",
+                "recover_after",
+                "max_backoff",
+                "jitter",
+                "trip_memory",
+                "ramp",
+                "cooldown",
+                "max_hint",
+                "count",
+                "cooldown_classes",
                 "probe_clears_reports"});
     const toml::node* name = t.get("name");
     if (!name)

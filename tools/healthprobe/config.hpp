@@ -69,7 +69,7 @@ struct TableConfig {
   /// The HTTP check of every provider that sets none of its own.
   std::optional<HttpMethod> method;
   std::vector<StatusRange> expect; ///< empty: every status below healthy_below
-  CadenceKeys cadence; ///< the providers' default down_interval and spread
+  CadenceKeys cadence;             ///< the providers' default down_interval and spread
 };
 
 /// The `[control]` section: the control socket and who may use it. Every
@@ -93,12 +93,12 @@ struct ControlConfig {
 struct ProviderConfig {
   std::string name;
   ProbeSpec probe; ///< name, target, headers (expanded), HTTP check, TLS, timeout
-  std::chrono::nanoseconds interval{}; ///< own or the default
-  std::chrono::nanoseconds timeout{};  ///< own or the default (also in probe.timeout)
+  std::chrono::nanoseconds interval{};      ///< own or the default
+  std::chrono::nanoseconds timeout{};       ///< own or the default (also in probe.timeout)
   std::chrono::nanoseconds down_interval{}; ///< own, [table]'s, or `interval`
   std::uint32_t spread_permille = 0;        ///< own, [table]'s, or 0
-  std::uint32_t line = 0;              ///< its [[provider]] line, for messages
-  std::uint32_t name_line = 0;         ///< its name's line (duplicates point here)
+  std::uint32_t line = 0;                   ///< its [[provider]] line, for messages
+  std::uint32_t name_line = 0;              ///< its name's line (duplicates point here)
   /// Its own breaker policy over the table default (Writer::set_policy(name, ...)).
   PolicyKeys policy;
 

@@ -1,7 +1,7 @@
 #include "notify.hpp"
 
-#include <systemd/sd-daemon.h>
 #include <sys/timerfd.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,7 +31,8 @@ Notifier::Notifier() {
   // The timer fires every quarter interval and WATCHDOG=1 goes out every
   // half: a late wake-up still lands well inside the interval.
   timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (timer_fd_ < 0) throw std::runtime_error(std::string("timerfd_create: ") + std::strerror(errno));
+  if (timer_fd_ < 0)
+    throw std::runtime_error(std::string("timerfd_create: ") + std::strerror(errno));
   const auto quarter = std::chrono::duration_cast<std::chrono::nanoseconds>(watchdog_) / 4;
   itimerspec spec{};
   spec.it_interval.tv_sec = static_cast<time_t>(quarter.count() / 1'000'000'000);
@@ -77,9 +78,7 @@ void Notifier::watchdog() {
   send("WATCHDOG=1");
 }
 
-bool Notifier::status_due() {
-  return ready_ && Clock::now() - last_status_at_ >= kStatusEvery;
-}
+bool Notifier::status_due() { return ready_ && Clock::now() - last_status_at_ >= kStatusEvery; }
 
 void Notifier::update_status(std::string line) {
   last_status_at_ = Clock::now();

@@ -361,8 +361,7 @@ void Prober::check_standing() {
   const std::string what = st == Standing::unlinked   ? "was unlinked under the prober"
                            : st == Standing::replaced ? "was replaced under the prober"
                                                       : "lost its home under the prober";
-  log_(Level::err,
-       "table " + cfg_.segment + " " + what + "; recreating it from its last state");
+  log_(Level::err, "table " + cfg_.segment + " " + what + "; recreating it from its last state");
   try {
     writer_.recreate();
   } catch (const Error& e) {
@@ -415,8 +414,8 @@ void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
     const auto failures = state ? state->consecutive_failures : 0;
     const std::string cls(class_name(o.failure_class));
     // The window this failure set, which grows with repeated trips.
-    const auto window = state && state->window_ns > 0 ? std::chrono::nanoseconds(state->window_ns)
-                                                       : policy.backoff;
+    const auto window =
+        state && state->window_ns > 0 ? std::chrono::nanoseconds(state->window_ns) : policy.backoff;
     if (t == Transition::tripped) {
       log_(Level::warning, "provider " + p.name + " marked unhealthy after " +
                                std::to_string(failures) + " consecutive failures (" + o.reason +
@@ -425,15 +424,13 @@ void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
       log_(Level::debug, "provider " + p.name + " still unhealthy (" + o.reason +
                              "); backoff re-armed " + backoff_text(window) + "; class " + cls);
     } else if (t == Transition::cooldown) {
-      const std::int64_t left =
-          state ? state->unhealthy_until_mono_ns - Instant::now().mono_ns : 0;
-      log_(Level::notice, "provider " + p.name + " " + cls + " (" + o.reason +
-                              "): unavailable for " +
-                              format_duration(std::chrono::ceil<std::chrono::seconds>(
-                                  std::chrono::nanoseconds(std::max<std::int64_t>(left, 0)))) +
-                              (o.retry_after ? " (retry hint " + format_duration(*o.retry_after) +
-                                                   ")"
-                                             : std::string()));
+      const std::int64_t left = state ? state->unhealthy_until_mono_ns - Instant::now().mono_ns : 0;
+      log_(Level::notice,
+           "provider " + p.name + " " + cls + " (" + o.reason + "): unavailable for " +
+               format_duration(std::chrono::ceil<std::chrono::seconds>(
+                   std::chrono::nanoseconds(std::max<std::int64_t>(left, 0)))) +
+               (o.retry_after ? " (retry hint " + format_duration(*o.retry_after) + ")"
+                              : std::string()));
     } else if (!(policy.counts & class_bit(o.failure_class))) {
       log_(Level::debug, "provider " + p.name + " failed (" + o.reason + "); class " + cls +
                              " does not count toward a trip");
@@ -492,8 +489,7 @@ Prober::Clock::time_point Prober::next_deadline(Clock::time_point limit) const {
     // its past deadline until its probe answers.
     if (mono_ns <= last_expire_mono_) return;
     const auto d = std::chrono::nanoseconds(std::max<std::int64_t>(mono_ns - now_mono, 0));
-    at = std::min(at, steady_now + std::chrono::duration_cast<Clock::duration>(d) +
-                          kDeadlineSlack);
+    at = std::min(at, steady_now + std::chrono::duration_cast<Clock::duration>(d) + kDeadlineSlack);
   };
   for (const ProviderState& st : writer_.table().snapshot()) {
     consider(st.unhealthy_until_mono_ns);
@@ -527,8 +523,9 @@ void Prober::reload() {
     if (!writer_.table().find(s.cfg.name)) continue;
     writer_.forget(s.cfg.name);
     ++forgotten;
-    log_(Level::notice, "provider " + s.cfg.name + " removed from the config: forgotten, its "
-                                                   "slot is free");
+    log_(Level::notice, "provider " + s.cfg.name +
+                            " removed from the config: forgotten, its "
+                            "slot is free");
   }
   try {
     make_room(writer_, next, log_);

@@ -146,7 +146,7 @@ private:
   int exit_code_ = kExitOk; ///< set when the table is lost for good
   std::string stop_signal_;
   bool first_round_ = false; ///< every provider's first result is in the table
-  Notifier notify_; ///< systemd's READY=1, WATCHDOG=1, STATUS= (no-ops outside it)
+  Notifier notify_;          ///< systemd's READY=1, WATCHDOG=1, STATUS= (no-ops outside it)
 };
 
 } // namespace healthtable::prober

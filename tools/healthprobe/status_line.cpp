@@ -31,15 +31,16 @@ std::string status_line(std::span<const ProviderState> providers, std::int64_t n
     else
       ++healthy;
   }
-  std::string out = std::to_string(providers.size()) +
-                    (providers.size() == 1 ? " provider" : " providers");
+  std::string out =
+      std::to_string(providers.size()) + (providers.size() == 1 ? " provider" : " providers");
   std::vector<std::string> parts;
   if (healthy) parts.push_back(std::to_string(healthy) + " healthy");
   if (!down.empty()) {
     std::string names;
     for (std::size_t i = 0; i < std::min(down.size(), kNamedDown); ++i)
       names += (i ? ", " : "") + down[i];
-    if (down.size() > kNamedDown) names += ", +" + std::to_string(down.size() - kNamedDown) + " more";
+    if (down.size() > kNamedDown)
+      names += ", +" + std::to_string(down.size() - kNamedDown) + " more";
     parts.push_back(std::to_string(down.size()) + " down (" + names + ")");
   }
   if (cooling) parts.push_back(std::to_string(cooling) + " cooling down");
