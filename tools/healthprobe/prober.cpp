@@ -180,7 +180,10 @@ Prober::Prober(Config cfg, Writer writer, const Log& log)
 }
 
 Prober::~Prober() {
-  fleet_.reset();
+  if (fleet_) { // the status file says "running": gone with us
+    fleet_.reset();
+    std::remove((home_dir(cfg_.segment) + "/fleet").c_str());
+  }
   control_.reset();
   if (wait_fd_ >= 0) ::close(wait_fd_);
 }
