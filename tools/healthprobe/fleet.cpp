@@ -139,6 +139,7 @@ std::string Fleet::json() const {
   for (std::size_t i = 0; i < kRefusals; ++i)
     refused[std::string(refusal_name(static_cast<Refusal>(i)))] = s.refused[i];
   const nlohmann::json j = {{"fleet", cfg_.name},
+                            {"pid", ::getpid()},
                             {"host_id", cfg_.host_id},
                             {"instance", instance_},
                             {"redis", cfg_.redis_host + ":" + std::to_string(cfg_.redis_port)},
