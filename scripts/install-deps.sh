@@ -15,6 +15,8 @@ packages=(
   libcurl4-openssl-dev    # HTTP probes
   libssl-dev              # healthprobe's shared CA store; the HTTPS test server
   libsystemd-dev          # healthprobe's sd_notify: Type=notify, watchdog, STATUS=
+  libhiredis-dev          # healthprobe's optional [fleet] link to Redis
+  redis-server            # the fleet tests' Redis on loopback (tests/fleet)
   systemd                 # systemd-analyze, which checks the example unit (tests/prober)
   ca-certificates         # the system CA bundle the prober's trust tests read
   libfmt-dev              # formatting

@@ -38,14 +38,38 @@ std::int64_t window_for(const Policy& p, std::uint32_t trips, std::uint64_t rand
 Step apply_outcome(RecordValue& v, const Policy& p, const Outcome& o, std::int64_t host_now,
                    std::int64_t unix_now, std::uint64_t random) noexcept {
   Step step;
+  // Another host's success says nothing about this host's connectivity:
+  // a peer may lengthen a deadline, never close or shorten anything.
+  if (o.source == Source::peer && o.failure_class == FailureClass::none) return step;
   const auto to_unix = [&](std::int64_t mono) {
     return mono == 0 ? 0 : saturating_add(unix_now, mono - host_now);
   };
-  v.set_time(rw::kLastCheckUnix, unix_now);
-  v.set_source(o.source);
   std::int64_t deadline = v.time(rw::kUnhealthyUntilMono);
   std::int64_t hint = v.time(rw::kHintUntilMono);
   if (hint <= host_now) hint = 0; // served its time
+  if (o.source == Source::peer) {
+    // A peer's fact (docs/fleet.md) is a deadline only: it counts nothing,
+    // interrupts no local rise and moves no window; the local probe alone
+    // decides this host's connectivity. One that sets nothing later than
+    // what stands writes nothing.
+    if (!o.retry_after || o.retry_after->count() <= 0) return step;
+    const std::int64_t ns = std::min<std::int64_t>(o.retry_after->count(), p.max_hint.count());
+    const std::int64_t peer_hint = saturating_add(host_now, ns);
+    if (peer_hint <= std::max(hint, deadline)) return step;
+    v.set_time(rw::kLastCheckUnix, unix_now);
+    v.set_source(o.source);
+    v.set_reason(o.reason);
+    v.set_class(o.failure_class <= FailureClass::other ? o.failure_class : FailureClass::other);
+    step.hinted = true;
+    step.transition = Transition::cooldown;
+    v.set_time(rw::kUnhealthyUntilMono, peer_hint);
+    v.set_time(rw::kUnhealthyUntilUnix, to_unix(peer_hint));
+    v.set_time(rw::kHintUntilMono, peer_hint);
+    v.set_time(rw::kHintUntilUnix, to_unix(peer_hint));
+    return step;
+  }
+  v.set_time(rw::kLastCheckUnix, unix_now);
+  v.set_source(o.source);
 
   if (o.failure_class == FailureClass::none) {
     ++v.at(rw::kSuccesses);
@@ -82,8 +106,8 @@ Step apply_outcome(RecordValue& v, const Policy& p, const Outcome& o, std::int64
     return step;
   }
 
-  const FailureClass cls = o.failure_class <= FailureClass::other ? o.failure_class
-                                                                  : FailureClass::other;
+  const FailureClass cls =
+      o.failure_class <= FailureClass::other ? o.failure_class : FailureClass::other;
   ++v.at(rw::kFailures);
   ++v.at(rw::kClassFailures + static_cast<std::size_t>(cls));
   v.set_reason(o.reason);

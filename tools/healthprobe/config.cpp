@@ -6,13 +6,16 @@
 #include <healthtable/table.hpp>
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -118,8 +121,9 @@ public:
     }
     Config cfg;
     cfg.path = path_;
-    check_keys(root, "",
-               {"segment", "interval", "timeout", "jitter", "table", "control", "provider"});
+    check_keys(
+        root, "",
+        {"segment", "interval", "timeout", "jitter", "table", "control", "fleet", "provider"});
 
     const toml::node* seg = root.get("segment");
     if (!seg)
@@ -144,6 +148,7 @@ public:
     if (auto* n = root.get("table")) parse_table(*n, cfg.table);
     cfg.control.allow_uids = {static_cast<std::uint32_t>(::getuid()), 0};
     if (auto* n = root.get("control")) parse_control(*n, cfg.control);
+    if (auto* n = root.get("fleet")) parse_fleet(*n, cfg.fleet);
 
     const toml::node* providers = root.get("provider");
     if (!providers)
@@ -537,6 +542,105 @@ private:
     if (auto* n = tbl->get("report_gid")) c.report_gid = gid_of(*n, "control.report_gid");
   }
 
+  /// A secret's file, whole, without a trailing newline. Refused when
+  /// others may read or write it: a secret everyone can read is none.
+  std::string secret_of(const toml::node& n, const std::string& key) const {
+    std::filesystem::path f = string_of(n, key);
+    if (f.is_relative()) f = std::filesystem::path(path_).parent_path() / f;
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0)
+      fail(n, key, "cannot read \"" + f.string() + "\": " + std::strerror(errno));
+    if (st.st_mode & 0007)
+      fail(n, key,
+           "\"" + f.string() + "\" is open to other users (mode " + format_mode(st.st_mode & 0777) +
+               "): chmod 0600 (or 0640 for a group) it");
+    const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(n, key, "cannot read \"" + f.string() + "\": " + std::strerror(errno));
+    std::string text;
+    char buf[512];
+    ssize_t got;
+    while ((got = ::read(fd, buf, sizeof buf)) > 0 && text.size() < 4096)
+      text.append(buf, static_cast<std::size_t>(got));
+    const int err = errno;
+    ::close(fd);
+    if (got < 0) fail(n, key, "cannot read \"" + f.string() + "\": " + std::strerror(err));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+      text.pop_back();
+    if (text.empty()) fail(n, key, "\"" + f.string() + "\" is empty");
+    return text;
+  }
+
+  void parse_fleet(const toml::node& node, FleetConfig& f) const {
+    const toml::table* tbl = node.as_table();
+    if (!tbl) fail(node, "fleet", "must be a table: write [fleet]");
+    check_keys(*tbl, "fleet.",
+               {"name", "redis", "host_id", "secret_file", "user", "password_file", "share",
+                "trips", "max_skew", "max_deadline", "connect_timeout", "command_timeout",
+                "reconnect_min", "reconnect_max"});
+    f.enabled = true;
+    const toml::node* name = tbl->get("name");
+    if (!name)
+      fail(node, "fleet.name",
+           "missing: name the fleet, e.g. name = \"prod\" (same on every host)");
+    f.name = string_of(*name, "fleet.name");
+    if (f.name.empty() || f.name.size() > 64 ||
+        f.name.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+            std::string::npos)
+      fail(*name, "fleet.name", "\"" + f.name + "\": use 1 to 64 letters, digits, '.', '_' or '-'");
+    if (auto* n = tbl->get("redis")) {
+      const std::string addr = string_of(*n, "fleet.redis");
+      const std::size_t colon = addr.rfind(':');
+      int port = 0;
+      if (colon == std::string::npos || colon == 0 ||
+          std::sscanf(addr.c_str() + colon + 1, "%d", &port) != 1 || port < 1 || port > 65535 ||
+          addr.find_first_not_of("0123456789", colon + 1) != std::string::npos)
+        fail(*n, "fleet.redis", "\"" + addr + "\": expected host:port, e.g. \"127.0.0.1:6379\"");
+      f.redis_host = addr.substr(0, colon);
+      f.redis_port = port;
+    }
+    if (auto* n = tbl->get("host_id")) {
+      f.host_id = string_of(*n, "fleet.host_id");
+      if (f.host_id.empty() || f.host_id.size() > 64)
+        fail(*n, "fleet.host_id", "must be 1 to 64 characters");
+    } else {
+      char buf[256] = {};
+      if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0)
+        fail(node, "fleet.host_id", "the host has no name: set host_id = \"...\"");
+      f.host_id = buf;
+    }
+    const toml::node* secret = tbl->get("secret_file");
+    if (!secret)
+      fail(node, "fleet.secret_file",
+           "missing: every message is signed with a shared secret; write one (e.g. openssl rand "
+           "-hex 32 > /etc/healthprobe/fleet.key; chmod 0600) and set secret_file");
+    f.secret_file = string_of(*secret, "fleet.secret_file");
+    f.secret = secret_of(*secret, "fleet.secret_file");
+    if (f.secret.size() < 16)
+      fail(*secret, "fleet.secret_file",
+           "the secret is " + std::to_string(f.secret.size()) +
+               " bytes; use at least 16 (openssl rand -hex 32)");
+    if (auto* n = tbl->get("user")) f.user = string_of(*n, "fleet.user");
+    if (auto* n = tbl->get("password_file")) f.password = secret_of(*n, "fleet.password_file");
+    if (!f.user.empty() && f.password.empty())
+      fail(*tbl->get("user"), "fleet.user", "an ACL user needs its password: set password_file");
+    if (auto* n = tbl->get("share")) f.share = classes_of(*n, "fleet.share");
+    if (auto* n = tbl->get("trips")) f.trips = bool_of(*n, "fleet.trips");
+    const auto dur = [&](const char* key, std::chrono::nanoseconds& out) {
+      if (auto* n = tbl->get(key)) out = positive_duration(*n, std::string("fleet.") + key);
+    };
+    dur("max_skew", f.max_skew);
+    dur("max_deadline", f.max_deadline);
+    dur("connect_timeout", f.connect_timeout);
+    dur("command_timeout", f.command_timeout);
+    dur("reconnect_min", f.reconnect_min);
+    dur("reconnect_max", f.reconnect_max);
+    if (f.reconnect_max < f.reconnect_min)
+      fail(tbl->get("reconnect_max") ? *tbl->get("reconnect_max") : *tbl->get("reconnect_min"),
+           "fleet.reconnect_max",
+           "must not be shorter than reconnect_min (" + format_duration(f.reconnect_min) + ")");
+  }
+
   void parse_url(const toml::node& n, const std::string& key, const std::string& url) const {
     if (url.find_first_of(" \t\r\n") != std::string::npos)
       fail(n, key, "bad URL \"" + url + "\": contains white space");
@@ -689,7 +793,8 @@ private:
                 "max_hint",
                 "count",
                 "cooldown_classes",
-                "probe_clears_reports"});
+                "probe_clears_reports",
+                "fleet_wide"});
     const toml::node* name = t.get("name");
     if (!name)
       throw ConfigError(path_, p.line, "provider.name", "missing: every [[provider]] needs a name");
@@ -742,6 +847,7 @@ private:
         p.probe.ca_file = f.string();
       }
     }
+    if (auto* n = t.get("fleet_wide")) p.fleet_wide = bool_of(*n, "provider.fleet_wide");
     p.interval = cfg.interval;
     p.timeout = cfg.timeout;
     if (auto* n = t.get("interval")) p.interval = positive_duration(*n, "provider.interval");

@@ -89,6 +89,33 @@ struct ControlConfig {
   std::optional<std::uint32_t> report_gid;
 };
 
+/// The optional `[fleet]` section: share what this prober learns about
+/// providers with the probers of other hosts through Redis (docs/fleet.md).
+struct FleetConfig {
+  bool enabled = false; ///< the section is present
+  std::string name;     ///< the fleet; its channel is "healthtable:fleet:NAME"
+  std::string redis_host = "127.0.0.1";
+  int redis_port = 6379;
+  std::string host_id;     ///< this host in messages; default: the host name
+  std::string secret;      ///< the HMAC key, read from secret_file
+  std::string secret_file; ///< must not be readable or writable by others
+  std::string user;        ///< Redis ACL user (AUTH user password); empty: AUTH password
+  std::string password;    ///< read from password_file; empty: no AUTH
+  /// Classes whose cooldown deadlines are published and taken from peers.
+  ClassSet share = class_bit(FailureClass::rate_limited);
+  /// Trips of providers marked `fleet_wide` are published and taken.
+  bool trips = true;
+  std::chrono::nanoseconds max_skew = std::chrono::seconds(2);
+  std::chrono::nanoseconds max_deadline = std::chrono::hours(1);
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(1);
+  std::chrono::nanoseconds command_timeout = std::chrono::seconds(1);
+  std::chrono::nanoseconds reconnect_min = std::chrono::milliseconds(100);
+  std::chrono::nanoseconds reconnect_max = std::chrono::seconds(5);
+
+  std::string channel() const { return "healthtable:fleet:" + name; }
+  bool operator==(const FleetConfig&) const = default;
+};
+
 /// One `[[provider]]`: a name, one probe, and its cadence.
 struct ProviderConfig {
   std::string name;
@@ -101,6 +128,9 @@ struct ProviderConfig {
   std::uint32_t name_line = 0;              ///< its name's line (duplicates point here)
   /// Its own breaker policy over the table default (Writer::set_policy(name, ...)).
   PolicyKeys policy;
+  /// Its trips are the provider's, not this host's (an outage of a global
+  /// API): with a `[fleet]`, they are shared with the peers.
+  bool fleet_wide = false;
 
   /// Same probe, same cadence: a reload keeps its schedule.
   bool same_as(const ProviderConfig& other) const;
@@ -114,6 +144,7 @@ struct Config {
   std::chrono::nanoseconds jitter{0};
   TableConfig table;
   ControlConfig control;
+  FleetConfig fleet;
   std::vector<ProviderConfig> providers;
 
   /// The shortest interval of any provider (the heartbeat promise).

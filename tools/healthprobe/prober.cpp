@@ -1,6 +1,7 @@
 #include "prober.hpp"
 #include "status_line.hpp"
 
+#include <healthtable/home.hpp>
 #include <healthtable/layout.hpp>
 #include <healthtable/names.hpp>
 
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <fstream>
 #include <set>
 
 namespace healthtable::prober {
@@ -26,6 +28,10 @@ constexpr auto kDeadlineSlack = std::chrono::milliseconds(20);
 /// write is seen long before it ends, rarely enough that a thousand results
 /// arriving together cost one scan, not a thousand.
 constexpr auto kRescanEvery = std::chrono::milliseconds(100);
+
+/// How often, at most, the fleet status file is rewritten while messages
+/// keep coming.
+constexpr auto kFleetStatusEvery = std::chrono::milliseconds(200);
 
 std::chrono::milliseconds as_ms(std::chrono::nanoseconds d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d);
@@ -174,6 +180,10 @@ Prober::Prober(Config cfg, Writer writer, const Log& log)
 }
 
 Prober::~Prober() {
+  if (fleet_) { // the status file says "running": gone with us
+    fleet_.reset();
+    std::remove((home_dir(cfg_.segment) + "/fleet").c_str());
+  }
   control_.reset();
   if (wait_fd_ >= 0) ::close(wait_fd_);
 }
@@ -196,6 +206,125 @@ bool Prober::open_control() {
   return true;
 }
 
+std::string Prober::status() const {
+  return status_of(writer_) + (fleet_ ? "; " + fleet_->summary() : std::string());
+}
+
+bool Prober::open_fleet() {
+  try {
+    fleet_ = std::make_unique<Fleet>(cfg_.fleet);
+  } catch (const std::exception& e) {
+    log_(Level::err, e.what());
+    return false;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fleet_->fd();
+  if (::epoll_ctl(wait_fd_, EPOLL_CTL_ADD, fleet_->fd(), &ev) != 0) {
+    log_(Level::err, std::string("epoll_ctl: ") + std::strerror(errno));
+    fleet_.reset();
+    return false;
+  }
+  return true;
+}
+
+void Prober::serve_fleet() {
+  Fleet::Inbox in = fleet_->drain();
+  for (const auto& [level, line] : in.logs)
+    log_(level, line);
+  for (const Envelope& e : in.facts)
+    apply_peer(e);
+  fleet_dirty_ = true;
+  write_fleet_status(!in.logs.empty()); // a state change: at once
+}
+
+void Prober::apply_peer(const Envelope& e) {
+  const Fact& f = e.fact;
+  // Only providers this prober probes: a peer never registers a name here.
+  const auto p = std::find_if(cfg_.providers.begin(), cfg_.providers.end(),
+                              [&](const ProviderConfig& c) { return c.name == f.provider; });
+  if (p == cfg_.providers.end()) return fleet_->refuse(Refusal::unknown_provider);
+  const bool shared = f.kind == FactKind::cooldown
+                          ? (cfg_.fleet.share & class_bit(f.failure_class)) != 0
+                          : cfg_.fleet.trips && p->fleet_wide;
+  if (!shared) return fleet_->refuse(Refusal::not_shared);
+  try {
+    const Instant now = Instant::now();
+    // The deadline is wall-clock time; the table keeps its own monotonic
+    // one, so it travels as "this long from now" (off by the clocks' skew).
+    const auto left = std::chrono::nanoseconds(f.deadline_unix_ns - now.unix_ns);
+    if (left.count() <= 0) return fleet_->refuse(Refusal::expired);
+    const std::string reason = "peer " + e.host + ": " + f.reason;
+    const Outcome o{f.failure_class, reason, Source::peer, left};
+    const Transition t = writer_.record(f.provider, o, now);
+    const bool moved = t == Transition::cooldown;
+    fleet_->applied(moved, Instant::now().unix_ns - e.time_unix_ns);
+    if (!moved) return;
+    table_dirty_ = true;
+    log_(Level::notice,
+         "provider " + f.provider + " " + std::string(class_name(f.failure_class)) +
+             (f.kind == FactKind::trip ? " trip" : "") + " from peer " + e.host + " (" + f.reason +
+             "): unavailable for " +
+             format_duration(std::chrono::ceil<std::chrono::seconds>(
+                 std::min<std::chrono::nanoseconds>(left, writer_.policy(f.provider).max_hint))));
+  } catch (const Error& err) {
+    log_(Level::err, "cannot record a peer fact for provider " + f.provider + ": " + err.what());
+  }
+}
+
+void Prober::share(const ProviderConfig& p, const ProbeResult& o, Transition t) {
+  if (!fleet_) return;
+  const Instant now = Instant::now();
+  const Policy policy = writer_.policy(p.name);
+  const bool cools = (policy.cooldowns & class_bit(o.failure_class)) != 0;
+  if ((cfg_.fleet.share & class_bit(o.failure_class)) && (o.retry_after || cools)) {
+    // The hint the breaker set: the provider's own, capped, else the
+    // cooldown class's default.
+    const auto hint = o.retry_after
+                          ? std::clamp(*o.retry_after, std::chrono::nanoseconds(0), policy.max_hint)
+                          : policy.cooldown;
+    if (hint.count() > 0)
+      fleet_->publish(
+          Fact{FactKind::cooldown, p.name, o.failure_class, now.unix_ns + hint.count(), o.reason});
+  }
+  const bool fleet_wide =
+      std::any_of(cfg_.providers.begin(), cfg_.providers.end(),
+                  [&](const ProviderConfig& c) { return c.name == p.name && c.fleet_wide; });
+  if (cfg_.fleet.trips && fleet_wide && (t == Transition::tripped || t == Transition::rearmed)) {
+    const auto state = writer_.table().get_state(p.name);
+    if (state && state->unhealthy_until_unix_ns > now.unix_ns)
+      fleet_->publish(
+          Fact{FactKind::trip, p.name, o.failure_class, state->unhealthy_until_unix_ns, o.reason});
+  }
+}
+
+void Prober::write_fleet_status(bool now) {
+  if (!fleet_ || !fleet_dirty_) return;
+  const auto t = Clock::now();
+  if (!now && t - fleet_status_at_ < kFleetStatusEvery) return;
+  fleet_status_at_ = t;
+  fleet_dirty_ = false;
+  std::string text = fleet_->json() + "\n";
+  if (text == fleet_status_) return;
+  // Beside the control socket in the table's home: readable as the home is,
+  // replaced atomically so a reader never sees half of it.
+  const std::string path = home_dir(cfg_.segment) + "/fleet";
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) {
+      log_(Level::debug, "cannot write " + tmp);
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    log_(Level::debug, "cannot rename " + tmp + ": " + std::strerror(errno));
+    return;
+  }
+  fleet_status_ = std::move(text);
+}
+
 bool Prober::wake(int signal_fd) {
   notify_.watchdog(); // also reads its timer, which is in the wait set
   drain_signals(signal_fd);
@@ -205,6 +334,7 @@ bool Prober::wake(int signal_fd) {
     control_->serve();
     table_dirty_ = true; // a request may have set a window or an override
   }
+  if (fleet_ && !stop_) serve_fleet();
   return stop_;
 }
 
@@ -307,13 +437,14 @@ void Prober::first_round_written(const Round& r) {
                         std::to_string(r.probes) + " providers probed in " +
                         format_duration(as_ms(Clock::now() - r.start)));
   first_round_ = true;
-  notify_.ready([&] { return status_of(writer_); }); // systemd: started, the table is fresh
+  notify_.ready([&] { return status(); }); // systemd: started, the table is fresh
 }
 
 void Prober::after_turn() {
   const auto promise = std::chrono::duration_cast<Clock::duration>(cfg_.shortest_interval());
   if (Clock::now() >= last_beat_ + promise) beat();
-  notify_.status([&] { return status_of(writer_); });
+  notify_.status([&] { return status(); });
+  write_fleet_status();
 }
 
 Prober::Clock::time_point Prober::next_wake() const {
@@ -321,6 +452,7 @@ Prober::Clock::time_point Prober::next_wake() const {
   if (!queue_.empty()) at = std::min(at, queue_.begin()->first);
   at = std::min(at, table_due_);
   if (table_dirty_) at = std::min(at, table_scanned_ + kRescanEvery);
+  if (fleet_dirty_) at = std::min(at, fleet_status_at_ + kFleetStatusEvery);
   return at;
 }
 
@@ -409,6 +541,7 @@ void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
     }
     const Outcome outcome{o.failure_class, o.reason, Source::probe, o.retry_after};
     const Transition t = writer_.record(p.name, outcome, now);
+    share(p, o, t);
     const auto state = writer_.table().get_state(p.name);
     const Policy policy = writer_.policy(p.name);
     const auto failures = state ? state->consecutive_failures : 0;
@@ -512,6 +645,11 @@ void Prober::reload() {
     log_(Level::err, std::string("reload failed, keeping the previous configuration: ") + e.what());
     return;
   }
+  if (next.fleet != cfg_.fleet) {
+    log_(Level::warning, "[fleet] changed: the running link keeps the previous one until "
+                         "healthprobe restarts");
+    next.fleet = cfg_.fleet;
+  }
   // Providers the config dropped give their slots back first, so the ones
   // it adds can take them.
   std::size_t forgotten = 0;
@@ -610,6 +748,7 @@ int Prober::run(int signal_fd) {
     return kExitFailure;
   }
   if (cfg_.control.enabled && !open_control()) return kExitFailure;
+  if (cfg_.fleet.enabled && !open_fleet()) return kExitFailure;
   log_(Level::info, "started: pid " + std::to_string(::getpid()) + ", segment " +
                         quoted(cfg_.segment) + ", " + std::to_string(providers_.size()) +
                         " providers, interval " + format_duration(cfg_.interval) + ", timeout " +
@@ -632,7 +771,7 @@ int Prober::run(int signal_fd) {
     if (reload_) { // new and changed providers are due now
       notify_.reloading();
       reload();
-      if (first_round_) notify_.ready([&] { return status_of(writer_); });
+      if (first_round_) notify_.ready([&] { return status(); });
     }
     after_turn();
   }

@@ -6,6 +6,7 @@
 
 #include "config.hpp"
 #include "control.hpp"
+#include "fleet.hpp"
 #include "log.hpp"
 #include "notify.hpp"
 #include "probe.hpp"
@@ -119,6 +120,18 @@ private:
   /// Binds the control socket and adds it to the wait set; false (logged)
   /// when it cannot.
   bool open_control();
+  /// [fleet]: starts the link and adds its fd to the wait set.
+  bool open_fleet();
+  /// Logs what the fleet thread said and applies the peer facts it verified.
+  void serve_fleet();
+  void apply_peer(const Envelope& e);
+  /// Publishes what a local probe's failure taught us, when it is shared.
+  void share(const ProviderConfig& p, const ProbeResult& o, Transition t);
+  /// Rewrites the `fleet` status file in the table's home when the stats
+  /// changed (at most every kFleetStatusEvery unless `now`).
+  void write_fleet_status(bool now = false);
+  /// systemd's STATUS= line: the table's summary, and the fleet link's.
+  std::string status() const;
 
   Config cfg_;
   Writer writer_;
@@ -145,8 +158,12 @@ private:
   bool reload_ = false;
   int exit_code_ = kExitOk; ///< set when the table is lost for good
   std::string stop_signal_;
-  bool first_round_ = false; ///< every provider's first result is in the table
-  Notifier notify_;          ///< systemd's READY=1, WATCHDOG=1, STATUS= (no-ops outside it)
+  bool first_round_ = false;     ///< every provider's first result is in the table
+  Notifier notify_;              ///< systemd's READY=1, WATCHDOG=1, STATUS= (no-ops outside it)
+  std::unique_ptr<Fleet> fleet_; ///< [fleet]: the Redis link's thread; null without one
+  std::string fleet_status_;     ///< what the status file holds
+  Clock::time_point fleet_status_at_{};
+  bool fleet_dirty_ = false; ///< the stats may have changed since the file was written
 };
 
 } // namespace healthtable::prober
