@@ -15,6 +15,8 @@ packages=(
   libcurl4-openssl-dev    # HTTP probes
   libssl-dev              # healthprobe's shared CA store; the HTTPS test server
   libsystemd-dev          # healthprobe's sd_notify: Type=notify, watchdog, STATUS=
+  libmicrohttpd-dev       # healthprobe's GET /metrics (docs/metrics.md)
+  prometheus              # the test that a real Prometheus scrapes /metrics (ctest -L prometheus); promtool
   systemd                 # systemd-analyze, which checks the example unit (tests/prober)
   ca-certificates         # the system CA bundle the prober's trust tests read
   libfmt-dev              # formatting
