@@ -37,12 +37,10 @@ TEST_CASE("dump --format prometheus: a tripped provider, the writer attached, pr
         "1");
   CHECK(sample(r.out, "healthtable_provider_consecutive_failures{" + t + ",provider=\"bad\"}") ==
         "3");
-  CHECK(sample(r.out,
-               "healthtable_provider_outcomes_total{" + t + ",provider=\"bad\",class=\"timeout\"}") ==
-        "3");
-  CHECK(sample(r.out,
-               "healthtable_provider_outcomes_total{" + t + ",provider=\"ok\",class=\"success\"}") ==
-        "1");
+  CHECK(sample(r.out, "healthtable_provider_outcomes_total{" + t +
+                          ",provider=\"bad\",class=\"timeout\"}") == "3");
+  CHECK(sample(r.out, "healthtable_provider_outcomes_total{" + t +
+                          ",provider=\"ok\",class=\"success\"}") == "1");
   CHECK(sample(r.out, "healthtable_table_slots_used{" + t + "}") == "2");
   CHECK(sample(r.out, "healthtable_writer_attached{" + t + "}") == "1");
   // Only the prober measures probes: dump has no such series.

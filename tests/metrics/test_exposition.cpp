@@ -74,8 +74,8 @@ TEST_CASE("a histogram: cumulative buckets ending at +Inf, _sum, and _count from
   CHECK(s.cumulative == std::vector<std::uint64_t>{2, 3, 4});
   CHECK(s.sum == doctest::Approx(7.65));
   Exposition e;
-  e.family("d_seconds", Type::histogram, "D.").add_histogram({{"p", "a"}}, s.bounds, s.cumulative,
-                                                               s.sum);
+  e.family("d_seconds", Type::histogram, "D.")
+      .add_histogram({{"p", "a"}}, s.bounds, s.cumulative, s.sum);
   const std::string t = e.text();
   CHECK(t.find("# TYPE d_seconds histogram\n") != std::string::npos);
   CHECK(t.find("d_seconds_bucket{p=\"a\",le=\"0.1\"} 2\n") != std::string::npos);
@@ -134,7 +134,9 @@ TEST_CASE("the table's series: one family each, every provider labelled, values 
   add_table_metrics(e, info, ps, now, WriterFacts{true});
   const std::string t = e.text();
   INFO(t);
-  const auto has = [&](const std::string& line) { return t.find(line + "\n") != std::string::npos; };
+  const auto has = [&](const std::string& line) {
+    return t.find(line + "\n") != std::string::npos;
+  };
   CHECK(has("healthtable_table_slots{table=\"gw\"} 64"));
   CHECK(has("healthtable_table_slots_used{table=\"gw\"} 2"));
   CHECK(has("healthtable_reports_dropped_total{table=\"gw\"} 3"));
@@ -145,12 +147,16 @@ TEST_CASE("the table's series: one family each, every provider labelled, values 
   CHECK(has("healthtable_provider_state{table=\"gw\",provider=\"we\\\"ird\",state=\"open\"} 1"));
   CHECK(has("healthtable_provider_state{table=\"gw\",provider=\"we\\\"ird\",state=\"closed\"} 0"));
   CHECK(has("healthtable_provider_state{table=\"gw\",provider=\"up\",state=\"closed\"} 1"));
-  CHECK(has("healthtable_provider_override{table=\"gw\",provider=\"we\\\"ird\",override=\"down\"} 1"));
+  CHECK(has(
+      "healthtable_provider_override{table=\"gw\",provider=\"we\\\"ird\",override=\"down\"} 1"));
   CHECK(has("healthtable_provider_consecutive_failures{table=\"gw\",provider=\"we\\\"ird\"} 4"));
-  CHECK(has("healthtable_provider_window_remaining_seconds{table=\"gw\",provider=\"we\\\"ird\"} 30"));
+  CHECK(
+      has("healthtable_provider_window_remaining_seconds{table=\"gw\",provider=\"we\\\"ird\"} 30"));
   CHECK(has("healthtable_provider_window_remaining_seconds{table=\"gw\",provider=\"up\"} 0"));
-  CHECK(has("healthtable_provider_outcomes_total{table=\"gw\",provider=\"up\",class=\"success\"} 10"));
-  CHECK(has("healthtable_provider_outcomes_total{table=\"gw\",provider=\"we\\\"ird\",class=\"server\"} 4"));
+  CHECK(has(
+      "healthtable_provider_outcomes_total{table=\"gw\",provider=\"up\",class=\"success\"} 10"));
+  CHECK(has("healthtable_provider_outcomes_total{table=\"gw\",provider=\"we\\\"ird\",class="
+            "\"server\"} 4"));
   CHECK(has("healthtable_provider_transitions_total{table=\"gw\",provider=\"we\\\"ird\"} 1"));
   // One family per name: each HELP line appears once.
   std::size_t at = 0, helps = 0;

@@ -10,6 +10,9 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <sstream>
+
 using namespace healthtable;
 using namespace healthtable::test;
 using namespace std::chrono_literals;
@@ -37,6 +40,23 @@ TEST_CASE("/metrics: the exposition content type, the table's and the prober's s
   CHECK(a.body.find("healthtable_probe_duration_seconds_bucket{table=\"" + seg.str() +
                     "\",provider=\"llm\",le=\"+Inf\"}") != std::string::npos);
   CHECK(a.body.find("healthtable_prober_build_info{version=\"") != std::string::npos);
+  // Every family served is documented in docs/metrics.md.
+  {
+    std::ifstream in(std::string(HEALTHTABLE_SOURCE_DIR) + "/docs/metrics.md");
+    std::ostringstream text;
+    text << in.rdbuf();
+    const std::string doc = text.str();
+    REQUIRE(!doc.empty());
+    std::size_t families = 0;
+    for (std::size_t at = 0; (at = a.body.find("# TYPE ", at)) != std::string::npos; ++at) {
+      const std::size_t start = at + 7;
+      const std::string name = a.body.substr(start, a.body.find(' ', start) - start);
+      INFO(name);
+      CHECK(doc.find("| `" + name + "` |") != std::string::npos);
+      ++families;
+    }
+    CHECK(families >= 20);
+  }
 
   // A trip: the upstream answers 503 until the breaker opens.
   web.set_default_status(503);
@@ -52,8 +72,9 @@ TEST_CASE("/metrics: the exposition content type, the table's and the prober's s
                            "\",provider=\"llm\",kind=\"tripped\"}") == "1");
   CHECK(sample(a.body, "healthtable_provider_transitions_total{table=\"" + seg.str() +
                            "\",provider=\"llm\"}") == "1");
-  const auto server_failures = sample(a.body, "healthtable_provider_outcomes_total{table=\"" +
-                                                  seg.str() + "\",provider=\"llm\",class=\"server\"}");
+  const auto server_failures =
+      sample(a.body, "healthtable_provider_outcomes_total{table=\"" + seg.str() +
+                         "\",provider=\"llm\",class=\"server\"}");
   REQUIRE(server_failures);
   CHECK(std::stod(*server_failures) >= 2);
   const auto window = sample(a.body, "healthtable_provider_window_remaining_seconds{table=\"" +

@@ -73,8 +73,7 @@ TEST_CASE("Prometheus scrapes /metrics and a PromQL query sees the trip") {
   const int port = refused_port(); // free a moment ago; prometheus binds it
   Child prometheus({kPrometheus, "--config.file=" + config.string(),
                     "--storage.tsdb.path=" + (dir / "tsdb").string(),
-                    "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                    "--log.level=warn"},
+                    "--web.listen-address=127.0.0.1:" + std::to_string(port), "--log.level=warn"},
                    dir.path());
   struct Stop {
     Child& c;
@@ -87,7 +86,8 @@ TEST_CASE("Prometheus scrapes /metrics and a PromQL query sees the trip") {
   } stop{prometheus};
 
   // Healthy first: the scrape works and the series is 1.
-  const std::string series = "healthtable_provider_available{provider=\"x\",table=\"" + seg.str() + "\"}";
+  const std::string series =
+      "healthtable_provider_available{provider=\"x\",table=\"" + seg.str() + "\"}";
   INFO(prometheus.err());
   REQUIRE(eventually([&] { return query(port, series + " == 1").size() == 1; }, 90s));
   CHECK(query(port, "up{job=\"healthprobe\"}").at(0)["value"][1] == "1");
@@ -104,10 +104,13 @@ TEST_CASE("Prometheus scrapes /metrics and a PromQL query sees the trip") {
   CHECK(r[0]["metric"]["job"] == "healthprobe");
   REQUIRE(eventually(
       [&] {
-        return query(port, "healthtable_provider_state{provider=\"x\",state=\"open\"} == 1").size() ==
-               1;
+        return query(port, "healthtable_provider_state{provider=\"x\",state=\"open\"} == 1")
+                   .size() == 1;
       },
       30s));
-  CHECK(query(port, "increase(healthtable_probe_transitions_total{provider=\"x\",kind=\"tripped\"}[5m]) > 0")
-            .size() == 1);
+  CHECK(
+      query(
+          port,
+          "increase(healthtable_probe_transitions_total{provider=\"x\",kind=\"tripped\"}[5m]) > 0")
+          .size() == 1);
 }
