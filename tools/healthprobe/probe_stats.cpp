@@ -1,6 +1,7 @@
 #include "probe_stats.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace healthtable::prober {
 
@@ -15,7 +16,11 @@ void ProbeStats::keep(const std::vector<std::string>& names) {
     if (next.emplace(n, s).second) list->push_back(std::move(s));
   }
   by_name_ = std::move(next);
-  list_.store(std::move(list), std::memory_order_release);
+  std::shared_ptr<const List> old;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    old = std::exchange(list_, std::move(list));
+  } // the old list (perhaps the last reference) is freed outside the lock
 }
 
 void ProbeStats::probed(const std::string& name, std::chrono::nanoseconds elapsed, Transition t) {
@@ -30,7 +35,11 @@ void ProbeStats::probed(const std::string& name, std::chrono::nanoseconds elapse
 }
 
 void ProbeStats::add_metrics(metrics::Exposition& out, const std::string& segment) const {
-  const std::shared_ptr<const List> list = list_.load(std::memory_order_acquire);
+  std::shared_ptr<const List> list;
+  {
+    const std::lock_guard<std::mutex> lock(mu_);
+    list = list_;
+  }
   metrics::Family& duration =
       out.family("healthtable_probe_duration_seconds", metrics::Type::histogram,
                  "How long the prober's probes of the provider took, answered or failed.");

@@ -1,9 +1,11 @@
 // What only the prober knows, for /metrics: each provider's probe durations
 // (a histogram) and the breaker transitions its own probe results caused.
 // The prober's loop writes them with relaxed atomics; the metrics thread
-// reads them at any time. Neither ever waits for the other on a probe
-// result: the list of providers is republished (an atomic shared_ptr) only
-// when a reload changes it.
+// reads them at any time, and a probe result never takes a lock. The list
+// of providers is republished only when a reload changes it: a shared_ptr
+// swapped under a mutex that either side holds only to copy or swap the
+// pointer (libstdc++ 12's std::atomic<std::shared_ptr> would do the same
+// with a spin lock, and ThreadSanitizer reports a race inside it).
 #pragma once
 
 #include <exposition.hpp>
@@ -15,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -55,7 +58,8 @@ public:
 private:
   using List = std::vector<std::shared_ptr<ProviderStats>>;
   std::unordered_map<std::string, std::shared_ptr<ProviderStats>> by_name_; ///< prober thread's
-  std::atomic<std::shared_ptr<const List>> list_;
+  mutable std::mutex mu_;            ///< guards list_ (the pointer, not what it points at)
+  std::shared_ptr<const List> list_; ///< never null
 };
 
 } // namespace healthtable::prober
