@@ -17,6 +17,8 @@ packages=(
   libsystemd-dev          # healthprobe's sd_notify: Type=notify, watchdog, STATUS=
   libhiredis-dev          # healthprobe's optional [fleet] link to Redis
   redis-server            # the fleet tests' Redis on loopback (tests/fleet)
+  libmicrohttpd-dev       # healthprobe's GET /metrics (docs/metrics.md)
+  prometheus              # the test that a real Prometheus scrapes /metrics (ctest -L prometheus); promtool
   systemd                 # systemd-analyze, which checks the example unit (tests/prober)
   ca-certificates         # the system CA bundle the prober's trust tests read
   libfmt-dev              # formatting

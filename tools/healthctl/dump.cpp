@@ -1,7 +1,10 @@
-// healthctl dump NAME: every provider's state, as an aligned table or JSON.
+// healthctl dump NAME: every provider's state, as an aligned table, JSON, or
+// the Prometheus text format (for node_exporter's textfile collector).
 #include "commands.hpp"
 #include "common.hpp"
 #include "provider_table.hpp"
+
+#include <table_metrics.hpp>
 
 #include <healthtable/names.hpp>
 #include <healthtable/table.hpp>
@@ -17,8 +20,9 @@ namespace {
 
 struct DumpOptions {
   std::string segment;
-  std::string owner; ///< --owner: empty for the library's default
-  bool json = false;
+  std::string owner;               ///< --owner: empty for the library's default
+  bool json = false;               ///< --json: the same as --format json
+  std::string format = "table";    ///< table, json or prometheus
   std::vector<std::string> expect; ///< names to list even if never seen
   std::string stale_after;
 };
@@ -81,7 +85,15 @@ int run_dump(const DumpOptions& o) {
   const healthtable::Instant now = healthtable::Instant::now();
   const WriterView writer = view_writer(table, info, stale_after, now.mono_ns);
 
-  if (o.json) {
+  if (o.format == "prometheus") {
+    healthtable::metrics::Exposition out;
+    healthtable::metrics::add_table_metrics(out, info, providers, now,
+                                            healthtable::metrics::WriterFacts{writer.attached});
+    fmt::print("{}", out.text());
+    return kExitOk;
+  }
+
+  if (o.json || o.format == "json") {
     nlohmann::ordered_json doc;
     doc["segment"] = info.segment;
     doc["home"] = info.home;
@@ -127,10 +139,17 @@ int run_dump(const DumpOptions& o) {
 
 void setup_dump(CLI::App& app) {
   auto opt = std::make_shared<DumpOptions>();
-  CLI::App* sub =
-      app.add_subcommand("dump", "Show every provider's state (a table, or JSON with --json)");
+  CLI::App* sub = app.add_subcommand(
+      "dump", "Show every provider's state (a table, JSON, or Prometheus metrics)");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
-  sub->add_flag("--json", opt->json, "Print one JSON document instead of a table");
+  CLI::Option* format =
+      sub->add_option("--format", opt->format,
+                      "table (the default), json (one JSON document), or prometheus (the text "
+                      "exposition format, for node_exporter's textfile collector)")
+          ->check(CLI::IsMember({"table", "json", "prometheus"}))
+          ->type_name("FORMAT");
+  sub->add_flag("--json", opt->json, "Print one JSON document instead of a table (--format json)")
+      ->excludes(format);
   sub->add_option("--expect", opt->expect,
                   "Providers to list even if the table has never seen them (comma separated, "
                   "may repeat); they appear healthy, with registered=false")

@@ -5,9 +5,11 @@
 #include <healthtable/names.hpp>
 #include <healthtable/table.hpp>
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
@@ -123,7 +125,7 @@ public:
     cfg.path = path_;
     check_keys(
         root, "",
-        {"segment", "interval", "timeout", "jitter", "table", "control", "fleet", "provider"});
+        {"segment", "interval", "timeout", "jitter", "table", "control", "fleet", "metrics", "provider"});
 
     const toml::node* seg = root.get("segment");
     if (!seg)
@@ -149,6 +151,7 @@ public:
     cfg.control.allow_uids = {static_cast<std::uint32_t>(::getuid()), 0};
     if (auto* n = root.get("control")) parse_control(*n, cfg.control);
     if (auto* n = root.get("fleet")) parse_fleet(*n, cfg.fleet);
+    if (auto* n = root.get("metrics")) parse_metrics(*n, cfg.metrics);
 
     const toml::node* providers = root.get("provider");
     if (!providers)
@@ -639,6 +642,38 @@ private:
       fail(tbl->get("reconnect_max") ? *tbl->get("reconnect_max") : *tbl->get("reconnect_min"),
            "fleet.reconnect_max",
            "must not be shorter than reconnect_min (" + format_duration(f.reconnect_min) + ")");
+  }
+
+  void parse_metrics(const toml::node& node, MetricsConfig& m) const {
+    const toml::table* tbl = node.as_table();
+    if (!tbl) fail(node, "metrics", "must be a table: write [metrics]");
+    check_keys(*tbl, "metrics.", {"listen"});
+    const toml::node* n = tbl->get("listen");
+    if (!n) fail(node, "metrics.listen", "missing: write listen = \"127.0.0.1:9464\"");
+    m.listen = string_of(*n, "metrics.listen");
+    const std::string& text = m.listen;
+    const auto bad = [&](const std::string& why) {
+      fail(*n, "metrics.listen",
+           "\"" + text + "\" " + why +
+               ": write a numeric address and a port, e.g. \"127.0.0.1:9464\" or \"[::1]:9464\"");
+    };
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string::npos || colon + 1 == text.size()) bad("has no port");
+    std::string host = text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+      m.ipv6 = true;
+    }
+    unsigned char buf[sizeof(in6_addr)];
+    if (::inet_pton(m.ipv6 ? AF_INET6 : AF_INET, host.c_str(), buf) != 1)
+      bad(m.ipv6 ? "is not an IPv6 address in brackets"
+                 : "is not a numeric IPv4 address (write an IPv6 one in brackets)");
+    const std::string port = text.substr(colon + 1);
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(port) > 65535)
+      bad("has a bad port (0 to 65535)");
+    m.host = host;
+    m.port = static_cast<std::uint16_t>(std::stoul(port));
   }
 
   void parse_url(const toml::node& n, const std::string& key, const std::string& url) const {

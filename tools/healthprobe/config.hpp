@@ -116,6 +116,17 @@ struct FleetConfig {
   bool operator==(const FleetConfig&) const = default;
 };
 
+/// The `[metrics]` section: where healthprobe serves GET /metrics
+/// (docs/metrics.md). Absent: no listener at all.
+struct MetricsConfig {
+  std::string listen;     ///< "HOST:PORT" as written; empty: /metrics is off
+  std::string host;       ///< the numeric address, without brackets
+  std::uint16_t port = 0; ///< 0: any free port (logged at start)
+  bool ipv6 = false;
+  bool enabled() const noexcept { return !listen.empty(); }
+  friend bool operator==(const MetricsConfig&, const MetricsConfig&) = default;
+};
+
 /// One `[[provider]]`: a name, one probe, and its cadence.
 struct ProviderConfig {
   std::string name;
@@ -145,6 +156,7 @@ struct Config {
   TableConfig table;
   ControlConfig control;
   FleetConfig fleet;
+  MetricsConfig metrics;
   std::vector<ProviderConfig> providers;
 
   /// The shortest interval of any provider (the heartbeat promise).

@@ -27,7 +27,7 @@ struct redisContext;
 namespace healthtable::prober {
 
 /// What the fleet link has done, for logs, STATUS=, the `fleet` status file
-/// and (as healthprobe_fleet_* series) /metrics. Counters only grow.
+/// and (as healthtable_fleet_* series) /metrics. Counters only grow.
 struct FleetStats {
   bool connected = false;     ///< both connections up and subscribed
   std::uint64_t connects = 0; ///< successful connections (the first included)

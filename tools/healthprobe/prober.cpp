@@ -1,4 +1,5 @@
 #include "prober.hpp"
+#include "fleet_metrics.hpp"
 #include "status_line.hpp"
 
 #include <healthtable/home.hpp>
@@ -177,9 +178,11 @@ Prober::Prober(Config cfg, Writer writer, const Log& log)
   for (const auto& p : cfg_.providers)
     providers_.push_back({p, now, 0, {}, 0}); // the first round at once
   rebuild_queue();
+  stats_.keep(provider_names());
 }
 
 Prober::~Prober() {
+  metrics_.reset(); // its thread reads stats_ and fleet_
   if (fleet_) { // the status file says "running": gone with us
     fleet_.reset();
     std::remove((home_dir(cfg_.segment) + "/fleet").c_str());
@@ -325,6 +328,41 @@ void Prober::write_fleet_status(bool now) {
   fleet_status_ = std::move(text);
 }
 
+std::vector<std::string> Prober::provider_names() const {
+  std::vector<std::string> names;
+  for (const Scheduled& s : providers_)
+    names.push_back(s.cfg.name);
+  return names;
+}
+
+bool Prober::open_metrics() {
+  if (!cfg_.metrics.enabled()) return true;
+  const std::string segment = cfg_.segment;
+  std::vector<MetricsServer::Collector> collectors;
+  collectors.push_back([start = start_unix_ns_](metrics::Exposition& out) {
+    out.family("healthtable_prober_build_info", metrics::Type::gauge,
+               "Always 1; the version label says which healthprobe serves these metrics.")
+        .add({{"version", HEALTHPROBE_VERSION}}, 1);
+    out.family("healthtable_prober_start_time_seconds", metrics::Type::gauge,
+               "Unix time this healthprobe process started serving.")
+        .add({}, static_cast<double>(start) / 1e9);
+  });
+  collectors.push_back(table_collector(segment));
+  collectors.push_back(
+      [this, segment](metrics::Exposition& out) { stats_.add_metrics(out, segment); });
+  if (fleet_) // opened first; metrics_ stops before fleet_ goes (~Prober)
+    collectors.push_back([f = fleet_.get()](metrics::Exposition& out) {
+      add_fleet_metrics(out, f->config(), f->stats());
+    });
+  try {
+    metrics_ = std::make_unique<MetricsServer>(cfg_.metrics, std::move(collectors));
+  } catch (const std::exception& e) {
+    log_(Level::err, e.what());
+    return false;
+  }
+  return true;
+}
+
 bool Prober::wake(int signal_fd) {
   notify_.watchdog(); // also reads its timer, which is in the wait set
   drain_signals(signal_fd);
@@ -405,7 +443,7 @@ void Prober::finished(const ProbeResult& o) {
   flights_.erase(f);
   Scheduled& s = providers_[i];
   s.probe = 0;
-  record(s.cfg, o);
+  stats_.probed(s.cfg.name, o.elapsed, record(s.cfg, o));
   table_dirty_ = true; // the write may have set a window
   schedule(i, next_due(s));
   leave_round(s.round, &o);
@@ -527,7 +565,7 @@ bool Prober::drain_signals(int signal_fd) {
   return stop_;
 }
 
-void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
+Transition Prober::record(const ProviderConfig& p, const ProbeResult& o) {
   try {
     const Instant now = Instant::now();
     if (o.healthy) {
@@ -537,7 +575,7 @@ void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
            "provider " + p.name + " healthy" +
                (o.http_status ? " (http " + std::to_string(o.http_status) + ")" : "") + " in " +
                format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed)));
-      return;
+      return t;
     }
     const Outcome outcome{o.failure_class, o.reason, Source::probe, o.retry_after};
     const Transition t = writer_.record(p.name, outcome, now);
@@ -572,10 +610,12 @@ void Prober::record(const ProviderConfig& p, const ProbeResult& o) {
                              std::to_string(failures) + " of " +
                              std::to_string(policy.failure_threshold) + "; class " + cls);
     }
+    return t;
   } catch (const Error& e) {
     // A table error for one provider (say, the table filled up under us) is
     // that provider's problem; the others' outcomes still get written.
     log_(Level::err, "cannot record the outcome for provider " + p.name + ": " + e.what());
+    return Transition::none;
   }
 }
 
@@ -719,7 +759,13 @@ void Prober::reload() {
                     [&](const Scheduled& s) { return kept.count(s.cfg.name) == 0; }));
   providers_ = std::move(merged);
   rebuild_queue();
+  stats_.keep(provider_names());
   table_dirty_ = true;
+  if (next.metrics != cfg_.metrics) {
+    log_(Level::warning, "[metrics] changed: restart healthprobe to apply it; still serving " +
+                             (metrics_ ? "on " + metrics_->where() : std::string("nothing")));
+    next.metrics = cfg_.metrics;
+  }
   cfg_ = std::move(next);
   writer_.set_heartbeat_interval(cfg_.shortest_interval());
   log_(Level::info, "reloaded " + cfg_.path + ": " + std::to_string(providers_.size()) +
@@ -749,11 +795,15 @@ int Prober::run(int signal_fd) {
   }
   if (cfg_.control.enabled && !open_control()) return kExitFailure;
   if (cfg_.fleet.enabled && !open_fleet()) return kExitFailure;
-  log_(Level::info, "started: pid " + std::to_string(::getpid()) + ", segment " +
-                        quoted(cfg_.segment) + ", " + std::to_string(providers_.size()) +
-                        " providers, interval " + format_duration(cfg_.interval) + ", timeout " +
-                        format_duration(cfg_.timeout) + ", " + describe(writer_.policy()) +
-                        (control_ ? ", control socket " + control_->where() : std::string()));
+  start_unix_ns_ = Instant::now().unix_ns;
+  if (!open_metrics()) return kExitFailure;
+  log_(Level::info,
+       "started: pid " + std::to_string(::getpid()) + ", segment " + quoted(cfg_.segment) + ", " +
+           std::to_string(providers_.size()) + " providers, interval " +
+           format_duration(cfg_.interval) + ", timeout " + format_duration(cfg_.timeout) + ", " +
+           describe(writer_.policy()) +
+           (control_ ? ", control socket " + control_->where() : std::string()) +
+           (metrics_ ? ", metrics on http://" + metrics_->where() + "/metrics" : std::string()));
   // Readers call us stale after three missed beats; the loop beats at least
   // this often, probes in flight or not.
   writer_.set_heartbeat_interval(cfg_.shortest_interval());

@@ -8,8 +8,10 @@
 #include "control.hpp"
 #include "fleet.hpp"
 #include "log.hpp"
+#include "metrics_server.hpp"
 #include "notify.hpp"
 #include "probe.hpp"
+#include "probe_stats.hpp"
 
 #include <healthtable/writer.hpp>
 
@@ -100,7 +102,13 @@ private:
   /// table's deadlines after writes (at most every kRescanEvery).
   void housekeeping();
 
-  void record(const ProviderConfig& p, const ProbeResult& o);
+  /// Writes one probe result; what it did to the breaker (none on an error).
+  Transition record(const ProviderConfig& p, const ProbeResult& o);
+  /// Starts GET /metrics when `[metrics] listen` is set; false (logged)
+  /// when the address cannot be bound.
+  bool open_metrics();
+  /// The providers probed now, for stats_.
+  std::vector<std::string> provider_names() const;
   /// Writer::expire(): logs overrides that ran out and makes the providers
   /// whose window just ended due at once (half-open).
   void expire();
@@ -164,6 +172,9 @@ private:
   std::string fleet_status_;     ///< what the status file holds
   Clock::time_point fleet_status_at_{};
   bool fleet_dirty_ = false; ///< the stats may have changed since the file was written
+  ProbeStats stats_;         ///< probe durations and transitions, read by metrics_'s thread
+  std::int64_t start_unix_ns_ = 0;
+  std::unique_ptr<MetricsServer> metrics_; ///< after stats_: stopped before it goes
 };
 
 } // namespace healthtable::prober
