@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *g_healthctl;
+static const char* g_healthctl;
 static char g_run_dir[256];
 static char g_name[96];
 static int g_failures;
@@ -39,12 +39,12 @@ static int g_checks;
     ++g_checks;                                                                                    \
     if (strcmp((a), (b)) != 0) {                                                                   \
       ++g_failures;                                                                                \
-      fprintf(stderr, "%s:%d: CHECK_STR failed: '%s' != '%s'\n", __FILE__, __LINE__, (a), (b));  \
+      fprintf(stderr, "%s:%d: CHECK_STR failed: '%s' != '%s'\n", __FILE__, __LINE__, (a), (b));    \
     }                                                                                              \
   } while (0)
 
 /* Runs `healthctl ARGS` quietly; returns its exit status. */
-static int healthctl(const char *args) {
+static int healthctl(const char* args) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>&1", g_healthctl, args);
   const int rc = system(cmd);
@@ -52,13 +52,13 @@ static int healthctl(const char *args) {
 }
 
 /* The same, with stderr kept in *err (truncated to cap). */
-static int healthctl_stderr(const char *args, char *err, size_t cap) {
+static int healthctl_stderr(const char* args, char* err, size_t cap) {
   char path[300], cmd[1200];
   snprintf(path, sizeof path, "%s/stderr", g_run_dir);
   snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>'%s'", g_healthctl, args, path);
   const int rc = system(cmd);
   err[0] = '\0';
-  FILE *f = fopen(path, "r");
+  FILE* f = fopen(path, "r");
   if (f) {
     const size_t n = fread(err, 1, cap - 1, f);
     err[n] = '\0';
@@ -68,7 +68,7 @@ static int healthctl_stderr(const char *args, char *err, size_t cap) {
   return rc == -1 ? -1 : (rc >> 8) & 0xff;
 }
 
-static void must(int ok, const char *what) {
+static void must(int ok, const char* what) {
   if (!ok) {
     fprintf(stderr, "test_c_api: setup failed: %s\n", what);
     exit(2); /* the atexit handler cleans up */
@@ -93,7 +93,7 @@ static void sleep_ms(long ms) {
 }
 
 /* Polls is_healthy(h) until it equals `want`, for up to 10 s. */
-static int eventually_healthy(const healthtable_t *t, healthtable_handle_t h, bool want) {
+static int eventually_healthy(const healthtable_t* t, healthtable_handle_t h, bool want) {
   for (int i = 0; i < 2000; ++i) {
     if (healthtable_is_healthy(t, h) == want) return 1;
     sleep_ms(5);
@@ -101,21 +101,21 @@ static int eventually_healthy(const healthtable_t *t, healthtable_handle_t h, bo
   return 0;
 }
 
-static void ctl(const char *fmt, const char *provider, const char *rest) {
+static void ctl(const char* fmt, const char* provider, const char* rest) {
   char args[400];
   snprintf(args, sizeof args, fmt, g_name, provider, rest);
   must(healthctl(args) == 0, args);
 }
 
-static void *other_thread(void *arg) {
+static void* other_thread(void* arg) {
   /* The last error is per thread: nothing has failed on this one. */
-  *(int *)arg = strcmp(healthtable_last_error(), "") == 0 &&
-                healthtable_last_errc() == HEALTHTABLE_OK;
+  *(int*)arg =
+      strcmp(healthtable_last_error(), "") == 0 && healthtable_last_errc() == HEALTHTABLE_OK;
   return NULL;
 }
 
 static void test_errors_before_the_table_exists(void) {
-  healthtable_t *t = (healthtable_t *)&g_checks; /* must be reset to NULL */
+  healthtable_t* t = (healthtable_t*)&g_checks; /* must be reset to NULL */
   CHECK(healthtable_open(g_name, &t) == HEALTHTABLE_E_NO_SUCH_SEGMENT);
   CHECK(t == NULL);
   CHECK(healthtable_last_errc() == HEALTHTABLE_E_NO_SUCH_SEGMENT);
@@ -144,7 +144,7 @@ static void test_errors_before_the_table_exists(void) {
   CHECK(strstr(healthtable_last_error(), "NULL") != NULL);
   CHECK(healthtable_open(g_name, NULL) == HEALTHTABLE_E_INVALID_ARGUMENT);
 
-  healthtable_reporter_t *r = NULL;
+  healthtable_reporter_t* r = NULL;
   CHECK(healthtable_reporter_open("bad/name", &r) == HEALTHTABLE_E_INVALID_NAME);
   CHECK(r == NULL);
   CHECK(healthtable_reporter_open(NULL, &r) == HEALTHTABLE_E_INVALID_ARGUMENT);
@@ -169,7 +169,7 @@ static void test_codes(void) {
   CHECK_STR(healthtable_pick_reason_name(99), "unknown");
 }
 
-static void test_reads(healthtable_t *t) {
+static void test_reads(healthtable_t* t) {
   healthtable_handle_t groq = HEALTHTABLE_HANDLE_NONE, openai, again, bad = {0};
   CHECK(healthtable_handle(t, "groq", &groq) == HEALTHTABLE_OK);
   CHECK(healthtable_handle(t, "openai", &openai) == HEALTHTABLE_OK);
@@ -246,14 +246,15 @@ static void test_reads(healthtable_t *t) {
   unsigned char small[sizeof(healthtable_state_t)];
   memset(small, 0xA5, sizeof small);
   const size_t prefix = offsetof(healthtable_state_t, last_error);
-  healthtable_state_t *sp = (healthtable_state_t *)(void *)small;
+  healthtable_state_t* sp = (healthtable_state_t*)(void*)small;
   sp->size = (uint32_t)prefix;
   CHECK(healthtable_get_state(t, groq, sp) == HEALTHTABLE_OK);
   CHECK(sp->size == prefix);
   CHECK_STR(sp->name, "groq");
   CHECK(sp->consecutive_failures == 2);
   int untouched = 1;
-  for (size_t i = prefix; i < sizeof small; ++i) untouched &= small[i] == 0xA5;
+  for (size_t i = prefix; i < sizeof small; ++i)
+    untouched &= small[i] == 0xA5;
   CHECK(untouched);
   sp->size = 8;
   CHECK(healthtable_get_state(t, groq, sp) == HEALTHTABLE_E_INVALID_ARGUMENT);
@@ -294,7 +295,8 @@ static void test_reads(healthtable_t *t) {
         -HEALTHTABLE_E_INVALID_ARGUMENT);
   /* A chain longer than the stack copy: 20 x groq, then openai. */
   healthtable_handle_t longer[21];
-  for (int i = 0; i < 20; ++i) longer[i] = groq;
+  for (int i = 0; i < 20; ++i)
+    longer[i] = groq;
   longer[20] = openai;
   CHECK(healthtable_pick(t, longer, 21, HEALTHTABLE_PICK_NONE, &p) == 20);
 
@@ -341,7 +343,7 @@ static void test_reads(healthtable_t *t) {
 /* Reports go to the control socket as the prober's request lines; the
  * test stands in for the prober by binding that socket itself. */
 static void test_reports(void) {
-  healthtable_reporter_t *r = NULL;
+  healthtable_reporter_t* r = NULL;
   CHECK(healthtable_reporter_open(g_name, &r) == HEALTHTABLE_OK);
   must(r != NULL, "reporter");
   /* Nobody listening: not queued, and no blocking, no error. */
@@ -354,7 +356,7 @@ static void test_reports(void) {
   must(len > 0 && (size_t)len < sizeof sa.sun_path, "the control socket's path fits");
   const int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
   must(fd >= 0, "socket");
-  must(bind(fd, (const struct sockaddr *)&sa, sizeof sa) == 0, "bind the control socket");
+  must(bind(fd, (const struct sockaddr*)&sa, sizeof sa) == 0, "bind the control socket");
 
   char line[600];
   ssize_t n;
@@ -384,7 +386,7 @@ static void test_reports(void) {
   healthtable_reporter_close(r);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc != 3) {
     fprintf(stderr, "usage: test_c_api HEALTHCTL EXPECTED_VERSION\n");
     return 2;
@@ -405,7 +407,7 @@ int main(int argc, char **argv) {
   char args[200];
   snprintf(args, sizeof args, "create %s", g_name);
   must(healthctl(args) == 0, args);
-  healthtable_t *t = NULL;
+  healthtable_t* t = NULL;
   CHECK(healthtable_open(g_name, &t) == HEALTHTABLE_OK);
   must(t != NULL, healthtable_last_error());
   CHECK_STR(healthtable_name(t), g_name);
