@@ -3,6 +3,7 @@
 # so a new source file cannot be left out of one of them.
 set(healthtable_sources
   src/breaker.cpp
+  src/c_api.cpp
   src/clock.cpp
   src/event_text.cpp
   src/home.cpp
@@ -19,3 +20,6 @@ set(healthtable_sources
   src/table.cpp
   src/view.cpp
   src/writer.cpp)
+# The C ABI's healthtable_version() (in both builds that use this list).
+set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/src/c_api.cpp APPEND PROPERTY COMPILE_DEFINITIONS
+             HEALTHTABLE_VERSION_STRING="${PROJECT_VERSION}")

@@ -31,6 +31,7 @@ packages=(
   util-linux              # unshare, setpriv, runuser for the reliability tests
   tmux                    # the real-terminal test of `healthctl watch`
   clang libclang-rt-14-dev  # libFuzzer target
+  nginx libnginx-mod-http-lua  # the nginx integration's test (ctest -L nginx); brings lua-resty-core
 )
 
 missing=()
