@@ -126,7 +126,7 @@ TEST_CASE("list: no run directory is an empty list, exit 0, with a note on stder
   CHECK(doc.at("tables").empty());
 }
 
-TEST_CASE("list: every table with use, writer and owner; unreadable entries with the reason") {
+TEST_CASE("list: every table with use, writer and owner, and unreadable entries with the reason") {
   RunDir run;
   check_ok(healthctl({"create", "idle", "--slots", "4"}));
   check_ok(healthctl({"record", "idle", "groq", "failure"}));
@@ -260,7 +260,7 @@ TEST_CASE("info and dump end the writer's line with a WARNING when it is STALE o
         false);
 }
 
-TEST_CASE("-V is --version; unknown options are named as unknown") {
+TEST_CASE("-V is --version, and unknown options are named as unknown") {
   const Run v = healthctl({"-V"});
   CHECK(v.status == 0);
   CHECK(v.out == check_ok(healthctl({"--version"})));
