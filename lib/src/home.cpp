@@ -99,6 +99,13 @@ void throw_wrong_owner(std::string_view segment, std::string_view path, uid_t fo
                   "someone else made it: remove it");
 }
 
+std::string not_your_table(std::string_view segment, uid_t owner) {
+  return "table " + quoted(segment) + " belongs to " + describe_uid(owner) +
+         ", and only its owner writes it (its mode lets others read, never write): run this as "
+         "that user, or, while its prober runs, 'healthctl record/set/reset' reach it through "
+         "its control socket if its [control] allow_uids or allow_gid admit you";
+}
+
 namespace {
 
 [[noreturn]] void untrusted(std::string_view segment, const std::string& path, unsigned mode,

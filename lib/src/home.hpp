@@ -75,6 +75,11 @@ private:
 [[noreturn]] void throw_wrong_owner(std::string_view segment, std::string_view path, uid_t found,
                                     uid_t expected);
 
+/// What a user who may read a table but not write it is told: who may
+/// write it (its owner, or its prober on a user's behalf), never to change
+/// its mode.
+std::string not_your_table(std::string_view segment, uid_t owner);
+
 /// Takes the exclusive open-file-description lock on `fd` without waiting.
 /// Returns false if another open file description holds it.
 bool try_writer_lock(int fd);

@@ -160,8 +160,11 @@ void throw_errno(int err, std::string_view what, std::string_view segment) {
   case EPERM:
   case EROFS:
     throw Error(Errc::permission_denied,
-                std::string(what) + " " + seg + ": permission denied; run as its owner, or " +
-                    "as a member of the group it was created for (healthctl create --mode 0640)");
+                std::string(what) + " " + seg +
+                    ": permission denied; to read it, be its owner or in the group it was "
+                    "created for (healthctl create --mode 0640); to write it, run as its owner, "
+                    "or send 'healthctl record/set/reset' to its prober ([control] allow_uids, "
+                    "allow_gid)");
   case ENXIO: // a socket (or a device without a driver) at the path
   case ENODEV:
   case ELOOP: // O_NOFOLLOW met a link

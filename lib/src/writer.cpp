@@ -739,7 +739,11 @@ Writer Writer::create(std::string_view segment, const CreateOptions& options) {
 
 Writer Writer::open(std::string_view segment) {
   validate_segment_name(segment);
-  auto home = detail::Home::open(segment, ::geteuid());
+  // Trusted as a reader trusts it, then ours or not: a table of another
+  // user is not ours to write whatever its mode, so say who may.
+  auto home = detail::Home::open(segment);
+  if (home->owner() != ::geteuid())
+    throw Error(Errc::wrong_owner, detail::not_your_table(segment, home->owner()));
   FdGuard lock{lock_or_throw(*home, true)};
   const std::uint64_t instance = home->current();
   if (instance == 0) detail::throw_errno(ENOENT, "cannot open", segment);
@@ -981,8 +985,8 @@ void Writer::reset(ResetScope scope) {
     impl_->publish(i, impl_->reset_record(i, ident_gen(ident), overrides));
   }
   impl_->header->generation.fetch_add(1, std::memory_order_release);
-  impl_->event(EventKind::reset, {}, 0, overrides ? 1 : 0, FailureClass::none, Source::admin, {},
-               0, n, 0, Instant::now());
+  impl_->event(EventKind::reset, {}, 0, overrides ? 1 : 0, FailureClass::none, Source::admin, {}, 0,
+               n, 0, Instant::now());
 }
 
 void Writer::reset(std::string_view provider, ResetScope scope) {
@@ -992,8 +996,8 @@ void Writer::reset(std::string_view provider, ResetScope scope) {
   const auto f = impl_->lookup(provider);
   if (!f) throw impl_->unknown_provider(provider);
   impl_->publish(f->slot, impl_->reset_record(f->slot, f->generation, overrides));
-  impl_->event(EventKind::reset, provider, 0, overrides ? 1 : 0, FailureClass::none,
-               Source::admin, {}, 0, 0, 0, Instant::now());
+  impl_->event(EventKind::reset, provider, 0, overrides ? 1 : 0, FailureClass::none, Source::admin,
+               {}, 0, 0, 0, Instant::now());
 }
 
 void Writer::set_policy(const Policy& policy) {

@@ -89,10 +89,11 @@ TEST_CASE("usage errors exit 2 with one line that points at --help") {
   check_error(healthctl({"frob"}), 2, "unknown command 'frob' (commands: create, info, dump");
   check_error(healthctl({"--bogus"}), 2, "run 'healthctl --help'");
   check_error(healthctl({"create"}), 2, "NAME is required; run 'healthctl create --help'");
-  check_error(healthctl({"create", seg, "--bogus"}), 2, "--bogus; run 'healthctl create --help'");
+  check_error(healthctl({"create", seg, "--bogus"}), 2,
+              "unknown option '--bogus'; run 'healthctl create --help'");
   check_error(healthctl({"create", seg, "--slots"}), 2, "run 'healthctl create --help'");
   check_error(healthctl({"check", seg}), 2, "PROVIDER is required");
-  check_error(healthctl({"check", seg, "a", "b"}), 2, "not expected: b");
+  check_error(healthctl({"check", seg, "a", "b"}), 2, "unexpected argument 'b'");
   check_error(healthctl({"record", seg, "groq"}), 2, "OUTCOME is required");
   check_error(healthctl({"record", seg, "groq", "maybe"}), 2,
               "maybe not in {success,failure}; run 'healthctl record --help'");

@@ -8,6 +8,10 @@
 
 #include <map>
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 using namespace healthtable::prober;
 using namespace healthtable::test;
 using namespace std::chrono_literals;
@@ -276,8 +280,80 @@ TEST_CASE("an unreadable file is a config error") {
     load_config("/nonexistent/healthprobe.toml");
     FAIL("expected an error");
   } catch (const ConfigError& e) {
-    CHECK(std::string(e.what()).find("/nonexistent/healthprobe.toml:0: cannot read") == 0);
+    CHECK(std::string(e.what()) == "/nonexistent/healthprobe.toml:0: cannot read: No such file "
+                                   "or directory; check the --config path");
   }
+}
+
+TEST_CASE("a mode written as a decimal integer says it was read as decimal") {
+  expect_error(kHead + "[table]\nmode = 644\n", 3, "table.mode",
+               "644 is read as decimal 644 (a TOML integer is decimal unless written 0o...); "
+               "write mode = 0o644 or \"0644\"");
+  expect_error(kHead + "[table]\nmode = 640\n", 3, "table.mode", "write mode = 0o640 or \"0640\"");
+  // 420 is 0644 in decimal: accepted before, and a trap; said the same way.
+  expect_error(kHead + "[table]\nmode = 420\n", 3, "table.mode", "write mode = 0o420 or \"0420\"");
+  // Digits that are no octal mode get the key's example.
+  expect_error(kHead + "[control]\nmode = 999\n", 3, "control.mode",
+               "999 is read as decimal 999 (a TOML integer is decimal unless written 0o...); "
+               "write mode = 0o660 or \"0660\"");
+  // Octal integers and strings are what they say.
+  CHECK(parse_config(kHead + "[table]\nmode = 0o640\n" +
+                         "[[provider]]\nname = \"a\"\n"
+                         "tcp = \"127.0.0.1:1\"\n",
+                     "probe.toml", fake_env)
+            .table.mode == 0640);
+  expect_error(kHead + "[table]\nmode = 0o1777\n", 3, "table.mode", "out of range");
+}
+
+TEST_CASE("--config naming a directory, a missing or an unreadable file: one clear line") {
+  TempDir dir;
+  try {
+    load_config(dir.path().string());
+    FAIL("a directory parsed");
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    INFO(what);
+    CHECK(what == dir.path().string() +
+                      ":0: is a directory, not a configuration file; name the "
+                      "TOML file in it (e.g. --config " +
+                      (dir / "healthprobe.toml").string() + ")");
+    CHECK(what.find("segment") == std::string::npos);
+  }
+  if (::geteuid() != 0) return; // root reads any file; nobody cannot
+  const auto path = dir.write("probe.toml", kHead);
+  REQUIRE(::chmod(path.c_str(), 0600) == 0);
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string what = "parsed";
+    if (::setgid(65534) == 0 && ::setuid(65534) == 0) {
+      try {
+        load_config(path.string());
+      } catch (const ConfigError& e) {
+        what = e.what();
+      }
+    } else {
+      what = "setuid failed";
+    }
+    (void)!::write(fds[1], what.data(), what.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string what;
+  char buf[1024];
+  ssize_t n = 0;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+    what.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int ws = 0;
+  ::waitpid(pid, &ws, 0);
+  CHECK(what == path.string() + ":0: cannot read: Permission denied; the prober's user needs "
+                                "read permission on it (and search permission on its "
+                                "directories)");
 }
 
 TEST_CASE("expand_env") {

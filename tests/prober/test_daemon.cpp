@@ -295,6 +295,17 @@ TEST_CASE("command line: usage errors exit 2, --check validates, --version") {
   {
     Child c({HEALTHPROBE_BIN, "--config", "x.toml", "--bogus"}, dir.path());
     CHECK(c.wait(5s) == prober::kExitUsage);
+    CHECK(c.err() == "healthprobe: unknown option '--bogus'; run 'healthprobe --help'\n");
+  }
+  {
+    Child c({HEALTHPROBE_BIN, "-V"}, dir.path());
+    CHECK(c.wait(5s) == 0);
+    CHECK(c.out().find("healthprobe 0.1.0") != std::string::npos);
+  }
+  {
+    Child c({HEALTHPROBE_BIN, "--config", dir.path().string(), "--check"}, dir.path());
+    CHECK(c.wait(5s) == prober::kExitConfig);
+    CHECK(c.err().find("is a directory, not a configuration file") != std::string::npos);
   }
   {
     Child c(

@@ -1,6 +1,9 @@
 // healthctl check NAME PROVIDER: the routing answer for shell scripts and
 // health checks. Exit 0 when the provider is available now (or unknown:
 // the table observes, it is not a registry), 1 when it is not.
+// healthctl check NAME --writer: the monitoring answer for the table itself.
+// Exit 0 when a writer is attached and its heartbeat is fresh, 1 when none
+// is attached or it is STALE, with one Nagios-style line.
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -20,6 +23,8 @@ struct CheckOptions {
   std::string owner; ///< --owner: empty for the library's default
   std::string provider;
   bool quiet = false;
+  bool writer = false;     ///< --writer: check the writer, not a provider
+  std::string stale_after; ///< --writer --stale-after; empty: 3 promised intervals
 };
 
 std::string explain(const healthtable::ProviderState& p, bool available, std::int64_t now_mono_ns,
@@ -53,7 +58,27 @@ std::string explain(const healthtable::ProviderState& p, bool available, std::in
                      name, error);
 }
 
+int run_check_writer(const CheckOptions& o) {
+  const auto stale_after = parse_optional_duration(o.stale_after, "--stale-after");
+  const healthtable::Table table = healthtable::Table::open(o.segment, open_options(o.owner));
+  const WriterView w =
+      view_writer(table, table.info(), stale_after, healthtable::Instant::now().mono_ns);
+  if (!o.quiet) fmt::print("{}\n", writer_check_line(w, o.segment));
+  return writer_health(w) == WriterHealth::live ? kExitOk : kExitUnhealthy;
+}
+
 int run_check(const CheckOptions& o) {
+  // Which question: a provider's, or (--writer) the table's own. Both at
+  // once, or neither, is a usage error (exit 2) like a missing argument.
+  if (o.writer && !o.provider.empty())
+    throw CLI::ValidationError("PROVIDER", "--writer checks the table's writer, not a provider: "
+                                           "give one or the other");
+  if (o.writer) return run_check_writer(o);
+  if (o.provider.empty())
+    throw CLI::RequiredError("PROVIDER is required (or --writer to check the table's writer)",
+                             CLI::ExitCodes::RequiredError);
+  if (!o.stale_after.empty())
+    throw CLI::ValidationError("--stale-after", "applies to --writer only");
   // Validate first: an invalid name is never in the table, and "unknown,
   // so healthy" would hide the typo.
   healthtable::validate_provider_name(o.provider);
@@ -76,9 +101,16 @@ int run_check(const CheckOptions& o) {
 void setup_check(CLI::App& app) {
   auto opt = std::make_shared<CheckOptions>();
   CLI::App* sub = app.add_subcommand(
-      "check", "Exit 0 if PROVIDER is available now (or unknown), 1 if it is not");
+      "check", "Exit 0 if PROVIDER is available now (or unknown), 1 if it is not; with --writer, "
+               "0 if the table's writer is attached and fresh, 1 if it is gone or STALE");
   sub->add_option("NAME", opt->segment, "Segment name")->required();
-  sub->add_option("PROVIDER", opt->provider, "Provider name")->required();
+  sub->add_option("PROVIDER", opt->provider, "Provider name (not with --writer)");
+  sub->add_flag("--writer", opt->writer,
+                "Check the table's writer instead of a provider: one line, OK: or CRITICAL:");
+  sub->add_option("--stale-after", opt->stale_after,
+                  "With --writer: call the writer stale when its last heartbeat is older than "
+                  "this (default: 3 of the intervals the writer promised; 0 never)")
+      ->type_name("DURATION");
   sub->add_flag("-q,--quiet", opt->quiet, "Print nothing; only the exit code answers");
   add_owner_option(*sub, opt->owner);
   sub->callback([opt] { finish(run_check(*opt)); });

@@ -20,5 +20,6 @@ void setup_events(CLI::App& app);
 void setup_watch(CLI::App& app);
 void setup_grow(CLI::App& app);
 void setup_destroy(CLI::App& app);
+void setup_list(CLI::App& app);
 
 } // namespace healthctl

@@ -176,6 +176,70 @@ nlohmann::ordered_json writer_json(const WriterView& w) {
   return j;
 }
 
+WriterHealth writer_health(const WriterView& w) noexcept {
+  if (!w.attached) return WriterHealth::none;
+  return w.stale ? WriterHealth::stale : WriterHealth::live;
+}
+
+std::string_view writer_health_name(WriterHealth h) noexcept {
+  switch (h) {
+  case WriterHealth::live: return "LIVE";
+  case WriterHealth::stale: return "STALE";
+  case WriterHealth::none: return "none";
+  }
+  return "none";
+}
+
+namespace {
+
+std::string heartbeat_text(const WriterView& w) {
+  return w.heartbeat_age_ns ? fmt::format("heartbeat {} ago", format_age(*w.heartbeat_age_ns))
+                            : std::string("no heartbeat yet");
+}
+
+std::string limit_text(const WriterView& w) {
+  return healthtable::format_duration(std::chrono::nanoseconds(w.stale_after_ns));
+}
+
+/// "(last: pid 123, heartbeat 40s ago)" for a writer that is gone.
+std::string last_writer(const WriterView& w) {
+  if (w.pid <= 0) return "(none since the table was created)";
+  return fmt::format("(last: pid {}, {})", w.pid, heartbeat_text(w));
+}
+
+} // namespace
+
+std::string writer_check_line(const WriterView& w, std::string_view segment) {
+  switch (writer_health(w)) {
+  case WriterHealth::live:
+    return fmt::format("OK: writer pid {}, {}{}", w.pid, heartbeat_text(w),
+                       w.stale_after_ns > 0
+                           ? fmt::format(" (stale after {})", limit_text(w))
+                           : std::string(" (it promised no heartbeat interval, so it is never "
+                                         "stale; --stale-after sets a limit)"));
+  case WriterHealth::stale:
+    return fmt::format("CRITICAL: writer pid {} of '{}' is STALE: {}, stale after {}", w.pid,
+                       segment, heartbeat_text(w), limit_text(w));
+  case WriterHealth::none: break;
+  }
+  return fmt::format("CRITICAL: no writer attached to '{}' {}", segment, last_writer(w));
+}
+
+std::string writer_warning(const WriterView& w, std::string_view segment) {
+  const std::string monitor =
+      fmt::format("'healthctl check {} --writer' exits 1 while this lasts", segment);
+  switch (writer_health(w)) {
+  case WriterHealth::live: return "";
+  case WriterHealth::stale:
+    return fmt::format("WARNING: the writer (pid {}) is STALE: {}, stale after {}; these states "
+                       "may be old; {}",
+                       w.pid, heartbeat_text(w), limit_text(w), monitor);
+  case WriterHealth::none: break;
+  }
+  return fmt::format("WARNING: no writer attached: nothing keeps this table current {}; {}",
+                     last_writer(w), monitor);
+}
+
 healthtable::OpenOptions open_options(const std::string& owner) {
   healthtable::OpenOptions options;
   if (!owner.empty()) options.owner = healthtable::parse_user(owner);

@@ -23,8 +23,9 @@ namespace healthctl {
 // Exit codes. 3..17 are healthtable::Errc's values, used as they are, so a
 // script can tell "no such segment" (3) from "writer busy" (11).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitUnhealthy = 1; ///< `check`: the provider is unavailable now
-inline constexpr int kExitUsage = 2;     ///< the command line itself is wrong
+/// `check`: the provider is unavailable now; `check --writer`: no writer, or STALE.
+inline constexpr int kExitUnhealthy = 1;
+inline constexpr int kExitUsage = 2; ///< the command line itself is wrong
 // `route`'s answers when no provider of the chain is available: above the
 // table errors' range, so that new Errc values never collide with them.
 inline constexpr int kExitPanicPick = 20; ///< `route`: a panic pick (it is unavailable too)
@@ -114,6 +115,23 @@ std::string describe_writer(const WriterView& w);
 
 /// The "writer" object of `info --json` and `dump --json`.
 nlohmann::ordered_json writer_json(const WriterView& w);
+
+/// What `list`, `check --writer` and the warnings of `info`/`dump` call the
+/// writer: live (attached, heartbeat within the limit or no limit), stale
+/// (attached, heartbeat older than the limit), none (nothing attached).
+enum class WriterHealth { live, stale, none };
+WriterHealth writer_health(const WriterView& w) noexcept;
+/// "LIVE", "STALE", "none".
+std::string_view writer_health_name(WriterHealth h) noexcept;
+
+/// `check --writer`'s line, Nagios style: "OK: writer pid 123, heartbeat
+/// 0.4s ago", "CRITICAL: writer pid 123 is STALE: ...", "CRITICAL: no
+/// writer attached to 'gw' ...".
+std::string writer_check_line(const WriterView& w, std::string_view segment);
+
+/// The line `info` and `dump` add when the writer is STALE or gone
+/// ("WARNING: ..."), or "" while it is live.
+std::string writer_warning(const WriterView& w, std::string_view segment);
 
 /// How long `record`, `set` and `reset` wait for the prober's answer.
 inline constexpr std::chrono::milliseconds kProberTimeout{1000};

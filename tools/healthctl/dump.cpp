@@ -123,6 +123,8 @@ int run_dump(const DumpOptions& o) {
   fmt::print("home: {} -> {}; {} events recorded; reports {} dropped, {} refused\n", info.home,
              info.object, info.events, info.reports_dropped, info.reports_refused);
   fmt::print("writer: {}\n", describe_writer(writer));
+  if (const std::string warning = writer_warning(writer, o.segment); !warning.empty())
+    fmt::print("{}\n", warning);
   if (providers.empty()) {
     fmt::print("no providers yet\n");
     return kExitOk;

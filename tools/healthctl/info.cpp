@@ -107,6 +107,10 @@ int run_info(const InfoOptions& o) {
                     healthtable::format_duration(std::chrono::nanoseconds(writer.stale_after_ns)));
   row("heartbeat", beat);
   row("updates", std::to_string(info.updates));
+  // Exit 0 all the same (this prints state); `check --writer` is the
+  // monitoring answer. The warning is last, where a reader's eye ends.
+  if (const std::string warning = writer_warning(writer, o.segment); !warning.empty())
+    fmt::print("{}\n", warning);
   return kExitOk;
 }
 

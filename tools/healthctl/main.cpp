@@ -2,9 +2,11 @@
 //
 // main() only wires the subcommands (CLI11's subcommand-in-files pattern) and
 // turns every failure into one line on stderr and a documented exit code:
-// 0 ok, 1 `check` says unavailable, 2 usage, 3..17 healthtable::Errc, 20
+// 0 ok, 1 `check` says unavailable (or, with --writer, that the writer is
+// gone or STALE), 2 usage, 3..17 healthtable::Errc, 20
 // and 21 `route` found no available provider (a panic pick, none), 22
 // `watch` has no terminal.
+#include "cli_usage.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -13,23 +15,26 @@
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace {
 
-/// CLI11's message, plus where to look: "healthctl dump --help" when the
-/// error is in `dump`'s arguments. A mistyped command gets its own message
-/// (CLI11 would only say that a subcommand is required).
+/// The one line for a command-line mistake, ending with where to look:
+/// "healthctl dump --help" when the error is in `dump`'s arguments. An
+/// unknown option is named as one (cli_usage.hpp), and a mistyped command
+/// gets its own message (CLI11 would only say that a subcommand is required).
 std::string usage_message(const CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  const std::vector<std::string> extras = app.remaining(true);
   std::string names;
   for (const CLI::App* sub : app.get_subcommands({})) {
     if (sub->parsed() > 0)
-      return std::string(e.what()) + "; run 'healthctl " + sub->get_name() + " --help'";
+      return healthtable::cli::usage_line(e, extras, "healthctl " + sub->get_name());
     names += (names.empty() ? "" : ", ") + sub->get_name();
   }
   if (argc > 1 && argv[1][0] != '-')
     return "unknown command '" + std::string(argv[1]) + "' (commands: " + names +
            "); run 'healthctl --help'";
-  return std::string(e.what()) + "; run 'healthctl --help'";
+  return healthtable::cli::usage_line(e, extras, "healthctl");
 }
 
 } // namespace
@@ -38,10 +43,11 @@ int main(int argc, char** argv) {
   CLI::App app{"Inspect and administer a healthtable health table in POSIX shared memory "
                "(RUN_DIR/NAME, RUN_DIR = $HEALTHTABLE_RUN_DIR or /run/healthtable).",
                "healthctl"};
-  app.set_version_flag("--version", healthctl::version_string());
+  app.set_version_flag("-V,--version", healthctl::version_string());
   app.require_subcommand(1);
   app.fallthrough(); // `healthctl dump NAME --version` works too
-  app.footer("Exit codes: 0 ok, 1 `check` found the provider unavailable, 2 usage error,\n"
+  app.footer("Exit codes: 0 ok, 1 `check` found the provider unavailable (`check --writer`: no\n"
+             "writer attached, or it is STALE), 2 usage error,\n"
              "3..17 a table error (3 no such table, 11 writer busy, 17 wrong owner, ...; see "
              "docs/cli.md),\n"
              "20 `route` made a panic pick, 21 `route` found nothing to route to,\n"
@@ -60,6 +66,7 @@ int main(int argc, char** argv) {
   healthctl::setup_watch(app);
   healthctl::setup_grow(app);
   healthctl::setup_destroy(app);
+  healthctl::setup_list(app);
 
   try {
     app.parse(argc, argv);

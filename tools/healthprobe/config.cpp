@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,7 @@
 #include <limits>
 #include <map>
 #include <sstream>
+#include <system_error>
 
 namespace healthtable::prober {
 
@@ -476,6 +478,22 @@ private:
         fail(n, key, "\"" + text + "\" is not an octal mode such as \"" + example + "\"");
       return static_cast<std::uint32_t>(v);
     }
+    // A TOML integer is decimal unless written 0o...: `mode = 644` is 644,
+    // which is no mode (or, like 420, not the one meant). Only 0 reads
+    // the same in every base.
+    if (auto* i = n.as_integer();
+        i && i->get() != 0 && (static_cast<unsigned>(i->flags()) & 3u) == 0u) {
+      const std::string digits = std::to_string(i->get());
+      const bool octal_digits =
+          digits.size() <= 3 && digits.find_first_not_of("01234567") == std::string::npos;
+      const std::string meant =
+          octal_digits ? std::string(4 - digits.size(), '0') + digits : example;
+      fail(n, key,
+           digits + " is read as decimal " + digits +
+               " (a TOML integer is decimal unless written 0o...); write " +
+               key.substr(key.rfind('.') + 1) + " = 0o" + meant.substr(1) + " or \"" + meant +
+               "\"");
+    }
     return static_cast<std::uint32_t>(int_of(n, key, 0, 0777));
   }
 
@@ -914,8 +932,25 @@ Config parse_config(std::string_view text, const std::string& path, const EnvLoo
 }
 
 Config load_config(const std::string& path, const EnvLookup& env) {
+  // A directory opens and reads as empty, which would be reported as a
+  // config without `segment`: say what it is instead.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(path, 0, "",
+                      "is a directory, not a configuration file; name the TOML file in it "
+                      "(e.g. --config " +
+                          (std::filesystem::path(path) / "healthprobe.toml").string() + ")");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path, 0, "", std::string("cannot read: ") + std::strerror(errno));
+  if (!in) {
+    const int err = errno;
+    throw ConfigError(path, 0, "",
+                      std::string("cannot read: ") + std::strerror(err) +
+                          (err == ENOENT ? "; check the --config path"
+                           : err == EACCES
+                               ? "; the prober's user needs read permission on it (and search "
+                                 "permission on its directories)"
+                               : ""));
+  }
   std::ostringstream text;
   text << in.rdbuf();
   return parse_config(text.str(), path, env);

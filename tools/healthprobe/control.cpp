@@ -430,29 +430,34 @@ void Control::log_outcome(const std::string& p, const Recorded& rec, const Outco
       o.retry_after ? "; retry hint " + format_duration(*o.retry_after) : std::string();
   const std::string tail = hint + "; reported by " + by;
   const std::string window = backoff_text(std::chrono::nanoseconds(st.window_ns));
+  const LogFields fields{p, rec.transition == Transition::none ? std::string_view()
+                                                               : transition_name(rec.transition)};
   switch (rec.transition) {
   case Transition::tripped:
-    log_(Level::warning, "provider " + p + " marked unhealthy after " +
-                             std::to_string(st.consecutive_failures) + " consecutive failures (" +
-                             cause + "); backoff " + window + tail);
+    log_(Level::warning,
+         "provider " + p + " marked unhealthy after " + std::to_string(st.consecutive_failures) +
+             " consecutive failures (" + cause + "); backoff " + window + tail,
+         fields);
     return;
   case Transition::rearmed:
-    log_(Level::debug, "provider " + p + " still unhealthy (" + cause + "); backoff re-armed " +
-                           window + tail);
+    log_(Level::debug,
+         "provider " + p + " still unhealthy (" + cause + "); backoff re-armed " + window + tail,
+         fields);
     return;
   case Transition::cooldown:
-    log_(Level::notice, "provider " + p + " cooling down (" + cause + ")" + tail);
+    log_(Level::notice, "provider " + p + " cooling down (" + cause + ")" + tail, fields);
     return;
   case Transition::recovered:
-    log_(Level::notice, "provider " + p + " recovered" + tail);
+    log_(Level::notice, "provider " + p + " recovered" + tail, fields);
     return;
   case Transition::none:
     if (o.failure_class == FailureClass::none)
-      log_(Level::debug, "provider " + p + " healthy" + tail);
+      log_(Level::debug, "provider " + p + " healthy" + tail, fields);
     else
-      log_(Level::debug, "provider " + p + " failed (" + cause + "), " +
-                             std::to_string(st.consecutive_failures) + " of " +
-                             std::to_string(rec.policy.failure_threshold) + tail);
+      log_(Level::debug,
+           "provider " + p + " failed (" + cause + "), " + std::to_string(st.consecutive_failures) +
+               " of " + std::to_string(rec.policy.failure_threshold) + tail,
+           fields);
     return;
   }
 }
@@ -490,30 +495,36 @@ std::string Control::apply(const Request& r, const Sender& s) {
     const std::string what = r.mode == Override::forced_down ? "forced down"
                              : r.mode == Override::forced_up ? "forced up"
                                                              : "override cleared (auto)";
-    log_(Level::notice, "provider " + p + " " + what + " by " + by +
-                            (r.expires_after ? " for " + format_duration(*r.expires_after) : "") +
-                            (r.reason.empty() ? "" : ": " + r.reason));
+    log_(Level::notice,
+         "provider " + p + " " + what + " by " + by +
+             (r.expires_after ? " for " + format_duration(*r.expires_after) : "") +
+             (r.reason.empty() ? "" : ": " + r.reason),
+         {p, "override"});
     return describe_override(segment_, p, o, writer_.table());
   }
   case Request::Verb::reset: {
     const std::string reply = apply_reset(writer_, segment_, r.providers, r.scope);
-    const char* what = r.scope == ResetScope::state_and_overrides ? " reset with overrides by "
-                                                                  : " reset by ";
+    const char* what =
+        r.scope == ResetScope::state_and_overrides ? " reset with overrides by " : " reset by ";
     std::string list;
     for (const std::string& p : r.providers)
       list += (list.empty() ? "" : ", ") + p;
     if (r.providers.empty())
       log_(Level::notice,
-           "all " + std::to_string(writer_.table().info().used) + " providers" + what + by);
+           "all " + std::to_string(writer_.table().info().used) + " providers" + what + by,
+           {{}, "reset"});
     else
       log_(Level::notice,
-           "provider" + std::string(r.providers.size() == 1 ? " " : "s ") + list + what + by);
+           "provider" + std::string(r.providers.size() == 1 ? " " : "s ") + list + what + by,
+           {r.providers.size() == 1 ? std::string_view(r.providers.front()) : std::string_view(),
+            "reset"});
     return reply;
   }
   case Request::Verb::forget: {
     const std::string& p = r.providers.front();
     writer_.forget(p); // unknown_provider with the library's message
-    log_(Level::notice, "provider " + p + " forgotten by " + by + "; its slot is free");
+    log_(Level::notice, "provider " + p + " forgotten by " + by + "; its slot is free",
+         {p, "forgotten"});
     return p + ": forgotten; its slot is free (a provider still in the prober's config "
                "registers again at its next probe)";
   }

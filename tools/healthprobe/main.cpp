@@ -1,6 +1,7 @@
 // healthprobe: the one process that writes a health table. It probes every
 // configured provider on a schedule and records each outcome through the
 // table's circuit breaker. See docs/prober.md.
+#include "cli_usage.hpp"
 #include "config.hpp"
 #include "log.hpp"
 #include "prober.hpp"
@@ -42,15 +43,17 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", config_path, "TOML configuration file")->required();
   app.add_flag("--check", check_only, "check the configuration and exit (0: valid, 78: not)");
   app.add_flag("-v,--verbose", verbose, "also log every probe outcome and tick timings");
-  app.set_version_flag("--version", "healthprobe 0.1.0");
+  app.set_version_flag("-V,--version", "healthprobe 0.1.0");
   try {
     app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e) == 0 ? kExitOk : kExitUsage; // --help, --version: stdout
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e); // prints help/version to stdout, errors to stderr
-    return rc == 0 ? kExitOk : kExitUsage;
+    std::cerr << "healthprobe: " << cli::usage_line(e, app.remaining(), "healthprobe") << '\n';
+    return kExitUsage;
   }
 
-  const Log log(verbose);
+  Log log(verbose);
 
   // Signals arrive on a signalfd read by the event loop, never in a
   // handler. Block them before any thread exists (curl's resolver threads
@@ -79,6 +82,7 @@ int main(int argc, char** argv) {
     log(Level::err, std::string("config error: ") + e.what());
     return kExitConfig;
   }
+  log.set_segment(cfg.segment); // SEGMENT= on every journal entry from here on
   if (check_only) {
     std::cout << config_path << ": OK, " << cfg.providers.size() << " providers, segment \""
               << cfg.segment << "\"\n";

@@ -98,7 +98,8 @@ void apply_policies(Writer& w, const Config& cfg, const Log& log, const std::str
     if (w.table().find(p.name) && w.policy(p.name) == wanted) continue;
     w.set_policy(p.name, wanted);
     if (p.policy.any())
-      log(Level::notice, "policy of provider " + p.name + " set to " + describe(wanted));
+      log(Level::notice, "policy of provider " + p.name + " set to " + describe(wanted),
+          {p.name, {}});
   }
 }
 
@@ -269,9 +270,11 @@ void Prober::apply_peer(const Envelope& e) {
              (f.kind == FactKind::trip ? " trip" : "") + " from peer " + e.host + " (" + f.reason +
              "): unavailable for " +
              format_duration(std::chrono::ceil<std::chrono::seconds>(
-                 std::min<std::chrono::nanoseconds>(left, writer_.policy(f.provider).max_hint))));
+                 std::min<std::chrono::nanoseconds>(left, writer_.policy(f.provider).max_hint))),
+         {f.provider, transition_name(t)});
   } catch (const Error& err) {
-    log_(Level::err, "cannot record a peer fact for provider " + f.provider + ": " + err.what());
+    log_(Level::err, "cannot record a peer fact for provider " + f.provider + ": " + err.what(),
+         {f.provider, {}});
   }
 }
 
@@ -570,11 +573,13 @@ Transition Prober::record(const ProviderConfig& p, const ProbeResult& o) {
     const Instant now = Instant::now();
     if (o.healthy) {
       const Transition t = writer_.record(p.name, Outcome{}, now);
-      if (t == Transition::recovered) log_(Level::notice, "provider " + p.name + " recovered");
+      if (t == Transition::recovered)
+        log_(Level::notice, "provider " + p.name + " recovered", {p.name, transition_name(t)});
       log_(Level::debug,
            "provider " + p.name + " healthy" +
                (o.http_status ? " (http " + std::to_string(o.http_status) + ")" : "") + " in " +
-               format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed)));
+               format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(o.elapsed)),
+           {p.name, {}});
       return t;
     }
     const Outcome outcome{o.failure_class, o.reason, Source::probe, o.retry_after};
@@ -587,13 +592,20 @@ Transition Prober::record(const ProviderConfig& p, const ProbeResult& o) {
     // The window this failure set, which grows with repeated trips.
     const auto window =
         state && state->window_ns > 0 ? std::chrono::nanoseconds(state->window_ns) : policy.backoff;
+    // PROVIDER= on every line, EVENT= (the transition) on the ones that are
+    // events: `journalctl PROVIDER=groq EVENT=tripped`.
+    const LogFields fields{p.name, t == Transition::none ? std::string_view() : transition_name(t)};
     if (t == Transition::tripped) {
-      log_(Level::warning, "provider " + p.name + " marked unhealthy after " +
-                               std::to_string(failures) + " consecutive failures (" + o.reason +
-                               "); backoff " + backoff_text(window) + "; class " + cls);
+      log_(Level::warning,
+           "provider " + p.name + " marked unhealthy after " + std::to_string(failures) +
+               " consecutive failures (" + o.reason + "); backoff " + backoff_text(window) +
+               "; class " + cls,
+           fields);
     } else if (t == Transition::rearmed) {
-      log_(Level::debug, "provider " + p.name + " still unhealthy (" + o.reason +
-                             "); backoff re-armed " + backoff_text(window) + "; class " + cls);
+      log_(Level::debug,
+           "provider " + p.name + " still unhealthy (" + o.reason + "); backoff re-armed " +
+               backoff_text(window) + "; class " + cls,
+           fields);
     } else if (t == Transition::cooldown) {
       const std::int64_t left = state ? state->unhealthy_until_mono_ns - Instant::now().mono_ns : 0;
       log_(Level::notice,
@@ -601,20 +613,25 @@ Transition Prober::record(const ProviderConfig& p, const ProbeResult& o) {
                format_duration(std::chrono::ceil<std::chrono::seconds>(
                    std::chrono::nanoseconds(std::max<std::int64_t>(left, 0)))) +
                (o.retry_after ? " (retry hint " + format_duration(*o.retry_after) + ")"
-                              : std::string()));
+                              : std::string()),
+           fields);
     } else if (!(policy.counts & class_bit(o.failure_class))) {
-      log_(Level::debug, "provider " + p.name + " failed (" + o.reason + "); class " + cls +
-                             " does not count toward a trip");
+      log_(Level::debug,
+           "provider " + p.name + " failed (" + o.reason + "); class " + cls +
+               " does not count toward a trip",
+           fields);
     } else {
-      log_(Level::debug, "provider " + p.name + " failed (" + o.reason + "), " +
-                             std::to_string(failures) + " of " +
-                             std::to_string(policy.failure_threshold) + "; class " + cls);
+      log_(Level::debug,
+           "provider " + p.name + " failed (" + o.reason + "), " + std::to_string(failures) +
+               " of " + std::to_string(policy.failure_threshold) + "; class " + cls,
+           fields);
     }
     return t;
   } catch (const Error& e) {
     // A table error for one provider (say, the table filled up under us) is
     // that provider's problem; the others' outcomes still get written.
-    log_(Level::err, "cannot record the outcome for provider " + p.name + ": " + e.what());
+    log_(Level::err, "cannot record the outcome for provider " + p.name + ": " + e.what(),
+         {p.name, {}});
     return Transition::none;
   }
 }
@@ -633,9 +650,11 @@ void Prober::expire() {
   // Only expire()'s own events: the ring is written by this process alone.
   for (const EventRecord& e : writer_.table().events(from).events)
     if (e.kind == EventKind::override && e.reason == "expired")
-      log_(Level::notice, "provider " + e.provider + ": override '" +
-                              std::string(override_name(static_cast<Override>(e.from))) +
-                              "' expired; the breaker decides again");
+      log_(Level::notice,
+           "provider " + e.provider + ": override '" +
+               std::string(override_name(static_cast<Override>(e.from))) +
+               "' expired; the breaker decides again",
+           {e.provider, "override"});
   const auto now = Clock::now();
   for (const std::string& name : ended) {
     auto it = std::find_if(providers_.begin(), providers_.end(),
@@ -648,7 +667,7 @@ void Prober::expire() {
       queue_.erase({it->due, i});
       schedule(i, now);
     }
-    log_(Level::debug, "provider " + name + " window ended: probing it now");
+    log_(Level::debug, "provider " + name + " window ended: probing it now", {name, {}});
   }
 }
 
@@ -701,9 +720,9 @@ void Prober::reload() {
     if (!writer_.table().find(s.cfg.name)) continue;
     writer_.forget(s.cfg.name);
     ++forgotten;
-    log_(Level::notice, "provider " + s.cfg.name +
-                            " removed from the config: forgotten, its "
-                            "slot is free");
+    log_(Level::notice,
+         "provider " + s.cfg.name + " removed from the config: forgotten, its slot is free",
+         {s.cfg.name, "forgotten"});
   }
   try {
     make_room(writer_, next, log_);
