@@ -63,6 +63,16 @@ private:
   std::optional<std::string> old_;
 };
 
+/// A table name of this process's own: table objects in /dev/shm are
+/// named after the table, host-wide, so two tests running at once must not
+/// share a name even in different run directories.
+std::string own(const std::string& base) { return base + std::to_string(::getpid()); }
+
+/// `s` padded with spaces to `width`, as the list's columns are.
+std::string pad(const std::string& s, std::size_t width) {
+  return s + std::string(width > s.size() ? width - s.size() : 0, ' ');
+}
+
 /// A writer whose heartbeat promise (10 s) has lapsed 100 s ago.
 void make_stale(Writer& w) {
   w.set_heartbeat_interval(10s);
@@ -128,14 +138,16 @@ TEST_CASE("list: no run directory is an empty list, exit 0, with a note on stder
 
 TEST_CASE("list: every table with use, writer and owner, and unreadable entries with the reason") {
   RunDir run;
-  check_ok(healthctl({"create", "idle", "--slots", "4"}));
-  check_ok(healthctl({"record", "idle", "groq", "failure"}));
-  Writer live = Writer::create("live");
+  const std::string idle = own("idle"), live_name = own("live"), stale_name = own("stale");
+  const std::size_t w = stale_name.size() + 2; // the NAME column
+  check_ok(healthctl({"create", idle, "--slots", "4"}));
+  check_ok(healthctl({"record", idle, "groq", "failure"}));
+  Writer live = Writer::create(live_name);
   live.set_heartbeat_interval(10s);
   live.heartbeat();
   live.mark_unhealthy("groq", "http 503");
   live.mark_healthy("openai");
-  Writer stale = Writer::create("stale");
+  Writer stale = Writer::create(stale_name);
   make_stale(stale);
   REQUIRE(::mkdir((run.path() + "/empty").c_str(), 0755) == 0); // a home with no table
   {
@@ -147,10 +159,10 @@ TEST_CASE("list: every table with use, writer and owner, and unreadable entries 
 
   const std::vector<std::string> lines = lines_of(check_ok(healthctl({"list"})));
   REQUIRE(lines.size() == 7);
-  CHECK(lines[0].starts_with("NAME   SLOTS  WRITER"));
-  CHECK(lines[1].starts_with("idle   1/4    none (last pid "));
-  CHECK(lines[2].starts_with("live   2/64   LIVE pid " + pid + " "));
-  CHECK(lines[3].starts_with("stale  0/64   STALE pid " + pid + " "));
+  CHECK(lines[0].starts_with(pad("NAME", w) + "SLOTS  WRITER"));
+  CHECK(lines[1].starts_with(pad(idle, w) + "1/4    none (last pid "));
+  CHECK(lines[2].starts_with(pad(live_name, w) + "2/64   LIVE pid " + pid + " "));
+  CHECK(lines[3].starts_with(pad(stale_name, w) + "0/64   STALE pid " + pid + " "));
   CHECK(contains(lines[3], "1m40s ago"));
   for (std::size_t i = 1; i <= 3; ++i)
     CHECK(contains(lines[i], " root "));
@@ -167,7 +179,7 @@ TEST_CASE("list: every table with use, writer and owner, and unreadable entries 
   CHECK(t[0].at("error").at("name") == "no_such_segment");
   CHECK(t[0].at("error").at("code") == 3);
   CHECK(t[0].at("used").is_null());
-  CHECK(t[1].at("name") == "idle");
+  CHECK(t[1].at("name") == idle);
   CHECK(t[1].at("writer_state") == "none");
   CHECK(t[1].at("used") == 1);
   CHECK(t[1].at("capacity") == 4);
@@ -175,7 +187,7 @@ TEST_CASE("list: every table with use, writer and owner, and unreadable entries 
   CHECK(t[2].at("name") == "junk");
   CHECK(t[2].at("error").at("name") == "not_a_table");
   CHECK(t[2].at("writer").is_null());
-  CHECK(t[3].at("name") == "live");
+  CHECK(t[3].at("name") == live_name);
   CHECK(t[3].at("writer_state") == "live");
   CHECK(t[3].at("writer").at("pid") == ::getpid());
   CHECK(t[3].at("owner_uid") == 0);
@@ -188,61 +200,64 @@ TEST_CASE("list: every table with use, writer and owner, and unreadable entries 
 
 TEST_CASE("check --writer: 0 and OK while the writer is live, 1 and CRITICAL when stale or gone") {
   RunDir run;
-  std::optional<Writer> w(Writer::create("gw"));
+  const std::string gw = own("gw");
+  std::optional<Writer> w(Writer::create(gw));
   w->set_heartbeat_interval(10s);
   w->heartbeat();
   const std::string pid = std::to_string(::getpid());
 
-  std::string out = check_ok(healthctl({"check", "gw", "--writer"}));
+  std::string out = check_ok(healthctl({"check", gw, "--writer"}));
   CHECK(out.starts_with("OK: writer pid " + pid + ", heartbeat "));
   CHECK(out.ends_with(" ago (stale after 30s)\n"));
   CHECK(count_lines(out) == 1);
-  CHECK(check_ok(healthctl({"check", "gw", "--writer", "--quiet"})).empty());
+  CHECK(check_ok(healthctl({"check", gw, "--writer", "--quiet"})).empty());
 
   make_stale(*w);
-  Run r = healthctl({"check", "gw", "--writer"});
+  Run r = healthctl({"check", gw, "--writer"});
   CHECK(r.status == 1);
   CHECK(r.err.empty());
-  CHECK(r.out == "CRITICAL: writer pid " + pid +
-                     " of 'gw' is STALE: heartbeat 1m40s ago, stale after 30s\n");
-  CHECK(check_ok(healthctl({"check", "gw", "--writer", "--stale-after", "1h"}))
+  CHECK(r.out == "CRITICAL: writer pid " + pid + " of '" + gw +
+                     "' is STALE: heartbeat 1m40s ago, stale after 30s\n");
+  CHECK(check_ok(healthctl({"check", gw, "--writer", "--stale-after", "1h"}))
             .starts_with("OK: writer pid " + pid));
 
   w.reset(); // gone
-  r = healthctl({"check", "gw", "--writer"});
+  r = healthctl({"check", gw, "--writer"});
   CHECK(r.status == 1);
-  CHECK(
-      r.out.starts_with("CRITICAL: no writer attached to 'gw' (last: pid " + pid + ", heartbeat "));
-  CHECK(healthctl({"check", "gw", "--writer", "-q"}).status == 1);
+  CHECK(r.out.starts_with("CRITICAL: no writer attached to '" + gw + "' (last: pid " + pid +
+                          ", heartbeat "));
+  CHECK(healthctl({"check", gw, "--writer", "-q"}).status == 1);
 
   // Usage: one question at a time; --stale-after is the writer's.
-  check_error(healthctl({"check", "gw", "groq", "--writer"}), 2,
+  check_error(healthctl({"check", gw, "groq", "--writer"}), 2,
               "--writer checks the table's writer, not a provider");
-  check_error(healthctl({"check", "gw"}), 2,
+  check_error(healthctl({"check", gw}), 2,
               "PROVIDER is required (or --writer to check the table's writer); run 'healthctl "
               "check --help'");
-  check_error(healthctl({"check", "gw", "groq", "--stale-after", "1s"}), 2,
+  check_error(healthctl({"check", gw, "groq", "--stale-after", "1s"}), 2,
               "--stale-after: applies to --writer only");
-  check_error(healthctl({"check", "gw", "--writer", "--stale-after", "soon"}), 15, "--stale-after");
+  check_error(healthctl({"check", gw, "--writer", "--stale-after", "soon"}), 15, "--stale-after");
   check_error(healthctl({"check", "nosuch", "--writer"}), 3, "no health table 'nosuch'");
 }
 
 TEST_CASE("info and dump end the writer's line with a WARNING when it is STALE or gone") {
   RunDir run;
-  std::optional<Writer> w(Writer::create("gw"));
+  const std::string gw = own("gw");
+  std::optional<Writer> w(Writer::create(gw));
   w->set_heartbeat_interval(10s);
   w->heartbeat();
-  CHECK(!contains(check_ok(healthctl({"info", "gw"})), "WARNING"));
-  CHECK(!contains(check_ok(healthctl({"dump", "gw"})), "WARNING"));
+  CHECK(!contains(check_ok(healthctl({"info", gw})), "WARNING"));
+  CHECK(!contains(check_ok(healthctl({"dump", gw})), "WARNING"));
 
   make_stale(*w);
   const std::string pid = std::to_string(::getpid());
   const std::string stale = "WARNING: the writer (pid " + pid +
                             ") is STALE: heartbeat 1m40s ago, stale after 30s; these states may "
-                            "be old; 'healthctl check gw --writer' exits 1 while this lasts";
-  std::vector<std::string> info = lines_of(check_ok(healthctl({"info", "gw"})));
+                            "be old; 'healthctl check " +
+                            gw + " --writer' exits 1 while this lasts";
+  std::vector<std::string> info = lines_of(check_ok(healthctl({"info", gw})));
   CHECK(info.back() == stale);
-  std::vector<std::string> dump = lines_of(check_ok(healthctl({"dump", "gw"})));
+  std::vector<std::string> dump = lines_of(check_ok(healthctl({"dump", gw})));
   REQUIRE(dump.size() >= 4);
   CHECK(dump[3] == stale);
 
@@ -250,13 +265,13 @@ TEST_CASE("info and dump end the writer's line with a WARNING when it is STALE o
   const std::string gone = "WARNING: no writer attached: nothing keeps this table current (last: "
                            "pid " +
                            pid + ", heartbeat ";
-  info = lines_of(check_ok(healthctl({"info", "gw"})));
+  info = lines_of(check_ok(healthctl({"info", gw})));
   CHECK(info.back().starts_with(gone));
-  dump = lines_of(check_ok(healthctl({"dump", "gw"})));
+  dump = lines_of(check_ok(healthctl({"dump", gw})));
   CHECK(dump[3].starts_with(gone));
-  CHECK(dump[3].ends_with("; 'healthctl check gw --writer' exits 1 while this lasts"));
+  CHECK(dump[3].ends_with("; 'healthctl check " + gw + " --writer' exits 1 while this lasts"));
   // JSON carries the same in writer.attached and writer.stale, no extra text.
-  CHECK(json::parse(check_ok(healthctl({"dump", "gw", "--json"}))).at("writer").at("attached") ==
+  CHECK(json::parse(check_ok(healthctl({"dump", gw, "--json"}))).at("writer").at("attached") ==
         false);
 }
 
@@ -279,16 +294,18 @@ TEST_CASE("-V is --version, and unknown options are named as unknown") {
 TEST_CASE("a user who may read a table but not write it is told who may write it") {
   if (::geteuid() != 0) return; // only root can become nobody
   RunDir run;
-  check_ok(healthctl({"create", "gw", "--mode", "0644"}));
-  check_ok(healthctl({"record", "gw", "groq", "failure"}));
+  const std::string gw = own("gw");
+  check_ok(healthctl({"create", gw, "--mode", "0644"}));
+  check_ok(healthctl({"record", gw, "groq", "failure"}));
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"record", "gw", "groq", "failure"}, {"set", "gw", "groq", "down"}, {"reset", "gw"}}) {
+           {"record", gw, "groq", "failure"}, {"set", gw, "groq", "down"}, {"reset", gw}}) {
     CAPTURE(args[0]);
     const Run r = healthctl_as_nobody(args);
     INFO(r.err);
     CHECK(r.status == 17);
     CHECK(count_lines(r.err) == 1);
-    CHECK(contains(r.err, "table 'gw' belongs to uid 0 (root), and only its owner writes it"));
+    CHECK(contains(r.err,
+                   "table '" + gw + "' belongs to uid 0 (root), and only its owner writes it"));
     CHECK(contains(r.err, "run this as that user"));
     CHECK(contains(r.err, "[control] allow_uids or allow_gid"));
     // Never the advice to change the mode, nor to expect another owner.
@@ -297,5 +314,5 @@ TEST_CASE("a user who may read a table but not write it is told who may write it
     CHECK(!contains(r.err, "--owner"));
   }
   // Reading is what the mode grants, and it still works.
-  CHECK(healthctl_as_nobody({"dump", "gw"}).status == 0);
+  CHECK(healthctl_as_nobody({"dump", gw}).status == 0);
 }
