@@ -159,10 +159,13 @@ TEST_CASE(
     CHECK(s->consecutive_failures == 0); // the peer counted nothing here
     CHECK(std::llabs(s->unhealthy_until_unix_ns - own->unhealthy_until_unix_ns) <
           std::chrono::nanoseconds(3s).count());
-    CHECK(h->stat("applied") >= 1);
   }
-  CHECK(h1.stat("published") >= 1);
-  CHECK(h1.refused("own") >= 1); // its own messages come back, and are not applied
+  // The status file is rewritten at most every 200 ms, so its counters may
+  // trail the table by that much: wait for them, as for the table.
+  CHECK(eventually([&] { return h2.stat("applied") >= 1 && h3.stat("applied") >= 1; }, 20s));
+  CHECK(eventually([&] { return h1.stat("published") >= 1; }, 20s));
+  // Its own messages come back, and are not applied.
+  CHECK(eventually([&] { return h1.refused("own") >= 1; }, 20s));
 
   // Redis dies: every prober says so, probing goes on, and local state stays.
   const auto h2_successes = h2.state("llm")->successes;
