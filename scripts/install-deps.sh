@@ -32,6 +32,11 @@ packages=(
   tmux                    # the real-terminal test of `healthctl watch`
   clang libclang-rt-14-dev  # libFuzzer target
   nginx libnginx-mod-http-lua  # the nginx integration's test (ctest -L nginx); brings lua-resty-core
+  help2man                # healthctl(1), healthprobe(8) from the binaries' --help (cmake/man.cmake)
+  pandoc                  # healthtable(7) from docs/man/healthtable.7.md
+  man-db bsdextrautils    # man -l and col -b: tests/install renders the pages it checks as text
+  bash-completion         # tests/install drives tools/completion/healthctl.bash in bash
+  dpkg-dev                # dpkg-shlibdeps: the .deb's Depends (cmake/packaging.cmake)
 )
 
 missing=()
