@@ -161,9 +161,12 @@ TEST_CASE("an object another user owns: 17 for readers and writers, naming both 
   // The home is ours, its object nobody's: someone else made it.
   REQUIRE(::chown(seg.path().c_str(), 65534, 65534) == 0);
   const std::string both = "belongs to uid 65534 (nobody), expected uid 0 (root)";
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"dump", seg}, {"check", seg, "groq"}, {"record", seg, "groq", "failure"},
-           {"set", seg, "groq", "down", "--create"}, {"reset", seg}}) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"dump", seg},
+                                             {"check", seg, "groq"},
+                                             {"record", seg, "groq", "failure"},
+                                             {"set", seg, "groq", "down", "--create"},
+                                             {"reset", seg}}) {
     CAPTURE(args[0]);
     check_error(healthctl(args), 17, both);
   }
@@ -277,10 +280,10 @@ TEST_CASE("a truncated segment: 12, corrupt, never a crash") {
   REQUIRE(::truncate(seg.path().c_str(), 4096) == 0);
   every_reader_fails(seg, Errc::corrupt,
                      "table '" + seg.str() + "' is corrupt: object is 4096 bytes, header says " +
-                         std::to_string(full_size) + "; recreate it with 'healthctl create " + seg.str() + " --force'");
+                         std::to_string(full_size) + "; recreate it with 'healthctl create " +
+                         seg.str() + " --force'");
   REQUIRE(::truncate(seg.path().c_str(), 100) == 0);
-  check_error(healthctl({"dump", seg, "--json"}), 12,
-              "truncated to 100 bytes, smaller than the ");
+  check_error(healthctl({"dump", seg, "--json"}), 12, "truncated to 100 bytes, smaller than the ");
   // The way out it names works.
   CHECK(healthctl({"create", seg, "--force"}).status == 0);
   CHECK(healthctl({"dump", seg}).status == 0);
@@ -348,7 +351,8 @@ TEST_CASE("bad option values: 15, and a failed create leaves nothing behind") {
   CHECK(Table::open(seg.str()).info().used == 0);
 }
 
-TEST_CASE("set on a provider the table has never seen: 14 and nothing registered; --create registers") {
+TEST_CASE(
+    "set on a provider the table has never seen: 14 and nothing registered; --create registers") {
   SegmentName seg("cli-setunknown");
   REQUIRE(healthctl({"create", seg}).status == 0);
   check_error(healthctl({"set", seg, "typo", "down"}), 14,
@@ -388,7 +392,7 @@ TEST_CASE("destroy of a home that is not a table: 4 without --force, removed wit
   struct stat st {};
   CHECK(::stat(file.c_str(), &st) == 0);
   const Run forced = healthctl({"destroy", seg, "--force"});
-  CHECK(contains(check_ok(forced), "destroyed health table '" + seg.str() + "' (" + seg.home() +
-                                      " removed;"));
+  CHECK(contains(check_ok(forced),
+                 "destroyed health table '" + seg.str() + "' (" + seg.home() + " removed;"));
   CHECK(::lstat(seg.home().c_str(), &st) != 0);
 }

@@ -125,9 +125,9 @@ public:
     }
     Config cfg;
     cfg.path = path_;
-    check_keys(
-        root, "",
-        {"segment", "interval", "timeout", "jitter", "table", "control", "fleet", "metrics", "provider"});
+    check_keys(root, "",
+               {"segment", "interval", "timeout", "jitter", "table", "control", "fleet", "metrics",
+                "provider"});
 
     const toml::node* seg = root.get("segment");
     if (!seg)

@@ -28,8 +28,8 @@ void add_fleet_metrics(metrics::Exposition& out, const FleetConfig& cfg, const F
           s.publish_dropped);
   counter("healthtable_fleet_received_total", "Messages that arrived on the fleet's channel.",
           s.received);
-  counter("healthtable_fleet_applied_total",
-          "Peer facts that moved a local deadline later.", s.applied);
+  counter("healthtable_fleet_applied_total", "Peer facts that moved a local deadline later.",
+          s.applied);
   counter("healthtable_fleet_unchanged_total",
           "Peer facts accepted that set nothing later than what stood.", s.unchanged);
   metrics::Family& refused =

@@ -184,7 +184,7 @@ Prober::Prober(Config cfg, Writer writer, const Log& log)
 
 Prober::~Prober() {
   metrics_.reset(); // its thread reads stats_ and fleet_
-  if (fleet_) { // the status file says "running": gone with us
+  if (fleet_) {     // the status file says "running": gone with us
     fleet_.reset();
     std::remove((home_dir(cfg_.segment) + "/fleet").c_str());
   }

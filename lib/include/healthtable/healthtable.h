@@ -81,19 +81,19 @@ typedef enum healthtable_err {
 
 /* A short, stable description of a code ("the table does not exist"), for
  * any value; never NULL. Static storage. */
-HEALTHTABLE_API const char *healthtable_strerror(int code);
+HEALTHTABLE_API const char* healthtable_strerror(int code);
 /* Its stable identifier ("no_such_segment"), as JSON output uses it. */
-HEALTHTABLE_API const char *healthtable_errname(int code);
+HEALTHTABLE_API const char* healthtable_errname(int code);
 /* The one-line message of the last call that failed on this thread (the
  * same text as the C++ API's exception), "" if none has. Like errno: a call
  * that succeeds leaves it alone. Valid until the next failing call on this
  * thread. */
-HEALTHTABLE_API const char *healthtable_last_error(void);
+HEALTHTABLE_API const char* healthtable_last_error(void);
 /* The code of that call (HEALTHTABLE_OK if none has failed). */
 HEALTHTABLE_API healthtable_err_t healthtable_last_errc(void);
 
 /* The library's version, "MAJOR.MINOR.PATCH". */
-HEALTHTABLE_API const char *healthtable_version(void);
+HEALTHTABLE_API const char* healthtable_version(void);
 
 /* ---- Tables and handles ------------------------------------------------ */
 
@@ -107,41 +107,41 @@ typedef struct healthtable_table healthtable_t;
  * (HEALTHTABLE_HANDLE_NONE, what a failed healthtable_handle() leaves) names
  * nothing and is never available. */
 typedef struct healthtable_handle_s {
-  const struct healthtable_cell_ *cell_; /* opaque */
+  const struct healthtable_cell_* cell_; /* opaque */
 } healthtable_handle_t;
-#define HEALTHTABLE_HANDLE_NONE {0}
+#define HEALTHTABLE_HANDLE_NONE                                                                    \
+  { 0 }
 
 /* Opens the table NAME read-only (its owner checked as in docs/home.md;
  * $HEALTHTABLE_RUN_DIR and $HEALTHTABLE_OWNER apply). On success *out is
  * the table; on failure *out is NULL. Errors: NO_SUCH_SEGMENT,
  * PERMISSION_DENIED, WRONG_OWNER, NOT_READY, NOT_A_TABLE,
  * INCOMPATIBLE_LAYOUT, CORRUPT, INVALID_NAME, INVALID_ARGUMENT (NULL). */
-HEALTHTABLE_API healthtable_err_t healthtable_open(const char *name, healthtable_t **out);
+HEALTHTABLE_API healthtable_err_t healthtable_open(const char* name, healthtable_t** out);
 /* Unmaps the table and frees its handles. NULL is allowed. */
-HEALTHTABLE_API void healthtable_close(healthtable_t *table);
+HEALTHTABLE_API void healthtable_close(healthtable_t* table);
 /* The name it was opened by (static for the table's life). */
-HEALTHTABLE_API const char *healthtable_name(const healthtable_t *table);
+HEALTHTABLE_API const char* healthtable_name(const healthtable_t* table);
 
 /* The handle of PROVIDER, registered or not (an unknown provider is
  * healthy until it registers); the same name gives the same handle. Takes
  * a process-private lock: call it at start-up, not per request. Errors:
  * INVALID_NAME, INVALID_ARGUMENT (NULL), NO_MEMORY. */
-HEALTHTABLE_API healthtable_err_t healthtable_handle(const healthtable_t *table,
-                                                    const char *provider,
-                                                    healthtable_handle_t *out);
+HEALTHTABLE_API healthtable_err_t healthtable_handle(const healthtable_t* table,
+                                                     const char* provider,
+                                                     healthtable_handle_t* out);
 /* The provider's name ("" for HEALTHTABLE_HANDLE_NONE). */
-HEALTHTABLE_API const char *healthtable_handle_name(healthtable_handle_t handle);
+HEALTHTABLE_API const char* healthtable_handle_name(healthtable_handle_t handle);
 
 /* The hot path: whether to route to the provider now. Two loads from the
  * handle and one acquire load from the table; a clock read only when it is
  * tripped or half-open. false for HEALTHTABLE_HANDLE_NONE. `table` must be
  * the table the handle came from. */
-HEALTHTABLE_API bool healthtable_is_healthy(const healthtable_t *table,
+HEALTHTABLE_API bool healthtable_is_healthy(const healthtable_t* table,
                                             healthtable_handle_t handle);
 /* The same by name: an index probe, no lock, no allocation. true for a
  * provider the table does not have (and for a name no provider can have). */
-HEALTHTABLE_API bool healthtable_is_healthy_name(const healthtable_t *table,
-                                                 const char *provider);
+HEALTHTABLE_API bool healthtable_is_healthy_name(const healthtable_t* table, const char* provider);
 
 /* ---- State ------------------------------------------------------------- */
 
@@ -171,9 +171,9 @@ typedef enum healthtable_source {
 
 #define HEALTHTABLE_STATE_VERSION 1
 /* healthtable_state_t.flags */
-#define HEALTHTABLE_STATE_REGISTERED 0x1u    /* the table has the provider */
-#define HEALTHTABLE_STATE_HEALTHY 0x2u       /* the breaker's flag (false from trip to success) */
-#define HEALTHTABLE_STATE_AVAILABLE 0x4u     /* what is_healthy() answers now */
+#define HEALTHTABLE_STATE_REGISTERED 0x1u /* the table has the provider */
+#define HEALTHTABLE_STATE_HEALTHY 0x2u    /* the breaker's flag (false from trip to success) */
+#define HEALTHTABLE_STATE_AVAILABLE 0x4u  /* what is_healthy() answers now */
 #define HEALTHTABLE_STATE_HAS_LAST_ERROR 0x8u
 #define HEALTHTABLE_STATE_HAS_OVERRIDE_UID 0x10u
 #define HEALTHTABLE_STATE_TRUNCATED 0x20u /* a string did not fit its buffer */
@@ -224,13 +224,13 @@ typedef struct healthtable_state {
  * the rest zero for a provider the table does not have). Reads only; no
  * allocation once warm. Errors: INVALID_ARGUMENT (NULL, a zero handle, or
  * `size` smaller than the fields up to `name`), NO_MEMORY. */
-HEALTHTABLE_API healthtable_err_t healthtable_get_state(const healthtable_t *table,
-                                                       healthtable_handle_t handle,
-                                                       healthtable_state_t *out);
+HEALTHTABLE_API healthtable_err_t healthtable_get_state(const healthtable_t* table,
+                                                        healthtable_handle_t handle,
+                                                        healthtable_state_t* out);
 /* The same by name, without taking a handle. */
-HEALTHTABLE_API healthtable_err_t healthtable_get_state_name(const healthtable_t *table,
-                                                            const char *provider,
-                                                            healthtable_state_t *out);
+HEALTHTABLE_API healthtable_err_t healthtable_get_state_name(const healthtable_t* table,
+                                                             const char* provider,
+                                                             healthtable_state_t* out);
 
 /* ---- Choosing from a chain --------------------------------------------- */
 
@@ -272,10 +272,10 @@ typedef struct healthtable_pick_s {
  * be NULL; otherwise it is filled with the whole answer (index -1 on an
  * error). When the first provider is available this costs what
  * is_healthy() does; no lock, no syscall, no shared write. */
-HEALTHTABLE_API int healthtable_pick(const healthtable_t *table, const healthtable_handle_t *chain,
-                                     size_t n, int policy, healthtable_pick_t *out);
+HEALTHTABLE_API int healthtable_pick(const healthtable_t* table, const healthtable_handle_t* chain,
+                                     size_t n, int policy, healthtable_pick_t* out);
 /* A short name of a reason ("available", "panic", ...); never NULL. */
-HEALTHTABLE_API const char *healthtable_pick_reason_name(int reason);
+HEALTHTABLE_API const char* healthtable_pick_reason_name(int reason);
 
 /* ---- Reporting outcomes to the prober ---------------------------------- */
 
@@ -289,16 +289,16 @@ typedef struct healthtable_reporter healthtable_reporter_t;
 /* Creates a reporter for the table NAME (which need not exist yet: a
  * prober that starts later is reached). Errors: INVALID_NAME,
  * SYSTEM_ERROR, INVALID_ARGUMENT (NULL), NO_MEMORY. */
-HEALTHTABLE_API healthtable_err_t healthtable_reporter_open(const char *name,
-                                                           healthtable_reporter_t **out);
+HEALTHTABLE_API healthtable_err_t healthtable_reporter_open(const char* name,
+                                                            healthtable_reporter_t** out);
 /* NULL is allowed. */
-HEALTHTABLE_API void healthtable_reporter_close(healthtable_reporter_t *reporter);
+HEALTHTABLE_API void healthtable_reporter_close(healthtable_reporter_t* reporter);
 
 /* "record PROVIDER success". Returns whether the datagram was queued:
  * false when no prober listens, its queue is full, or an argument is bad.
  * Nothing says whether the prober accepted it. */
-HEALTHTABLE_API bool healthtable_report_success(healthtable_reporter_t *reporter,
-                                               const char *provider);
+HEALTHTABLE_API bool healthtable_report_success(healthtable_reporter_t* reporter,
+                                                const char* provider);
 /* "record PROVIDER failure class=CLASS [retry=...] REASON": CLS a
  * healthtable_class_t other than NONE; RETRY_AFTER_NS a retry hint
  * (Retry-After) in nanoseconds, sent in whole milliseconds rounded up, or
@@ -306,9 +306,9 @@ HEALTHTABLE_API bool healthtable_report_success(healthtable_reporter_t *reporter
  * and cut to HEALTHTABLE_REASON_MAX bytes. Returns as
  * healthtable_report_success() does, and false, sending nothing, for
  * CLASS_NONE or a value that is not a class. */
-HEALTHTABLE_API bool healthtable_report_failure(healthtable_reporter_t *reporter,
-                                               const char *provider, const char *reason,
-                                               int cls, int64_t retry_after_ns);
+HEALTHTABLE_API bool healthtable_report_failure(healthtable_reporter_t* reporter,
+                                                const char* provider, const char* reason, int cls,
+                                                int64_t retry_after_ns);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "downstream: %s\n", e.what());
     return 3;
   }
-  std::printf("%s\n", failures == 0 ? "downstream: all answers right" : "downstream: wrong answers");
+  std::printf("%s\n",
+              failures == 0 ? "downstream: all answers right" : "downstream: wrong answers");
   return failures == 0 ? 0 : 1;
 }
